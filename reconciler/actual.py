@@ -1,0 +1,243 @@
+"""Actual state: one consistent, immutable snapshot of what the broker reports.
+
+Responsible for the value types (`ActualState`, `AccountState`, `Position`, `Quote`,
+`ContractInfo`, `OpenOrder`, `Execution`) and the stable fingerprint used to detect stale
+plans. Must not talk to the broker (that is `reconciler.broker`, which builds these) and must
+not import the IB client library. A snapshot is complete or it is not built at all: missing
+data is an error upstream, never an empty collection here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class SnapshotError(Exception):
+    """The broker's picture is incomplete (timeout, lost connection, partial fetch).
+
+    Temporary: the cycle stops before planning and the next cycle tries again.
+    """
+
+
+@dataclass(frozen=True)
+class ContractInfo:
+    con_id: int
+    symbol: str
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    currency: str
+    min_tick: float = 0.01
+    size_increment: float = 1.0
+    long_name: str = ""
+    time_zone_id: str = ""
+    trading_hours: str = ""
+    liquid_hours: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.sec_type == "STK" and self.currency == "USD":
+            return self.symbol
+        return f"{self.symbol}:{self.sec_type}:{self.currency}"
+
+
+@dataclass(frozen=True)
+class Quote:
+    con_id: int
+    symbol: str
+    bid: float | None
+    ask: float | None
+    last: float | None
+    close: float | None
+    time: dt.datetime | None  # when the quote was received (UTC)
+    market_data_type: int = 1  # 1 live, 2 frozen, 3 delayed, 4 delayed frozen
+
+    @property
+    def mid(self) -> float | None:
+        if _usable(self.bid) and _usable(self.ask) and self.ask >= self.bid:
+            return (self.bid + self.ask) / 2.0
+        return None
+
+    @property
+    def reference_price(self) -> float | None:
+        """Mid when the book is two-sided, else last, else close; None when nothing usable."""
+        mid = self.mid
+        if mid is not None:
+            return mid
+        for value in (self.last, self.close):
+            if _usable(value):
+                return value
+        return None
+
+    @property
+    def spread(self) -> float | None:
+        """Spread as a fraction of mid; None when it cannot be computed."""
+        mid = self.mid
+        if mid is None or mid <= 0:
+            return None
+        return (self.ask - self.bid) / mid
+
+
+def _usable(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+@dataclass(frozen=True)
+class Position:
+    account: str
+    con_id: int
+    symbol: str
+    sec_type: str
+    currency: str
+    quantity: float
+    avg_cost: float
+
+    @property
+    def key(self) -> str:
+        if self.sec_type == "STK" and self.currency == "USD":
+            return self.symbol
+        return f"{self.symbol}:{self.sec_type}:{self.currency}"
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    account: str
+    order_id: int
+    perm_id: int
+    client_id: int
+    con_id: int
+    symbol: str
+    side: str  # BUY | SELL
+    quantity: float
+    filled: float
+    remaining: float
+    order_type: str
+    limit_price: float | None
+    time_in_force: str
+    order_ref: str
+    status: str
+
+    @property
+    def signed_remaining(self) -> float:
+        return self.remaining if self.side == "BUY" else -self.remaining
+
+
+@dataclass(frozen=True)
+class Execution:
+    exec_id: str
+    account: str
+    con_id: int
+    symbol: str
+    side: str  # BUY | SELL (normalised from BOT/SLD)
+    shares: float
+    price: float
+    time: dt.datetime
+    order_id: int
+    perm_id: int
+    order_ref: str
+    commission: float | None = None
+    commission_currency: str | None = None
+
+
+@dataclass(frozen=True)
+class CompletedOrder:
+    account: str
+    perm_id: int
+    con_id: int
+    symbol: str
+    side: str
+    quantity: float
+    filled: float
+    order_ref: str
+    status: str  # Filled | Cancelled | Inactive ...
+    completed_time: str = ""
+
+
+@dataclass(frozen=True)
+class AccountState:
+    account: str
+    base_currency: str
+    net_liquidation: float
+    total_cash: float  # in base currency
+    cash: Mapping[str, float]  # by currency, in that currency
+    fx_rates: Mapping[str, float]  # currency -> base currency per unit (base itself is 1.0)
+    gross_position_value: float
+    buying_power: float
+    available_funds: float
+    positions: tuple[Position, ...] = ()
+
+    def to_base(self, amount: float, currency: str) -> float:
+        """Convert to base currency; raises KeyError when the rate is unknown (never guess)."""
+        if currency == self.base_currency:
+            return amount
+        return amount * self.fx_rates[currency]
+
+    def position(self, con_id: int) -> Position | None:
+        return next((p for p in self.positions if p.con_id == con_id), None)
+
+
+@dataclass(frozen=True)
+class ActualState:
+    snapshot_time: dt.datetime
+    server_time: dt.datetime | None
+    managed_accounts: tuple[str, ...]
+    accounts: Mapping[str, AccountState]
+    quotes: Mapping[int, Quote]  # by conId
+    contracts: Mapping[int, ContractInfo]  # by conId
+    open_orders: tuple[OpenOrder, ...] = ()
+    executions: tuple[Execution, ...] = ()  # today's
+    completed_orders: tuple[CompletedOrder, ...] = ()
+    gateway: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def open_orders_for(self, account: str) -> tuple[OpenOrder, ...]:
+        return tuple(o for o in self.open_orders if o.account == account)
+
+    def executions_for(self, account: str) -> tuple[Execution, ...]:
+        return tuple(e for e in self.executions if e.account == account)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over what makes a plan stale: positions, open orders, NAV and quotes.
+
+        Quotes and NAV are included rounded (prices to 4 significant digits' worth of cents,
+        NAV to whole units) so jitter below any tolerance a plan uses does not matter; the
+        precise staleness tolerances are applied by `reconciler.plan.staleness`.
+        """
+        return fingerprint_parts(self)["all"]
+
+
+def fingerprint_parts(state: ActualState) -> dict[str, str]:
+    """Separate digests for positions, open orders, NAV and quotes, plus their combination."""
+
+    def digest(value: object) -> str:
+        blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    positions = sorted(
+        (p.account, p.con_id, p.quantity)
+        for a in state.accounts.values()
+        for p in a.positions
+        if p.quantity != 0
+    )
+    orders = sorted(
+        (o.account, o.perm_id, o.con_id, o.side, o.remaining, o.limit_price)
+        for o in state.open_orders
+    )
+    nav = sorted((a.account, round(a.net_liquidation)) for a in state.accounts.values())
+    quotes = sorted(
+        (q.con_id, None if q.reference_price is None else round(q.reference_price, 2))
+        for q in state.quotes.values()
+    )
+    parts = {
+        "positions": digest(positions),
+        "open_orders": digest(orders),
+        "nav": digest(nav),
+        "quotes": digest(quotes),
+    }
+    parts["all"] = digest(parts)
+    return parts

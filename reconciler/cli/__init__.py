@@ -1,0 +1,39 @@
+"""Command line: parse -> call -> render -> exit code. No logic lives here.
+
+Responsible for the `reconcile` command group and for registering each command family from
+its own module (one module per family keeps them small). Must not compute plans, talk to the
+broker directly, or import the IB client library at module level: commands that never
+connect (validate, status, show, audit) must stay fast. Submodules import heavy libraries
+inside their command functions.
+"""
+
+from __future__ import annotations
+
+import click
+
+from reconciler import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="reconcile")
+def cli() -> None:
+    """Declarative reconciler for Interactive Brokers portfolios.
+
+    Commit what each account should hold in desired_state/, then `reconcile plan` shows the
+    orders that would get there and `reconcile apply` sends them (paper and orders-disabled
+    by default).
+    """
+
+
+def _register() -> None:
+    from reconciler.cli import commands_desired, commands_ops, commands_sim, commands_trade
+
+    for module in (commands_desired, commands_sim, commands_trade, commands_ops):
+        module.register(cli)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="reconcile")
