@@ -1,9 +1,251 @@
-"""CLI commands: ops family. Parse, call the library, render, exit; no logic here."""
+"""CLI commands for operators: status, show, health, halt/resume, unlock, audit verify.
+
+They read the store (and, for health, the gateway). Parse, call, render, exit; no logic here.
+Only `health` imports the IB client library, and only inside the command.
+"""
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+from reconciler.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    fail,
+    gateway_option,
+    load_settings_or_fail,
+    open_store_or_fail,
+)
+
+TABLE_FORMATS = click.Choice(["text", "json", "markdown"])
+
+
+def _render_rows(rows: list[dict], fmt: str, title: str) -> str:
+    from reconciler.report import _md_table, render_json
+
+    if fmt == "json":
+        return render_json(rows)
+    if not rows:
+        return f"{title}: none recorded.\n"
+    columns = list(rows[0].keys())
+    cells = [["" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows]
+    if fmt == "markdown":
+        return _md_table(columns, cells) + "\n"
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for c in columns:
+        table.add_column(c)
+    for row in cells:
+        table.add_row(*row)
+    buffer = io.StringIO()
+    Console(file=buffer, width=160, no_color=True).print(table)
+    return buffer.getvalue()
+
+
+@click.command("status")
+@click.option("--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format.")
+def status_command(fmt):
+    """Last cycle per account, its drift, the lock holder and the halt switch."""
+    settings = load_settings_or_fail()
+    store = open_store_or_fail(settings)
+    halt = store.current_halt()
+    rows = store.status_rows()
+    if fmt == "json":
+        from reconciler.report import render_json
+
+        click.echo(render_json({"halt": None if halt is None else halt.__dict__, "accounts": rows,
+                                "locks": [h.__dict__ if hasattr(h, "__dict__") else h for h in store.lock_holders()]}),
+                   nl=False)
+        return
+    click.echo(f"Mode {settings.trading_mode}, orders {'enabled' if settings.orders_enabled else 'disabled'}")
+    click.echo("HALTED: " + halt.reason if halt else "Trading switch: not halted")
+    click.echo(_render_rows(rows, fmt, "Accounts"), nl=False)
+    holders = store.lock_holders()
+    if holders:
+        click.echo(_render_rows([h.__dict__ if hasattr(h, "__dict__") else h for h in holders], fmt, "Locks"), nl=False)
+
+
+@click.group("show")
+def show_group():
+    """Read the store: orders, fills, cycles, positions; or the effective risk limits."""
+
+
+def _show(kind: str):
+    @click.option("--account", default=None, help="Only this account.")
+    @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000), help="Rows at most.")
+    @click.option("--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format.")
+    def command(account, limit, fmt):
+        settings = load_settings_or_fail()
+        store = open_store_or_fail(settings)
+        query = {
+            "orders": store.list_orders,
+            "fills": store.list_fills,
+            "cycles": store.list_cycles,
+            "positions": store.latest_positions,
+        }[kind]
+        rows = [r if isinstance(r, dict) else r.__dict__ for r in query(account=account, limit=limit)]
+        click.echo(_render_rows(rows, fmt, kind.capitalize()), nl=False)
+
+    command.__doc__ = {
+        "orders": "Recent planned and sent orders with their orderRef and outcome, newest first.",
+        "fills": "Recent fills (one per execId) with price and commission, newest first.",
+        "cycles": "Recent cycles: kind, status, plan, desired commit, duration.",
+        "positions": "Latest position snapshots recorded by cycles, per account.",
+    }[kind]
+    return click.command(kind)(command)
+
+
+@click.command("risk")
+@click.option("--dir", "directory", default="desired_state", show_default=True, type=click.Path(),
+              help="Desired-state directory.")
+@click.option("--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format.")
+def show_risk_command(directory, fmt):
+    """Effective risk limits per RiskPolicy and where each came from (git, env, halt)."""
+    from reconciler.cli.common import load_desired_or_fail
+    from reconciler.risk import effective_limits
+    from reconciler.settings import SettingsError
+
+    settings = load_settings_or_fail()
+    desired = load_desired_or_fail(directory)
+    store = open_store_or_fail(settings)
+    halt = store.current_halt()
+    rows = []
+    try:
+        for name, policy in sorted(desired.risk_policies.items()):
+            limits = effective_limits(policy, settings.risk_env, halt=halt.reason if halt else None)
+            for limit in limits.rows():
+                value = limit.value
+                if isinstance(value, tuple | list):
+                    value = ",".join(value) or "-"
+                rows.append({"policy": name, "limit": limit.name,
+                             "value": "unset" if value is None else value, "source": limit.source})
+    except SettingsError as exc:
+        fail(str(exc))
+    click.echo(_render_rows(rows, fmt, "Effective risk limits"), nl=False)
+    if fmt == "text":
+        raw = {k: settings.risk_env.get(k, "") for k in (
+            "EXEC_RISK_ENABLED", "EXEC_RISK_MAX_ORDER_NOTIONAL",
+            "EXEC_RISK_MAX_POSITION_NOTIONAL", "EXEC_RISK_MAX_LEVERAGE")}
+        click.echo("\n# Raw environment variables (empty means not set)")
+        for k, v in raw.items():
+            click.echo(f"{k}={v}")
+
+
+@click.command("health")
+@click.option("--check-orders", is_flag=True,
+              help="Also place a far-from-market limit order on a paper account and cancel it.")
+@click.option("--account", default=None, help="Account for --check-orders (default: first managed).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format.")
+@gateway_option
+def health_command(check_orders, account, fmt, gateway):
+    """Handshake, server time, managed accounts, mode and gates. Exit 0 healthy, 1 not."""
+    import asyncio
+
+    from reconciler.gateway import gateway_settings
+    from reconciler.health import run_health
+    from reconciler.settings import SettingsError
+
+    settings = load_settings_or_fail()
+    try:
+        with gateway_settings(gateway, settings) as gw:
+            result = asyncio.run(run_health(gw, check_orders=check_orders, account=account))
+    except SettingsError as exc:
+        fail(str(exc))
+    if fmt == "json":
+        from reconciler.report import render_json
+
+        click.echo(render_json(result), nl=False)
+    else:
+        for line in result["lines"]:
+            click.echo(line)
+    sys.exit(EXIT_OK if result["healthy"] else EXIT_ERROR)
+
+
+@click.command("halt")
+@click.option("--reason", required=True, help="Why trading stops; shown in status and reports.")
+@click.option("--cancel-open", is_flag=True, help="Also cancel this reconciler's open orders at the gateway.")
+@gateway_option
+def halt_command(reason, cancel_open, gateway):
+    """Out-of-band kill switch: stop all trading now, without waiting for a pull request.
+
+    Honoured before every order by running cycles. Only ever stricter than git.
+    """
+    from reconciler.cycle import holder_name
+
+    settings = load_settings_or_fail()
+    store = open_store_or_fail(settings)
+    store.halt(reason, who=holder_name())
+    click.echo(f"HALTED: {reason}. Every cycle refuses to trade until `reconcile resume`.")
+    if cancel_open:
+        import asyncio
+
+        from reconciler.cycle import CycleError, cancel_open_orders
+        from reconciler.gateway import gateway_settings
+
+        try:
+            with gateway_settings(gateway, settings) as gw:
+                cancelled = asyncio.run(cancel_open_orders(gw))
+        except CycleError as exc:
+            fail(f"halt recorded, but open orders could not be cancelled: {exc}")
+        click.echo(f"Cancelled {len(cancelled)} open order(s): {', '.join(cancelled) or '-'}")
+
+
+@click.command("resume")
+def resume_command():
+    """Lift the out-of-band halt (git's RiskPolicy tradingState still applies)."""
+    from reconciler.cycle import holder_name
+
+    settings = load_settings_or_fail()
+    store = open_store_or_fail(settings)
+    if store.current_halt() is None:
+        click.echo("Not halted; nothing to resume.")
+        return
+    store.resume(who=holder_name())
+    click.echo("Resumed: the out-of-band halt is lifted.")
+
+
+@click.command("unlock")
+@click.argument("lock_id")
+def unlock_command(lock_id):
+    """Release a stale account lock by its id (see `reconcile status`)."""
+    settings = load_settings_or_fail()
+    store = open_store_or_fail(settings)
+    if not store.unlock(lock_id):
+        fail(f"no lock with id {lock_id}")
+    click.echo(f"Released lock {lock_id}.")
+
+
+@click.group("audit")
+def audit_group():
+    """The append-only ledger."""
+
+
+@click.command("verify")
+def audit_verify_command():
+    """Check the ledger's SHA-256 hash chain; names the first bad row. Exit 0 intact, 1 not."""
+    settings = load_settings_or_fail()
+    store = open_store_or_fail(settings)
+    result = store.verify_ledger()
+    if result.ok:
+        click.echo(f"Ledger intact: {result.checked} event(s), hash chain verified.")
+        return
+    click.echo(f"LEDGER BROKEN at seq {result.first_bad_seq}: {result.reason} "
+               f"({result.checked} event(s) checked)", err=True)
+    sys.exit(EXIT_ERROR)
 
 
 def register(cli: click.Group) -> None:
-    """Attach this family's commands to the top-level group."""
+    for kind in ("orders", "fills", "cycles", "positions"):
+        show_group.add_command(_show(kind))
+    show_group.add_command(show_risk_command)
+    audit_group.add_command(audit_verify_command)
+    for command in (status_command, show_group, health_command, halt_command, resume_command,
+                    unlock_command, audit_group):
+        cli.add_command(command)

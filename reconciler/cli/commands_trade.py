@@ -1,9 +1,263 @@
-"""CLI commands: trade family. Parse, call the library, render, exit; no logic here."""
+"""CLI commands that read the broker and may trade: plan, apply, lock, demo, run.
+
+Parse flags, call `reconciler.cycle` (or the scheduler), render, exit with DESIGN.md's codes.
+No logic here; heavy modules (the IB client, SQLAlchemy) are imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
+
 import click
+
+from reconciler.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REFUSED,
+    FORMATS,
+    account_option,
+    fail,
+    gateway_option,
+    load_desired_or_fail,
+    load_settings_or_fail,
+    open_store_or_fail,
+)
+
+DEFAULT_DIR = "desired_state"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    import os
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def _progress_printer():
+    """Plain lines on a pipe; dimmed lines with times on a terminal."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        return lambda msg: console.log(msg, highlight=False)
+    return lambda msg: click.echo(msg, err=True)
+
+
+@click.command("plan")
+@click.argument("directory", default=DEFAULT_DIR, required=False, type=click.Path())
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write the plan artifact (JSON) to this file.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has orders, 0 when none.")
+@gateway_option
+@account_option
+def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
+    """Snapshot the broker, diff against DIRECTORY, plan orders within the risk limits.
+
+    Sends nothing and connects read-only. Exit 0 no changes (or any plan without
+    --detailed-exitcode), 2 changes with --detailed-exitcode, 1 error.
+    """
+    from reconciler.clock import SystemClock
+    from reconciler.cycle import CycleError, plan_cycle
+    from reconciler.gateway import gateway_settings
+    from reconciler.report import render_plan
+    from reconciler.settings import SettingsError
+
+    settings = load_settings_or_fail()
+    desired = load_desired_or_fail(directory)
+    clock = SystemClock()
+    store = open_store_or_fail(settings, clock)
+    try:
+        with gateway_settings(gateway, settings) as gw:
+            outcome = asyncio.run(plan_cycle(desired, gw, clock=clock, store=store, accounts=accounts))
+    except SettingsError as exc:
+        fail(str(exc))
+    except CycleError as exc:
+        fail(f"{exc}; no plan was written")
+    for mismatch in outcome.lock_mismatches:
+        click.echo(f"warning: {mismatch}", err=True)
+    plan = outcome.plan
+    if out:
+        from reconciler.plan import dumps
+
+        _write_atomic(out, dumps(plan) + "\n")
+    kwargs = {"desired_changes": outcome.desired_changes} if fmt == "markdown" else {}
+    click.echo(render_plan(plan, fmt, **kwargs), nl=False)
+    if out and fmt != "json":
+        click.echo(f"Plan written to {out}; apply it with: reconcile apply {out}")
+    sys.exit(EXIT_CHANGES if (detailed_exitcode and plan.has_changes) else EXIT_OK)
+
+
+@click.command("apply")
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@click.option("--dir", "directory", default=DEFAULT_DIR, show_default=True, type=click.Path(),
+              help="Desired-state directory.")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for 'yes' before sending a fresh plan.")
+@click.option("--max-plan-age", type=float, default=300.0, show_default=True,
+              help="Seconds after which a saved plan is stale.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format of the cycle summary.")
+@gateway_option
+@account_option
+def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway, accounts):
+    """Apply PLANFILE (refused if stale), or plan and apply after confirmation.
+
+    Checks every safety gate first. With ORDERS_ENABLED unset this is a full dry run that
+    sends nothing. Exit 0 applied or nothing to do, 1 error, 3 refused (gate, stale plan,
+    lock held).
+    """
+    from reconciler.clock import SystemClock
+    from reconciler.cycle import CycleError, Refused, apply_cycle
+    from reconciler.gateway import gateway_settings
+    from reconciler.plan import loads
+    from reconciler.report import render_json, render_plan_text
+    from reconciler.settings import SettingsError
+    from reconciler.staleness import StalenessTolerance
+
+    settings = load_settings_or_fail()
+    desired = load_desired_or_fail(directory)
+    plan_file = None
+    if planfile:
+        try:
+            plan_file = loads(Path(planfile).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            fail(f"plan file {planfile} does not exist")
+        except (ValueError, KeyError, TypeError) as exc:
+            fail(f"{planfile} is not a valid plan file: {exc}")
+    clock = SystemClock()
+    store = open_store_or_fail(settings, clock)
+    progress = _progress_printer()
+    interactive = sys.stdin.isatty()
+
+    def approve(plan) -> bool:
+        click.echo(render_plan_text(plan), nl=False)
+        if auto_approve:
+            return True
+        if not interactive:
+            click.echo("Not approved: stdin is not a terminal; use --auto-approve or a saved plan file.", err=True)
+            return False
+        answer = click.prompt("Apply these orders? Only 'yes' will be accepted", default="", show_default=False)
+        return answer.strip() == "yes"
+
+    if not settings.orders_enabled:
+        click.echo("ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.", err=True)
+    try:
+        with gateway_settings(gateway, settings) as gw:
+            outcome = asyncio.run(
+                apply_cycle(
+                    desired, gw, clock=clock, store=store, plan_file=plan_file, approve=approve,
+                    progress=progress, accounts=accounts,
+                    tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
+                    reports_dir=settings.effective_reports_dir,
+                )
+            )
+    except SettingsError as exc:
+        fail(str(exc))
+    except Refused as exc:
+        for reason in exc.reasons:
+            click.echo(f"refused: {reason}", err=True)
+        sys.exit(EXIT_REFUSED)
+    except CycleError as exc:
+        fail(str(exc))
+    report = outcome.report
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+    else:
+        if plan_file is not None or not outcome.plan.orders:
+            click.echo(render_plan_text(outcome.plan), nl=False)
+        _echo_apply_summary(report)
+    if report.get("result") == "not approved":
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK)
+
+
+def _echo_apply_summary(report) -> None:
+    for o in report.get("orders", []):
+        click.echo(f"{o['status']:<17} {o['order_ref']} {o['side']} {o['quantity']:g} {o['key']}"
+                   f" filled {o['filled']:g}" + (f" ({o['message']})" if o.get("message") else ""))
+    click.echo(f"Cycle {report['cycle_id']}: {report.get('result', report.get('status'))}.")
+    if report.get("files"):
+        click.echo(f"Report: {report['files'][1]}")
+
+
+@click.command("lock")
+@click.argument("directory", default=DEFAULT_DIR, required=False, type=click.Path())
+@gateway_option
+def lock_command(directory, gateway):
+    """Resolve every target instrument through the gateway and write instruments.lock.yaml.
+
+    Commit the lockfile: a symbol then never silently resolves to a different contract.
+    Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument).
+    """
+    from reconciler.clock import SystemClock
+    from reconciler.cycle import CycleError, lock_instruments
+    from reconciler.desired.lockfile import LOCK_FILENAME, render_lock
+    from reconciler.gateway import gateway_settings
+    from reconciler.settings import SettingsError
+
+    settings = load_settings_or_fail()
+    desired = load_desired_or_fail(directory)
+    try:
+        with gateway_settings(gateway, settings) as gw:
+            entries = asyncio.run(lock_instruments(desired, gw, clock=SystemClock()))
+    except SettingsError as exc:
+        fail(str(exc))
+    except CycleError as exc:
+        fail(str(exc))
+    path = Path(directory) / LOCK_FILENAME
+    _write_atomic(str(path), render_lock(entries))
+    click.echo(f"Wrote {path} ({len(entries)} instrument(s)). Review and commit it.")
+
+
+@click.command("demo")
+@click.option("--dir", "directory", default=None, type=click.Path(),
+              help="Desired-state directory (default: the example shipped with the package).")
+def demo_command(directory):
+    """Run the built-in simulator with the example desired state: plan, apply, plan again.
+
+    Self-contained: an embedded gateway simulator, a temporary store and report directory;
+    orders go to the simulator's paper accounts only. Exit 0 when the second plan shows no
+    drift.
+    """
+    from reconciler.demo import DemoError, run_demo
+
+    try:
+        run_demo(directory, echo=click.echo)
+    except DemoError as exc:
+        fail(str(exc))
+    sys.exit(EXIT_OK)
+
+
+@click.command("run")
+@click.option("--dir", "directory", default=DEFAULT_DIR, show_default=True, type=click.Path(),
+              help="Desired-state directory, re-read every cycle.")
+@click.option("--once", is_flag=True, help="Run one cycle now and exit (for a systemd timer).")
+@click.option("--ignore-window", is_flag=True,
+              help="Run cycles outside the Schedule's trading window (e.g. against the simulator).")
+@gateway_option
+def run_command(directory, once, ignore_window, gateway):
+    """Long-running scheduler: cycles on the Schedule's interval or cron (APScheduler).
+
+    Each cycle re-reads the desired state and the broker (level-triggered). With
+    selfHeal: false a cycle only plans and reports drift; with selfHeal: true it applies
+    (still subject to every gate, ORDERS_ENABLED included). Stops on SIGINT/SIGTERM.
+    """
+    from reconciler.scheduler import SchedulerError, run_scheduler
+
+    settings = load_settings_or_fail()
+    try:
+        code = run_scheduler(directory, settings, gateway=gateway, once=once, echo=click.echo,
+                             ignore_window=ignore_window)
+    except SchedulerError as exc:
+        fail(str(exc))
+    sys.exit(code)
 
 
 def register(cli: click.Group) -> None:
-    """Attach this family's commands to the top-level group."""
+    for command in (plan_command, apply_command, lock_command, demo_command, run_command):
+        cli.add_command(command)

@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: exit codes, error rendering, settings from env + flags.
+"""Shared CLI plumbing: exit codes, error rendering, settings and store from env + flags.
 
 Must not hold command logic; only what several command modules need to turn results into
 output and exit codes.
@@ -7,6 +7,7 @@ output and exit codes.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 
@@ -15,17 +16,71 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2  # plan --detailed-exitcode: there are changes
 EXIT_REFUSED = 3  # apply refused: gate, stale plan, lock held
 
+FORMATS = click.Choice(["text", "json", "markdown"])
 
-def fail(message: str, code: int = EXIT_ERROR) -> None:
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print a one-line error for a user mistake or an environment problem and exit."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
-def load_settings_or_fail():
+def load_settings_or_fail(**overrides):
     from reconciler.settings import SettingsError, load_settings
 
     try:
-        return load_settings()
+        return load_settings().with_overrides(**overrides)
     except SettingsError as exc:
         fail(str(exc))
+
+
+def load_desired_or_fail(directory: str):
+    """The desired state, or every diagnostic on stderr and exit 1."""
+    from reconciler.desired import load_desired_state
+    from reconciler.diagnostics import DiagnosticsError, render_text
+
+    try:
+        return load_desired_state(directory)
+    except DiagnosticsError as exc:
+        click.echo(render_text(exc.diagnostics), err=True)
+        fail(f"desired state in {directory} is invalid; nothing was planned or sent")
+
+
+def open_store_or_fail(settings, clock=None):
+    from reconciler.store import open_store
+
+    try:
+        return open_store(settings.effective_db_url, clock=clock)
+    except Exception as exc:  # a bad URL or unreachable database is an environment problem
+        fail(f"cannot open the store at {redact(settings.effective_db_url)}: {exc}")
+
+
+def redact(url: str) -> str:
+    """Hide a password in a database URL before showing it."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+def gateway_option(func):
+    return click.option(
+        "--gateway",
+        "gateway",
+        metavar="SPEC",
+        default=None,
+        help="Where to connect: sim (embedded simulator), sim:STATEFILE (embedded simulator "
+        "persisted to STATEFILE) or HOST:PORT. Default: IB_GATEWAY_HOST/IB_GATEWAY_PORT.",
+    )(func)
+
+
+def account_option(func):
+    return click.option(
+        "--account",
+        "accounts",
+        multiple=True,
+        metavar="ACCOUNT",
+        help="Only this account (repeatable). Default: every Portfolio in the desired state.",
+    )(func)

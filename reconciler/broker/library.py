@@ -1,0 +1,78 @@
+"""Which IB client library the broker adapter drives, and how it is loaded.
+
+Responsible for choosing between `ib_async` (preferred) and `ib_insync` (supported): the
+choice comes from an explicit argument, else `RECONCILER_IB_LIBRARY` (read once, at import
+time, from the environment or `.env`), else `ib_async`, falling back to `ib_insync` when
+`ib_async` is not installed. Also reads `IB_GATEWAY_TIMEZONE`, the zone the gateway uses for
+timestamps without one. Must not import a client library at module import time: commands that
+never talk to the gateway must stay fast, so `load()` imports on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from types import ModuleType
+
+from reconciler.broker.errors import BrokerError
+from reconciler.settings import read_dotenv
+
+SUPPORTED = ("ib_async", "ib_insync")
+PREFERRED = "ib_async"
+LIBRARY_ENV = "RECONCILER_IB_LIBRARY"
+TIMEZONE_ENV = "IB_GATEWAY_TIMEZONE"
+DEFAULT_GATEWAY_TIMEZONE = "UTC"
+
+
+class UnknownLibrary(BrokerError):
+    """The requested IB client library is not one we support or is not installed."""
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None:
+        value = read_dotenv().get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def choose(requested: str | None) -> str:
+    """The library name to use for an explicit request (or None: environment, then default)."""
+    name = requested or CONFIGURED
+    if name:
+        name = name.strip().lower()
+        if name not in SUPPORTED:
+            raise UnknownLibrary(
+                f"{LIBRARY_ENV}={name!r} is not supported; use one of {', '.join(SUPPORTED)}"
+            )
+        if not _installed(name):
+            raise UnknownLibrary(
+                f"the IB client library {name!r} is not installed "
+                f"(pip install {name.replace('_', '-') if name == 'ib_async' else name})"
+            )
+        return name
+    for candidate in (PREFERRED, *SUPPORTED):
+        if _installed(candidate):
+            return candidate
+    raise UnknownLibrary("neither ib_async nor ib_insync is installed (pip install ib_async)")
+
+
+def load(requested: str | None = None) -> ModuleType:
+    """Import and return the chosen client module (`ib_async` or `ib_insync`)."""
+    return importlib.import_module(choose(requested))
+
+
+def version(module: ModuleType) -> str:
+    return str(getattr(module, "__version__", "?"))
+
+
+def gateway_timezone() -> str:
+    """The zone for naive gateway timestamps (executions); UTC unless configured."""
+    return _env(TIMEZONE_ENV) or DEFAULT_GATEWAY_TIMEZONE
+
+
+CONFIGURED: str | None = _env(LIBRARY_ENV)

@@ -1,0 +1,403 @@
+"""One reconcile cycle, orchestrated: load -> connect -> recover -> snapshot -> plan -> gates
+-> lock -> execute -> snapshot again -> report.
+
+Responsible for sequencing the layers and turning their failures into the three outcomes the
+CLI maps to exit codes: done (0/2), error (1, `CycleError`) and refused (3, `Refused`).
+Effects happen only through the injected broker session and store. Must not print or prompt:
+questions (approval) and progress go through callbacks the caller supplies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.actual import ActualState, SnapshotError
+from reconciler.clock import Clock
+from reconciler.desired.model import DesiredState
+from reconciler.gates import GateInputs, GateResult, evaluate_gates, refused
+from reconciler.plan import Plan
+from reconciler.settings import Settings
+from reconciler.staleness import StalenessTolerance, stale_reasons
+
+Progress = Callable[[str], None]
+
+
+class CycleError(Exception):
+    """The cycle could not finish (gateway down, snapshot incomplete, bad input). Exit 1."""
+
+
+class Refused(Exception):
+    """Apply refused before sending anything: a gate, a stale plan or a held lock. Exit 3."""
+
+    def __init__(self, reasons: Sequence[str], *, report: Mapping[str, Any] | None = None) -> None:
+        self.reasons = list(reasons)
+        self.report = dict(report or {})
+        super().__init__("; ".join(self.reasons))
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    plan: Plan
+    actual: ActualState
+    desired_changes: Mapping[str, list[str]]
+    lock_mismatches: Sequence[str] = ()
+
+
+@dataclass
+class ApplyOutcome:
+    plan: Plan
+    dry_run: bool
+    gates: list[GateResult]
+    report: dict[str, Any]
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    approved: bool = True
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = None):
+    seen = {}
+    for portfolio in desired.portfolios:
+        if accounts and portfolio.account not in accounts:
+            continue
+        for target in portfolio.targets:
+            seen.setdefault(target.instrument.key, target.instrument)
+    return list(seen.values())
+
+
+def selected_accounts(desired: DesiredState, accounts: Sequence[str] | None) -> list[str]:
+    known = list(desired.accounts)
+    if not accounts:
+        return known
+    unknown = [a for a in accounts if a not in known]
+    if unknown:
+        raise CycleError(
+            f"no Portfolio in the desired state for account(s) {', '.join(unknown)} "
+            f"(desired state has {', '.join(known) or 'none'})"
+        )
+    return [a for a in known if a in accounts]
+
+
+async def _resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence[str]):
+    from reconciler.broker.errors import BrokerError
+
+    missing = [a for a in accounts if a not in broker.managed_accounts]
+    if missing:
+        raise CycleError(
+            f"account(s) {', '.join(missing)} not managed by this gateway "
+            f"(it manages {', '.join(broker.managed_accounts) or 'none'})"
+        )
+    try:
+        resolved = await broker.resolve(target_instruments(desired, accounts), lock=desired.lock)
+        mismatches = list(getattr(broker, "lock_mismatches", []) or [])
+        actual = await broker.snapshot(accounts, resolved)
+    except SnapshotError as exc:
+        raise CycleError(f"broker snapshot incomplete, nothing planned: {exc}") from exc
+    except BrokerError as exc:
+        raise CycleError(str(exc)) from exc
+    return resolved, actual, mismatches
+
+
+def _limits(desired: DesiredState, settings: Settings, halt_reason: str | None):
+    from reconciler.risk import effective_limits
+
+    return {
+        name: effective_limits(policy, settings.risk_env, halt=halt_reason)
+        for name, policy in desired.risk_policies.items()
+    }
+
+
+def _desired_changes(desired: DesiredState, plan: Plan, store) -> dict[str, list[str]]:
+    from reconciler.diff import desired_changes
+
+    changes: dict[str, list[str]] = {}
+    for account, snapshot in plan.desired_snapshot.items():
+        previous = store.last_applied_desired_snapshot(account) if store is not None else None
+        if previous is not None:
+            changes[account] = desired_changes(previous, snapshot)
+    return changes
+
+
+async def connect(settings: Settings, *, readonly: bool, clock: Clock):
+    from reconciler.broker import Broker
+    from reconciler.broker.errors import BrokerError
+
+    try:
+        return await Broker.connect(settings, readonly=readonly, clock=clock)
+    except BrokerError as exc:
+        raise CycleError(str(exc)) from exc
+
+
+async def plan_cycle(
+    desired: DesiredState,
+    settings: Settings,
+    *,
+    clock: Clock,
+    store=None,
+    accounts: Sequence[str] | None = None,
+    broker=None,
+) -> PlanOutcome:
+    """Snapshot, diff, plan and risk. Sends nothing; connects read-only."""
+    from reconciler.planner import build_plan, new_plan_id
+
+    chosen = selected_accounts(desired, accounts)
+    own = broker is None
+    if own:
+        broker = await connect(settings, readonly=True, clock=clock)
+    try:
+        resolved, actual, mismatches = await _resolve_and_snapshot(broker, desired, chosen)
+    finally:
+        if own:
+            await broker.disconnect()
+    halt = store.current_halt() if store is not None else None
+    now = clock.now()
+    plan = build_plan(
+        desired,
+        actual,
+        resolved,
+        _limits(desired, settings, halt.reason if halt else None),
+        now=now,
+        plan_id=new_plan_id(now),
+        accounts=chosen,
+    )
+    return PlanOutcome(plan, actual, _desired_changes(desired, plan, store), mismatches)
+
+
+# ---------------------------------------------------------------- apply
+
+
+def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str, str]:
+    states = {}
+    for portfolio in desired.portfolios:
+        if portfolio.account in accounts:
+            policy = desired.risk_policies.get(portfolio.risk_policy)
+            states[portfolio.account] = policy.trading_state if policy else "HALTED"
+    return states
+
+
+def _gate_inputs(desired, settings, accounts, managed, halt_reason) -> GateInputs:
+    return GateInputs(
+        settings=settings,
+        accounts=accounts,
+        managed_accounts=managed,
+        git_commit=desired.git_commit,
+        git_dirty=desired.git_dirty,
+        halt_reason=halt_reason,
+        trading_states=_trading_states(desired, accounts),
+    )
+
+
+async def apply_cycle(
+    desired: DesiredState,
+    settings: Settings,
+    *,
+    clock: Clock,
+    store,
+    plan_file: Plan | None = None,
+    approve: Callable[[Plan], bool] = lambda _plan: False,
+    progress: Progress = lambda _msg: None,
+    accounts: Sequence[str] | None = None,
+    tolerance: StalenessTolerance = StalenessTolerance(),
+    reports_dir: str | None = None,
+) -> ApplyOutcome:
+    """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
+
+    Raises `Refused` (exit 3) before anything is sent when a gate refuses, the saved plan is
+    stale or another writer holds an account; `CycleError` (exit 1) when the world could not
+    be read. The cycle is recorded in the store either way.
+    """
+    from reconciler import cyclereport
+    from reconciler.execute import Executor, OrderOutcome, recover
+    from reconciler.planner import build_plan, new_plan_id
+    from reconciler.plan import order_ref
+    from reconciler.store import LockHeld
+
+    if plan_file is not None:
+        chosen = [a.account for a in plan_file.accounts]
+        unknown = [a for a in chosen if desired.portfolio_for(a) is None]
+        if unknown:
+            raise Refused([f"plan is for account(s) {', '.join(unknown)} that the desired state no longer has"])
+    else:
+        chosen = selected_accounts(desired, accounts)
+    started = clock.now()
+    cycle_id = store.begin_cycle(
+        "apply",
+        accounts=chosen,
+        desired_hash=desired.content_hash,
+        git_commit=desired.git_commit,
+        git_dirty=desired.git_dirty,
+    )
+    report = cyclereport.new_report(cycle_id, "apply", started, desired, settings, chosen)
+    outcome: ApplyOutcome | None = None
+    try:
+        halt = store.current_halt()
+        broker = await connect(settings, readonly=not settings.orders_enabled, clock=clock)
+        try:
+            gates = evaluate_gates(
+                _gate_inputs(desired, settings, chosen, broker.managed_accounts, halt.reason if halt else None)
+            )
+            report["gates"] = [g.__dict__ for g in gates]
+            bad = refused(gates)
+            if bad:
+                raise Refused([g.render() for g in bad], report=report)
+            try:
+                lock_cm = store.account_lock(chosen, holder=holder_name())
+                handle = lock_cm.__enter__()
+            except LockHeld as exc:
+                raise Refused([f"lock held: {exc}"], report=report) from exc
+            try:
+                report["lock_id"] = getattr(handle, "lock_id", None)
+                if settings.orders_enabled:
+                    report["recovery"] = await recover(broker, store, chosen, clock=clock, progress=progress)
+                resolved, actual, mismatches = await _resolve_and_snapshot(broker, desired, chosen)
+                report["lock_mismatches"] = list(mismatches)
+                limits = _limits(desired, settings, halt.reason if halt else None)
+                now = clock.now()
+                fresh = build_plan(desired, actual, resolved, limits, now=now, plan_id=new_plan_id(now), accounts=chosen)
+                if plan_file is not None:
+                    reasons = stale_reasons(plan_file, actual, desired.content_hash, now, tolerance)
+                    if reasons:
+                        report["stale_reasons"] = reasons
+                        raise Refused([f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)], report=report)
+                    plan = plan_file
+                else:
+                    plan = fresh
+                cyclereport.add_plan(report, plan)
+                store.record_plan(_plan_json(plan))
+                store.record_position_snapshot(cycle_id, actual)
+                store.record_denials(cycle_id, plan.plan_id, plan.decisions)
+                approved = True
+                if plan_file is None and plan.orders:
+                    approved = approve(plan)
+                outcomes: list[OrderOutcome] = []
+                dry_run = not settings.orders_enabled
+                if not plan.orders:
+                    report["result"] = "nothing to do"
+                elif not approved:
+                    report["result"] = "not approved"
+                elif dry_run:
+                    report["result"] = "dry run: ORDERS_ENABLED is false, nothing was sent"
+                    outcomes = [
+                        OrderOutcome(order_ref(plan.plan_id, o.leg), o.leg, o.account, o.key, o.side,
+                                     o.quantity, "NOT_SENT", message="dry run",
+                                     est_commission=o.est_commission, arrival_price=o.arrival_price)
+                        for o in plan.orders
+                    ]
+                else:
+                    executor = Executor(plan, broker=broker, store=store, clock=clock,
+                                        cycle_id=cycle_id, progress=progress)
+                    outcomes = await executor.run()
+                    report["notes"] = executor.notes
+                    report["result"] = "applied"
+                report["orders"] = [o.to_dict() for o in outcomes]
+                if outcomes and not dry_run and approved:
+                    _, after, _ = await _resolve_and_snapshot(broker, desired, chosen)
+                    after_plan = build_plan(desired, after, resolved, limits, now=clock.now(),
+                                            plan_id=plan.plan_id + "-after", accounts=chosen)
+                    cyclereport.add_drift_after(report, after_plan)
+                    store.record_position_snapshot(cycle_id, after)
+                if approved and not dry_run:
+                    for account, snapshot in fresh.desired_snapshot.items():
+                        store.record_desired_snapshot(account, cycle_id, snapshot)
+                outcome = ApplyOutcome(plan, dry_run, gates, report, report["orders"], approved)
+            finally:
+                lock_cm.__exit__(None, None, None)
+        finally:
+            await broker.disconnect()
+    except Refused as exc:
+        report["status"] = "refused"
+        report["errors"] = exc.reasons
+        _finish(store, cycle_id, report, clock, reports_dir)
+        exc.report = report
+        raise
+    except CycleError as exc:
+        report["status"] = "error"
+        report["errors"] = [str(exc)]
+        _finish(store, cycle_id, report, clock, reports_dir)
+        raise
+    report["status"] = "ok"
+    _finish(store, cycle_id, report, clock, reports_dir)
+    return outcome
+
+
+def _plan_json(plan: Plan) -> dict:
+    from reconciler.plan import to_dict
+
+    import json
+
+    return json.loads(json.dumps(to_dict(plan), default=str))
+
+
+def _finish(store, cycle_id: int, report: dict, clock: Clock, reports_dir: str | None) -> None:
+    from reconciler import cyclereport
+
+    finished = clock.now()
+    report["finished_at"] = finished.isoformat()
+    started = dt.datetime.fromisoformat(report["started_at"])
+    report["duration_seconds"] = round((finished - started).total_seconds(), 3)
+    report["tca"] = cyclereport.tca(report)
+    if reports_dir:
+        report["files"] = write_report_files(report, reports_dir)
+    store.finish_cycle(cycle_id, report["status"], report=report, error="; ".join(report.get("errors", [])) or None)
+
+
+def write_report_files(report: dict, reports_dir: str) -> list[str]:
+    """Write the cycle report as JSON and Markdown; each file replaced atomically."""
+    import json
+    from pathlib import Path
+
+    from reconciler import cyclereport
+
+    directory = Path(reports_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{report['started_at'][:19].replace(':', '').replace('-', '')}-cycle{report['cycle_id']}"
+    paths = {directory / f"{stem}.json": None, directory / f"{stem}.md": None}
+    json_path, md_path = list(paths)
+    report["files"] = [str(json_path), str(md_path)]
+    for path, text in (
+        (json_path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"),
+        (md_path, cyclereport.render_markdown(report)),
+    ):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return report["files"]
+
+
+async def lock_instruments(desired: DesiredState, settings: Settings, *, clock: Clock):
+    """Resolve every target afresh (ignoring an existing lock) into lockfile entries."""
+    from reconciler.broker.contracts import lock_entries
+    from reconciler.broker.errors import BrokerError
+
+    broker = await connect(settings, readonly=True, clock=clock)
+    try:
+        resolved = await broker.resolve(target_instruments(desired), lock=None)
+    except BrokerError as exc:
+        raise CycleError(str(exc)) from exc
+    finally:
+        await broker.disconnect()
+    return lock_entries(resolved)
+
+
+async def cancel_open_orders(settings: Settings, *, clock: Clock | None = None) -> list[str]:
+    """Cancel every open order this reconciler placed (orderRef rc-...); returns their refs."""
+    from reconciler.broker.errors import BrokerError
+    from reconciler.clock import SystemClock
+
+    broker = await connect(settings, readonly=False, clock=clock or SystemClock())
+    try:
+        ours = [o for o in await broker.open_orders() if o.order_ref.startswith("rc-")]
+        for order in ours:
+            await broker.cancel_open_order(order)
+        return [o.order_ref for o in ours]
+    except BrokerError as exc:
+        raise CycleError(str(exc)) from exc
+    finally:
+        await broker.disconnect()

@@ -1,0 +1,387 @@
+"""Execution: the only part that changes the world.
+
+Responsible for sending a plan's orders and following them to a final answer: the INTENT row
+is committed before each order is sent (write-ahead), orderRef is the plan's deterministic
+leg reference, sends are paced by one token bucket, sells go first and buys once cash allows,
+orders left working at their TTL are cancelled, and every status change, fill (de-duplicated
+by execId) and the transaction-cost snapshot is appended to the ledger. Also recovery of
+earlier unresolved INTENTs from the broker's open orders, completed orders and executions.
+Must not plan, decide risk, or print: progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from reconciler.clock import Clock
+from reconciler.plan import Plan, PlannedOrder, order_ref
+
+FINAL_STATUSES = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
+CANCEL_GRACE_SECONDS = 10.0
+DEFAULT_MESSAGES_PER_SECOND = 45.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class OrderOutcome:
+    order_ref: str
+    leg: int
+    account: str
+    key: str
+    side: str
+    quantity: float
+    status: str  # FILLED | PARTIAL_CANCELLED | CANCELLED | REJECTED | NOT_SENT | UNKNOWN
+    filled: float = 0.0
+    avg_price: float | None = None
+    commission: float = 0.0
+    est_commission: float = 0.0
+    arrival_price: float | None = None
+    slippage_bps: float | None = None
+    perm_id: int | None = None
+    message: str = ""
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def slippage_bps(side: str, arrival: float | None, avg_fill: float | None) -> float | None:
+    """Cost against the arrival price in basis points; positive means worse than arrival."""
+    if not arrival or avg_fill is None:
+        return None
+    signed = (avg_fill - arrival) if side == "BUY" else (arrival - avg_fill)
+    return round(signed / arrival * 10_000, 2)
+
+
+def scale_buys_to_cash(
+    buys: Sequence[PlannedOrder], shortfall: float, increments: dict[int, float]
+) -> tuple[list[PlannedOrder], list[str]]:
+    """Shrink buys when sells brought in less cash than planned (pure).
+
+    Buys are scaled by the same factor and rounded down to their size increment; a buy that
+    rounds to nothing is dropped. Returns the new buys and notes for the report.
+    """
+    from dataclasses import replace
+
+    if shortfall <= 0 or not buys:
+        return list(buys), []
+    total = sum(b.est_notional for b in buys)
+    if total <= 0:
+        return list(buys), []
+    factor = max(0.0, (total - shortfall) / total)
+    scaled: list[PlannedOrder] = []
+    for b in buys:
+        inc = increments.get(b.con_id, 1.0) or 1.0
+        qty = (b.quantity * factor // inc) * inc
+        if qty <= 0:
+            continue
+        ratio = qty / b.quantity
+        scaled.append(replace(b, quantity=qty, est_notional=b.est_notional * ratio))
+    return scaled, [f"buys scaled by {factor:.3f}: sells raised {shortfall:,.2f} less than planned"]
+
+
+class Executor:
+    """Sends and follows one plan's orders through a broker session, recording to the store."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        broker,
+        store,
+        clock: Clock,
+        cycle_id: int,
+        progress: Progress = lambda _msg: None,
+        messages_per_second: float = DEFAULT_MESSAGES_PER_SECOND,
+        cancel_grace_seconds: float = CANCEL_GRACE_SECONDS,
+    ) -> None:
+        from aiolimiter import AsyncLimiter
+
+        self.plan = plan
+        self.broker = broker
+        self.store = store
+        self.clock = clock
+        self.cycle_id = cycle_id
+        self.progress = progress
+        self.limiter = AsyncLimiter(max(1.0, messages_per_second), 1.0)
+        self.cancel_grace = cancel_grace_seconds
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------ phases
+
+    async def run(self, orders: Sequence[PlannedOrder] | None = None) -> list[OrderOutcome]:
+        orders = list(self.plan.orders if orders is None else orders)
+        sells = [o for o in orders if o.side == "SELL"]
+        buys = [o for o in orders if o.side == "BUY"]
+        outcomes = await self._run_phase(sells)
+        if buys:
+            shortfall = sum(
+                self._planned_proceeds(o) - self._actual_proceeds(out)
+                for o, out in zip(sells, outcomes, strict=True)
+            )
+            increments = await self._increments(buys)
+            buys, notes = scale_buys_to_cash(buys, shortfall, increments)
+            self.notes += notes
+            outcomes += await self._run_phase(buys)
+        return outcomes
+
+    @staticmethod
+    def _planned_proceeds(order: PlannedOrder) -> float:
+        return order.est_notional
+
+    @staticmethod
+    def _actual_proceeds(outcome: OrderOutcome) -> float:
+        if not outcome.filled or outcome.avg_price is None:
+            return 0.0
+        return outcome.filled * outcome.avg_price
+
+    async def _increments(self, buys: Sequence[PlannedOrder]) -> dict[int, float]:
+        return {b.con_id: getattr(b, "size_increment", 1.0) for b in buys}
+
+    async def _run_phase(self, orders: Sequence[PlannedOrder]) -> list[OrderOutcome]:
+        placed: list[tuple[PlannedOrder, str, Any, OrderOutcome]] = []
+        outcomes: list[OrderOutcome] = []
+        halted_reason: str | None = None
+        for order in orders:
+            ref = order_ref(self.plan.plan_id, order.leg)
+            outcome = OrderOutcome(
+                order_ref=ref,
+                leg=order.leg,
+                account=order.account,
+                key=order.key,
+                side=order.side,
+                quantity=order.quantity,
+                status="NOT_SENT",
+                est_commission=order.est_commission,
+                arrival_price=order.arrival_price,
+            )
+            outcomes.append(outcome)
+            if halted_reason is None:
+                halt = self.store.current_halt()
+                if halt is not None:
+                    halted_reason = halt.reason
+                    self.progress(f"HALTED out of band ({halt.reason}): no further orders are sent")
+            if halted_reason is not None:
+                outcome.message = f"not sent: halted ({halted_reason})"
+                continue
+            handle = await self._send(order, ref, outcome)
+            if handle is not None:
+                placed.append((order, ref, handle, outcome))
+        await asyncio.gather(*(self._follow(o, ref, h, out) for o, ref, h, out in placed))
+        return outcomes
+
+    async def _send(self, order: PlannedOrder, ref: str, outcome: OrderOutcome):
+        from reconciler.broker.errors import BrokerError
+
+        # Write-ahead: the INTENT is committed before the order can reach the broker, so a
+        # crash after this line leaves a record that recovery resolves instead of resending.
+        self.store.record_intent(
+            _order_fields(order), order_ref=ref, plan_id=self.plan.plan_id, cycle_id=self.cycle_id
+        )
+        self.progress(
+            f"send  {ref} {order.account} {order.side} {order.quantity:g} {order.key} "
+            f"{order.order_type}{'' if order.limit_price is None else f' @ {order.limit_price:g}'}"
+        )
+        try:
+            async with self.limiter:
+                handle = await self.broker.place_order(order, order_ref=ref)
+        except BrokerError as exc:
+            outcome.status = "REJECTED"
+            outcome.message = str(exc)
+            self.store.append_event(
+                "REJ", order_ref=ref, account=order.account, payload={"message": str(exc)}
+            )
+            self.progress(f"REJ   {ref}: {exc}")
+            return None
+        return handle
+
+    async def _follow(self, order: PlannedOrder, ref: str, handle, outcome: OrderOutcome) -> None:
+        deadline = order.ttl_seconds
+        handle = await self.broker.wait_order(handle, timeout=deadline)
+        acked = self._record_ack(order, ref, handle)
+        if _status(handle) not in FINAL_STATUSES:
+            self.progress(f"ttl   {ref}: {order.ttl_seconds:g}s passed, cancelling the rest")
+            try:
+                async with self.limiter:
+                    await self.broker.cancel_order(handle)
+            except Exception as exc:  # the final answer below decides; keep the reason
+                outcome.message = f"cancel failed: {exc}"
+            handle = await self.broker.wait_order(handle, timeout=self.cancel_grace)
+            if not acked:
+                self._record_ack(order, ref, handle)
+        self._record_outcome(order, ref, handle, outcome)
+
+    # ------------------------------------------------------------ recording
+
+    def _record_ack(self, order: PlannedOrder, ref: str, handle) -> bool:
+        perm_id = getattr(handle, "perm_id", None)
+        status = _status(handle)
+        if perm_id and status not in ("Inactive",):
+            self.store.append_event(
+                "ACK",
+                order_ref=ref,
+                account=order.account,
+                payload={"perm_id": perm_id, "order_id": getattr(handle, "order_id", None), "status": status},
+            )
+            return True
+        return False
+
+    def _record_outcome(self, order: PlannedOrder, ref: str, handle, outcome: OrderOutcome) -> None:
+        status = _status(handle)
+        outcome.perm_id = getattr(handle, "perm_id", None)
+        record_fills(self.store, ref, order.account, getattr(handle, "fills", ()) or ())
+        fills = list(getattr(handle, "fills", ()) or ())
+        outcome.fills = [_fill_dict(f) for f in fills]
+        outcome.filled = float(sum(f.shares for f in fills)) if fills else float(getattr(handle, "filled", 0) or 0)
+        if fills:
+            outcome.avg_price = sum(f.shares * f.price for f in fills) / max(outcome.filled, 1e-12)
+        elif getattr(handle, "avg_fill_price", None):
+            outcome.avg_price = handle.avg_fill_price
+        outcome.commission = float(sum((f.commission or 0.0) for f in fills))
+        outcome.slippage_bps = slippage_bps(order.side, order.arrival_price, outcome.avg_price)
+        error = getattr(handle, "error", "") or ""
+        complete = outcome.filled >= order.quantity - 1e-9
+        if status == "Filled" or complete:
+            outcome.status = "FILLED"
+            kind = "FILL"
+        elif status in ("Cancelled", "ApiCancelled") and outcome.filled > 0:
+            outcome.status = "PARTIAL_CANCELLED"
+            kind = "CANCEL"
+        elif status in ("Cancelled", "ApiCancelled"):
+            outcome.status = "CANCELLED"
+            kind = "CANCEL"
+        elif status == "Inactive":
+            outcome.status = "REJECTED"
+            kind = "REJ"
+        else:
+            # No final answer within TTL + grace: leave the INTENT unresolved for recovery.
+            outcome.status = "UNKNOWN"
+            kind = None
+        outcome.message = outcome.message or error
+        if kind is not None:
+            self.store.append_event(
+                kind,
+                order_ref=ref,
+                account=order.account,
+                payload={"status": status, "filled": outcome.filled, "avg_price": outcome.avg_price,
+                         "message": error},
+            )
+        if outcome.filled > 0:
+            self.store.append_event(
+                "PNL_SNAPSHOT",
+                order_ref=ref,
+                account=order.account,
+                payload={
+                    "arrival_price": order.arrival_price,
+                    "avg_fill_price": outcome.avg_price,
+                    "filled": outcome.filled,
+                    "slippage_bps": outcome.slippage_bps,
+                    "est_commission": order.est_commission,
+                    "commission": outcome.commission,
+                },
+            )
+        self.progress(
+            f"{outcome.status:<7} {ref} filled {outcome.filled:g}/{order.quantity:g}"
+            + (f" avg {outcome.avg_price:.4f}" if outcome.avg_price else "")
+            + (f" ({outcome.message})" if outcome.message else "")
+        )
+
+
+def _status(handle) -> str:
+    return str(getattr(handle, "status", "") or "")
+
+
+def _fill_dict(fill) -> dict[str, Any]:
+    time = getattr(fill, "time", None)
+    return {
+        "exec_id": fill.exec_id,
+        "shares": fill.shares,
+        "price": fill.price,
+        "time": time.isoformat() if isinstance(time, dt.datetime) else time,
+        "commission": getattr(fill, "commission", None),
+    }
+
+
+def _order_fields(order: PlannedOrder) -> dict[str, Any]:
+    return asdict(order)
+
+
+def record_fills(store, ref: str, account: str, fills) -> int:
+    """Record fills once each (execId de-duplicates); returns how many were new."""
+    new = 0
+    for f in fills:
+        inserted = store.record_fill(
+            exec_id=f.exec_id,
+            order_ref=ref,
+            account=account,
+            con_id=getattr(f, "con_id", None),
+            symbol=getattr(f, "symbol", None),
+            side=getattr(f, "side", None),
+            shares=f.shares,
+            price=f.price,
+            time=getattr(f, "time", None),
+            commission=getattr(f, "commission", None),
+        )
+        if inserted:
+            new += 1
+            store.append_event(
+                "PARTIAL",
+                order_ref=ref,
+                account=account,
+                payload=_fill_dict(f),
+            )
+    return new
+
+
+async def recover(broker, store, accounts: Sequence[str], *, clock: Clock, progress: Progress) -> list[dict[str, Any]]:
+    """Resolve earlier INTENTs that have no final answer, from what the broker knows.
+
+    Looks each unresolved orderRef up in open orders, completed orders and executions.
+    Fills are recorded once (execId); an order still working stays in flight (the planner
+    counts it); an order the broker has never heard of is closed as NOT_FOUND and is never
+    resent: the next plan computes the gap afresh from broker positions.
+    """
+    pending = [i for i in store.unresolved_intents() if i.account in accounts]
+    if not pending:
+        return []
+    working = {o.order_ref: o for o in await broker.open_orders() if o.order_ref}
+    completed = {c.order_ref: c for c in await broker.completed_orders() if c.order_ref}
+    executions: dict[str, list] = {}
+    for e in await broker.executions():
+        executions.setdefault(e.order_ref, []).append(e)
+    results = []
+    for intent in pending:
+        ref = intent.order_ref
+        fills = executions.get(ref, [])
+        record_fills(store, ref, intent.account, fills)
+        filled = float(sum(f.shares for f in fills))
+        if ref in working:
+            o = working[ref]
+            resolution = f"still working at the broker: {o.status}, remaining {o.remaining:g}; counted as in flight"
+            kind = None
+        elif ref in completed:
+            c = completed[ref]
+            filled = max(filled, c.filled)
+            kind = "FILL" if c.status == "Filled" else ("CANCEL" if "Cancel" in c.status else "REJ")
+            resolution = f"completed at the broker: {c.status}, filled {filled:g}"
+        elif fills:
+            kind = "FILL"
+            resolution = f"executions found: filled {filled:g}; no longer working"
+        else:
+            kind = "RESOLVED"
+            resolution = "the broker has no order, completed order or execution with this orderRef: it never reached the broker (not resent)"
+        if kind is not None:
+            store.append_event(
+                kind,
+                order_ref=ref,
+                account=intent.account,
+                payload={"recovered": True, "filled": filled, "resolution": resolution},
+            )
+        progress(f"recover {ref}: {resolution}")
+        results.append({"order_ref": ref, "account": intent.account, "resolution": resolution, "filled": filled})
+    return results

@@ -1,0 +1,203 @@
+"""Rendering of plans and cycle reports: text tables for a terminal, Markdown, JSON.
+
+Responsible for turning `Plan` values and cycle-report dicts into strings. Pure: takes values,
+returns text. Must not compute anything a reviewer would need to trust (that is the planner's
+job), read files, talk to the broker, or print.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reconciler.plan import AccountPlan, Plan, dumps
+
+
+def _money(value: float | None, places: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{places}f}"
+
+
+def _qty(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4f}".rstrip("0")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"
+
+
+def _pts(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.2f}"
+
+
+def _short(sha: str | None, n: int = 12) -> str:
+    return (sha or "-")[:n]
+
+
+def plan_header(plan: Plan) -> str:
+    git = "not in git"
+    if plan.git_commit:
+        git = f"git {_short(plan.git_commit, 10)}" + (" (dirty)" if plan.git_dirty else "")
+    return (
+        f"Plan {plan.plan_id}: desired {_short(plan.desired_hash)} ({git}), "
+        f"snapshot {plan.snapshot_time.strftime('%Y-%m-%d %H:%M:%SZ')}"
+    )
+
+
+def plan_summary(plan: Plan) -> str:
+    t = plan.totals
+    if not t["orders"]:
+        head = "No changes. Every managed instrument is inside its band."
+        if t["denials"]:
+            head = "No orders planned (see denials above)."
+        return head
+    return (
+        f"Plan: {t['orders']} order(s), turnover {_money(t['turnover'])}, "
+        f"est. commission {_money(t['est_commission'])}; "
+        f"{t['denials']} denied, {t['clips']} clipped."
+    )
+
+
+def _drift_rows(account: AccountPlan) -> list[list[str]]:
+    rows = []
+    for r in account.drift:
+        band = "in" if r.in_band else "OUT"
+        if r.status == "unmanaged":
+            band = "unmanaged"
+        rows.append(
+            [
+                r.key,
+                _qty(r.quantity),
+                _money(r.price),
+                _money(r.market_value),
+                _pct(r.current_weight),
+                _pct(r.target_weight),
+                _pts(r.drift),
+                band,
+                _qty(r.in_flight) if r.in_flight else "",
+            ]
+        )
+    return rows
+
+
+DRIFT_COLUMNS = ["Instrument", "Qty", "Price", "Value", "Weight", "Target", "Drift pts", "Band", "In flight"]
+ORDER_COLUMNS = ["Leg", "Side", "Qty", "Instrument", "Type", "Limit", "Notional", "Reason"]
+
+
+def _order_rows(account: AccountPlan) -> list[list[str]]:
+    return [
+        [
+            str(o.leg),
+            o.side,
+            _qty(o.quantity),
+            o.key,
+            o.order_type,
+            _money(o.limit_price, 4 if (o.limit_price or 0) < 1 else 2),
+            _money(o.est_notional),
+            o.reason,
+        ]
+        for o in account.orders
+    ]
+
+
+def _account_title(a: AccountPlan) -> str:
+    return (
+        f"Account {a.account}: portfolio {a.portfolio}, NAV {_money(a.net_liquidation)} "
+        f"{a.base_currency}, capital {_money(a.capital)}, policy {a.risk_policy}"
+    )
+
+
+def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color, no_color=not color)
+    console.print(plan_header(plan), highlight=False)
+    for account in plan.accounts:
+        console.print()
+        console.print(_account_title(account), style="bold", highlight=False)
+        drift = Table(title="Drift", title_justify="left", show_edge=False, pad_edge=False)
+        for c in DRIFT_COLUMNS:
+            drift.add_column(c, justify="left" if c in ("Instrument", "Band") else "right")
+        for row in _drift_rows(account):
+            drift.add_row(*row)
+        console.print(drift)
+        if account.orders:
+            orders = Table(title="Orders", title_justify="left", show_edge=False, pad_edge=False)
+            for c in ORDER_COLUMNS:
+                orders.add_column(c, justify="right" if c in ("Leg", "Qty", "Limit", "Notional") else "left")
+            for row in _order_rows(account):
+                orders.add_row(*row)
+            console.print(orders)
+        else:
+            console.print("No orders for this account.", highlight=False)
+        for d in account.decisions:
+            console.print(f"  {d.action.upper():5} {d.key} {d.side}: {d.render()}", highlight=False)
+        for note in account.notes:
+            console.print(f"  note: {note}", highlight=False)
+    console.print()
+    console.print(plan_summary(plan), style="bold", highlight=False)
+    return buffer.getvalue().rstrip() + "\n"
+
+
+def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render_plan_markdown(plan: Plan, *, desired_changes: Mapping[str, list[str]] | None = None) -> str:
+    """A pull-request comment: summary first, details per account below."""
+    t = plan.totals
+    lines = [
+        "### ib-reconciler plan",
+        "",
+        f"**{plan_summary(plan)}**",
+        "",
+        f"- Plan `{plan.plan_id}`, desired state `{_short(plan.desired_hash)}`"
+        + (f" at commit `{_short(plan.git_commit, 10)}`" if plan.git_commit else "")
+        + (" (uncommitted changes)" if plan.git_dirty else ""),
+        f"- Broker snapshot {plan.snapshot_time.strftime('%Y-%m-%d %H:%M:%S')} UTC, "
+        f"fingerprint `{_short(plan.actual_fingerprint)}`",
+        f"- Orders {t['orders']}, turnover {_money(t['turnover'])}, "
+        f"est. commission {_money(t['est_commission'])}, denied {t['denials']}, clipped {t['clips']}",
+    ]
+    for account in plan.accounts:
+        lines += ["", f"#### {_account_title(account)}", ""]
+        changes = (desired_changes or {}).get(account.account)
+        if changes:
+            lines += ["<details><summary>Desired-state changes since the last applied cycle</summary>", ""]
+            lines += [f"- `{c}`" for c in changes]
+            lines += ["", "</details>", ""]
+        if account.orders:
+            lines += [_md_table(ORDER_COLUMNS, _order_rows(account)), ""]
+        else:
+            lines += ["No orders for this account.", ""]
+        if account.decisions:
+            lines += ["Risk decisions:", ""]
+            lines += [f"- **{d.action}** `{d.key}` {d.side}: `{d.render()}`" for d in account.decisions]
+            lines.append("")
+        for note in account.notes:
+            lines.append(f"- note: {note}")
+        lines += ["<details><summary>Drift table</summary>", ""]
+        lines += [_md_table(DRIFT_COLUMNS, _drift_rows(account)), "", "</details>"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_plan(plan: Plan, fmt: str, **kwargs: Any) -> str:
+    if fmt == "json":
+        return dumps(plan) + "\n"
+    if fmt == "markdown":
+        return render_plan_markdown(plan, **kwargs)
+    return render_plan_text(plan, color=kwargs.get("color", False))
+
+
+def render_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"

@@ -1,0 +1,126 @@
+"""Database engines for the store: SQLite files (the default) and PostgreSQL.
+
+Responsible for building or adapting a SQLAlchemy `Engine` so every store operation behaves
+the same on both backends: SQLite gets its parent directory created, WAL journal, foreign
+keys, a busy timeout, full fsync and explicit `BEGIN` / `BEGIN IMMEDIATE` transactions (so a
+writer takes the write lock up front instead of failing on a read-to-write upgrade);
+PostgreSQL is used as is. Also the two transaction helpers the store uses: `write_tx` (a
+serialisable-enough write transaction) and `read_tx`. Must not know any table or run
+migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_CONFIGURED_FLAG = "_reconciler_store_configured"
+
+
+class StoreUrlError(ValueError):
+    """The database URL cannot be used by the store; the message names the URL and why."""
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite database file, or None for an in-memory database or another backend."""
+    if not is_sqlite(engine):
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, configured for the store (see module docstring)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise StoreUrlError(f"database URL {url!r} does not parse: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            )
+        else:
+            # One shared connection: an in-memory database lives only as long as it does.
+            engine = create_engine(
+                parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool
+            )
+    elif backend == "postgresql":
+        engine = create_engine(parsed, pool_pre_ping=True)
+    else:
+        raise StoreUrlError(
+            f"database URL {url!r}: backend {backend!r} is not supported "
+            "(use sqlite:///PATH or postgresql+psycopg://...)"
+        )
+    return configure_engine(engine)
+
+
+def configure_engine(engine: Engine) -> Engine:
+    """Install the store's connection and transaction hooks on an injected engine (once)."""
+    if getattr(engine, _CONFIGURED_FLAG, False):
+        return engine
+    if is_sqlite(engine):
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        # Connections pooled before the hooks existed would miss the pragmas.
+        engine.dispose()
+    elif not is_postgresql(engine):
+        raise StoreUrlError(f"database backend {engine.dialect.name!r} is not supported")
+    setattr(engine, _CONFIGURED_FLAG, True)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    # Take transaction control away from the sqlite3 module: we emit BEGIN ourselves.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # The INTENT row must be on disk before the order leaves: no relaxed fsync.
+        cursor.execute("PRAGMA synchronous = FULL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it holds the write lock from its first
+    statement (BEGIN IMMEDIATE), so concurrent writers queue instead of deadlocking."""
+    with engine.connect() as conn:
+        if is_sqlite(engine):
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_tx(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction: one consistent view for a query that spans statements."""
+    with engine.connect() as conn, conn.begin():
+        yield conn
