@@ -77,8 +77,13 @@ def run_demo(directory: str | None, *, echo: Callable[[str], None]) -> None:
             echo(render_plan_text(second.plan).rstrip())
         except (CycleError, Refused) as exc:
             raise DemoError(str(exc)) from exc
-    if second.plan.orders:
-        raise DemoError(f"the second plan still has {len(second.plan.orders)} order(s): not converged")
+    from reconciler.report import unresolved_drift
+
+    if second.plan.orders or unresolved_drift(second.plan):
+        raise DemoError(
+            f"not converged: the second plan has {len(second.plan.orders)} order(s) and "
+            f"{len(unresolved_drift(second.plan))} instrument(s) outside their band"
+        )
     verify = store.verify_ledger()
     echo(f"\nLedger: {verify.checked} event(s), hash chain {'verified' if verify.ok else 'BROKEN'}.")
     echo("Converged: every managed instrument is inside its band. Demo complete.")

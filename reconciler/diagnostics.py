@@ -9,8 +9,9 @@ rendered text goes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -96,8 +97,11 @@ def render_text(diagnostics: Iterable[Diagnostic]) -> str:
     return "\n".join(lines)
 
 
-def render_json(diagnostics: Iterable[Diagnostic], *, valid: bool) -> str:
+def render_json(
+    diagnostics: Iterable[Diagnostic], *, valid: bool, extra: Mapping[str, Any] | None = None
+) -> str:
+    """`{"valid": ..., "diagnostics": [...]}` plus any `extra` top-level fields (a summary)."""
     items = list(diagnostics)
-    return json.dumps(
-        {"valid": valid, "diagnostics": [d.to_dict() for d in items]}, indent=2, sort_keys=True
-    )
+    document: dict[str, Any] = {**(extra or {}), "valid": valid}
+    document["diagnostics"] = [d.to_dict() for d in items]
+    return json.dumps(document, indent=2, sort_keys=True)

@@ -239,8 +239,9 @@ def _unmanaged_row(
     elif position is not None:
         key, symbol, currency = position.key, position.symbol, position.currency
     else:
-        order = next(o for o in actual.open_orders_for(account.account) if o.con_id == con_id)
-        key, symbol, currency = order.symbol, order.symbol, None
+        # Only an open order knows this instrument; its currency is unknown, so no value.
+        symbol = _symbol_of_open_order(actual, account.account, con_id)
+        key, currency = symbol, None
     quantity = held.get(con_id, 0.0)
     flying = in_flight.get(con_id, 0.0)
     price = reference_price(actual.quotes.get(con_id))
@@ -264,6 +265,10 @@ def _unmanaged_row(
     )
 
 
+def _symbol_of_open_order(actual: ActualState, account: str, con_id: int) -> str:
+    return next(o.symbol for o in actual.open_orders_for(account) if o.con_id == con_id)
+
+
 # ---------------------------------------------------------------- desired-state changes
 
 
@@ -278,8 +283,12 @@ def desired_changes(previous: Mapping[str, Any] | None, current: Mapping[str, An
     if previous is None:
         return [NO_EARLIER_CYCLE]
     tree = DeepDiff(
-        _normalise(previous), _normalise(current), ignore_order=True, verbose_level=2,
+        _normalise(previous),
+        _normalise(current),
+        ignore_order=True,
+        verbose_level=2,
         view="tree",
+        threshold_to_diff_deeper=0,  # always name the target that changed, never the whole map
     )
     lines: list[str] = []
     for report_type, levels in tree.items():
@@ -326,10 +335,14 @@ def _normalise(value: Any) -> Any:
 
 
 def _render_path(path: list[Any]) -> str:
+    """`['portfolio', 'targets', 'VTI', 'weight']` -> `portfolio.targets[VTI].weight`."""
     out = ""
-    for part in path:
+    for index, part in enumerate(path):
+        keyed_by_instrument = index > 0 and path[index - 1] == "targets"
         if isinstance(part, str) and part.startswith("["):
             out += part
+        elif keyed_by_instrument:
+            out += f"[{part}]"
         elif isinstance(part, str):
             out += f".{part}" if out else part
         else:

@@ -47,13 +47,26 @@ def plan_header(plan: Plan) -> str:
     )
 
 
+def unresolved_drift(plan: Plan) -> list[str]:
+    """Managed instruments outside their band (account:key), whatever the orders."""
+    return [
+        f"{r.account}:{r.key}"
+        for a in plan.accounts
+        for r in a.drift
+        if r.status != "unmanaged" and not r.in_band
+    ]
+
+
 def plan_summary(plan: Plan) -> str:
     t = plan.totals
     if not t["orders"]:
-        head = "No changes. Every managed instrument is inside its band."
-        if t["denials"]:
-            head = "No orders planned (see denials above)."
-        return head
+        outside = unresolved_drift(plan)
+        if outside:
+            return (
+                f"No orders planned, but {len(outside)} managed instrument(s) stay outside their "
+                f"band ({', '.join(outside)}): see the risk decisions and notes above."
+            )
+        return "No changes. Every managed instrument is inside its band."
     return (
         f"Plan: {t['orders']} order(s), turnover {_money(t['turnover'])}, "
         f"est. commission {_money(t['est_commission'])}; "

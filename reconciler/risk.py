@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -231,9 +232,8 @@ class RiskContext:
         extra_contracts: Iterable[ContractInfo] = (),
         min_trade_notional: float = 0.0,
     ) -> RiskContext:
-        contracts = dict(actual.contracts)
-        for contract in extra_contracts:
-            contracts.setdefault(contract.con_id, contract)
+        # A view, not a copy: planning many accounts must not copy the whole universe each time.
+        contracts = ChainMap(actual.contracts, {c.con_id: c for c in extra_contracts})
         return cls(
             now=now,
             account=actual.accounts[account],

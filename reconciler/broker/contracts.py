@@ -90,9 +90,7 @@ def judge(
             f"ambiguous: {len(details)} contracts match; pin primaryExchange, currency or conId",
             candidates=candidates,
         )
-    chosen = next(
-        (d for d in details if d.contract.exchange == requested_exchange), details[0]
-    )
+    chosen = next((d for d in details if d.contract.exchange == requested_exchange), details[0])
     return convert.contract_info(chosen, requested_exchange)
 
 

@@ -142,9 +142,7 @@ def position(ib_position: Any) -> Position:
     )
 
 
-def quote(
-    ticker: Any, con_id: int, symbol: str, market_data_type: int | None = None
-) -> Quote:
+def quote(ticker: Any, con_id: int, symbol: str, market_data_type: int | None = None) -> Quote:
     """Quote from a ticker; a ticker that never received a price has None prices and time."""
     bid, ask = price(ticker.bid), price(ticker.ask)
     last, close = price(ticker.last), price(ticker.close)

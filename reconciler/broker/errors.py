@@ -96,9 +96,7 @@ class SnapshotError(BrokerError, _ActualSnapshotError):
 
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = tuple(problems)
-        super().__init__(
-            "incomplete snapshot, nothing planned: " + "; ".join(self.problems)
-        )
+        super().__init__("incomplete snapshot, nothing planned: " + "; ".join(self.problems))
 
 
 @dataclass(frozen=True)

@@ -187,9 +187,7 @@ class OrderHandle:
     @property
     def rejected(self) -> bool:
         codes = {code for code, _ in self.errors}
-        return bool(codes & REJECTED_CODES) or (
-            self.status == "Inactive" and not self._trade.fills
-        )
+        return bool(codes & REJECTED_CODES) or (self.status == "Inactive" and not self._trade.fills)
 
     @property
     def commissions_complete(self) -> bool:

@@ -74,7 +74,7 @@ def format_duration(seconds: float) -> str:
     """The inverse of `parse_duration` for display: 5400 -> `1h30m`, 0.25 -> `250ms`."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
-    remaining = int(round(seconds))
+    remaining = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, remaining = divmod(remaining, size)

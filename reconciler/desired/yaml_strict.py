@@ -31,6 +31,9 @@ ALIAS_TAG = "!reconciler/alias"
 _STD = "tag:yaml.org,2002:"
 _SAFE_SCALAR_TAGS = {_STD + t for t in ("str", "int", "float", "bool", "null")}
 
+MAX_EXACT_NUMBER = 2**53  # beyond this a float cannot hold every integer exactly
+MAX_DEPTH = 32  # desired state nests a handful of levels; deeper is a mistake or an attack
+
 _NULLS = {"", "~", "null", "Null", "NULL"}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
@@ -45,9 +48,7 @@ _NON_FINITE = re.compile(r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
 _EXPONENT = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+")
 _OCTAL = re.compile(r"[-+]?(?:0[0-9_]+(?:\.[0-9_]*)?|0o[0-7_]+)")
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-9]{1,2})+(?:\.[0-9_]*)?")
-_OTHER_NUMBER = re.compile(
-    r"[-+]?(?:0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*_[0-9_]*(?:\.[0-9_]*)?)"
-)
+_OTHER_NUMBER = re.compile(r"[-+]?(?:0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*_[0-9_]*(?:\.[0-9_]*)?)")
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,15 @@ class ParsedDocument:
     positions: dict[str, Position] = field(default_factory=dict)  # pointer -> value node
     key_positions: dict[str, Position] = field(default_factory=dict)  # pointer -> its key
     problems: list[YamlProblem] = field(default_factory=list)
+    containers: set[str] = field(default_factory=set)  # pointers of mappings and lists
 
     def position_of(self, pointer: str, *, key: bool = False) -> Position:
-        """The position of `pointer` (its key when asked), else of its nearest ancestor."""
-        if key and pointer in self.key_positions:
+        """The position of `pointer`, else of its nearest ancestor.
+
+        A mapping or list is reported at its key (`spec:`), not at its first entry, and so
+        is any field when `key` is asked for (an unknown field is its key's fault).
+        """
+        if (key or pointer in self.containers) and pointer in self.key_positions:
             return self.key_positions[pointer]
         while True:
             if pointer in self.positions:
@@ -139,8 +145,13 @@ class _Builder:
         at = _pos(node.start_mark)
         self.doc.problems.append(YamlProblem(code, message, at.line, at.column, pointer))
 
-    def build(self, node: Node, pointer: str) -> Any:
+    def build(self, node: Node, pointer: str, depth: int = 0) -> Any:
         self.doc.positions[pointer] = _pos(node.start_mark)
+        if depth > MAX_DEPTH:
+            self.problem(
+                "E_YAML_TOO_DEEP", f"nested more than {MAX_DEPTH} levels deep", node, pointer
+            )
+            return None
         anchor = getattr(node, "reconciler_anchor", None)
         if anchor is not None:
             self.problem(
@@ -160,14 +171,15 @@ class _Builder:
                 pointer,
             )
             return None
+        self.doc.containers.add(pointer)
         if isinstance(node, SequenceNode):
             return [
-                self.build(item, f"{pointer}/{i}") for i, item in enumerate(node.value)
+                self.build(item, f"{pointer}/{i}", depth + 1) for i, item in enumerate(node.value)
             ]
         assert isinstance(node, MappingNode)
-        return self.build_mapping(node, pointer)
+        return self.build_mapping(node, pointer, depth)
 
-    def build_mapping(self, node: MappingNode, pointer: str) -> dict[str, Any]:
+    def build_mapping(self, node: MappingNode, pointer: str, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -212,7 +224,7 @@ class _Builder:
                 continue
             first_seen[key] = key_node.start_mark.line + 1
             self.doc.key_positions[child] = _pos(key_node.start_mark)
-            result[key] = self.build(value_node, child)
+            result[key] = self.build(value_node, child, depth + 1)
         return result
 
     def build_scalar(self, node: ScalarNode, pointer: str) -> Any:
@@ -233,8 +245,10 @@ class _Builder:
                 return _SAFE_CONSTRUCTOR.construct_object(node)
             except (yaml.YAMLError, ValueError) as exc:
                 self.problem(
-                    "E_YAML_TAG", f"{node.value!r} does not fit tag {node.tag}: {exc}",
-                    node, pointer,
+                    "E_YAML_TAG",
+                    f"{node.value!r} does not fit tag {node.tag}: {exc}",
+                    node,
+                    pointer,
                 )
                 return None
         self.problem(
@@ -262,10 +276,18 @@ class _Builder:
                 pointer,
             )
             return text
-        if _INT.fullmatch(text):
-            return int(text)
-        if _FLOAT.fullmatch(text):
-            return float(text)
+        if _INT.fullmatch(text) or _FLOAT.fullmatch(text):
+            number = int(text) if _INT.fullmatch(text) else float(text)
+            if not abs(number) <= MAX_EXACT_NUMBER:  # also catches a float that overflowed
+                self.problem(
+                    "E_NUMBER_TOO_LARGE",
+                    f"{text[:20]}{'...' if len(text) > 20 else ''} is too large to be exact; "
+                    f"numbers here stay within {MAX_EXACT_NUMBER:,}",
+                    node,
+                    pointer,
+                )
+                return text
+            return number
         trap = _number_trap(text)
         if trap is not None:
             code, message = trap
@@ -345,6 +367,9 @@ def _syntax_problem(exc: yaml.YAMLError, text: str) -> YamlProblem:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None and context_mark is not mark:
+        context += f" that starts on line {context_mark.line + 1}"
     message = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
     if mark is None:
         return YamlProblem("E_YAML_SYNTAX", message, None, None)
@@ -377,6 +402,15 @@ def parse_yaml(data: bytes) -> ParsedFile:
             documents.append(doc)
     except yaml.YAMLError as exc:
         problems.append(_syntax_problem(exc, text))
+    except RecursionError:
+        problems.append(
+            YamlProblem(
+                "E_YAML_TOO_DEEP",
+                f"nested far more than {MAX_DEPTH} levels deep; not a desired-state file",
+                1,
+                1,
+            )
+        )
     finally:
         if loader is not None:
             loader.dispose()
@@ -390,3 +424,12 @@ def parse_yaml(data: bytes) -> ParsedFile:
             )
         )
     return ParsedFile(documents, problems)
+
+
+def needs_quotes(text: str) -> bool:
+    """Whether `text` written as a plain scalar would read back as something else (or trap)."""
+    if text in _NULLS or text in _TRUE or text in _FALSE or text in _YAML11_BOOLEANS:
+        return True
+    if text == "<<":
+        return True
+    return bool(_INT.fullmatch(text) or _FLOAT.fullmatch(text) or _number_trap(text) is not None)

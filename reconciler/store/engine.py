@@ -55,10 +55,8 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(
-                parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-            )
+            Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         else:
             # One shared connection: an in-memory database lives only as long as it does.
             engine = create_engine(
@@ -121,6 +119,11 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_tx(engine: Engine) -> Iterator[Connection]:
-    """A read-only transaction: one consistent view for a query that spans statements."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    """A read-only transaction: one consistent snapshot for a query that spans statements
+    (SQLite's WAL read transactions are snapshots; PostgreSQL needs REPEATABLE READ, or a
+    chain verification could see a head that is newer than the rows it read)."""
+    with engine.connect() as conn:
+        if is_postgresql(engine):
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn

@@ -48,8 +48,21 @@ RESUME = "RESUME"
 UNLOCK = "UNLOCK"
 
 KNOWN_KINDS = frozenset(
-    {INTENT, ACK, REJ, PARTIAL, FILL, CANCEL, PNL_SNAPSHOT, RESOLVED, BREAK, STATUS, HALT,
-     RESUME, UNLOCK}
+    {
+        INTENT,
+        ACK,
+        REJ,
+        PARTIAL,
+        FILL,
+        CANCEL,
+        PNL_SNAPSHOT,
+        RESOLVED,
+        BREAK,
+        STATUS,
+        HALT,
+        RESUME,
+        UNLOCK,
+    }
 )
 # An order with one of these after its INTENT has a known, final outcome.
 FINAL_KINDS = (FILL, CANCEL, REJ, RESOLVED)
@@ -123,17 +136,17 @@ def append_event(
     *,
     at: dt.datetime,
     kind: str,
-    order_ref: str | None,
-    account: str | None,
     payload: Mapping[str, Any],
+    order_ref: str | None = None,
+    account: str | None = None,
 ) -> EventRow:
     """Append one event inside the caller's write transaction; the head row lock serialises
     appenders (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the lock)."""
     check_kind(kind)
-    plain = to_jsonable(dict(payload))
     try:
+        plain = to_jsonable(dict(payload))
         payload_text = canonical_json(plain)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"{kind} event payload is not plain JSON: {exc}") from None
     at = at.astimezone(UTC)
     head = conn.execute(
@@ -141,18 +154,27 @@ def append_event(
     ).one()
     seq = head.seq + 1
     row_hash = compute_row_hash(
-        head.row_hash, seq=seq, at=at, kind=kind, order_ref=order_ref, account=account,
+        head.row_hash,
+        seq=seq,
+        at=at,
+        kind=kind,
+        order_ref=order_ref,
+        account=account,
         payload=plain,
     )
     conn.execute(
         insert(OrderEvent).values(
-            seq=seq, at=at, kind=kind, order_ref=order_ref, account=account,
-            payload=payload_text, prev_hash=head.row_hash, row_hash=row_hash,
+            seq=seq,
+            at=at,
+            kind=kind,
+            order_ref=order_ref,
+            account=account,
+            payload=payload_text,
+            prev_hash=head.row_hash,
+            row_hash=row_hash,
         )
     )
-    conn.execute(
-        update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash)
-    )
+    conn.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash))
     return EventRow(seq, at, kind, order_ref, account, plain, head.row_hash, row_hash)
 
 
@@ -203,13 +225,17 @@ def verify_chain(conn: Connection, *, batch: int = 2000) -> VerifyResult:
     last_seq = expected_seq - 1
     if head[0].seq > last_seq:
         return VerifyResult(
-            False, checked, last_seq + 1,
+            False,
+            checked,
+            last_seq + 1,
             f"rows seq={last_seq + 1}..{head[0].seq} are missing: the head says the chain "
             f"ends at seq={head[0].seq} but the last row is seq={last_seq} (rows deleted)",
         )
     if head[0].seq != last_seq or head[0].row_hash != prev_hash:
         return VerifyResult(
-            False, checked, last_seq or None,
+            False,
+            checked,
+            last_seq or None,
             f"ledger_head (seq={head[0].seq}) does not match the last row (seq={last_seq})",
         )
     return VerifyResult(True, checked, None, f"{checked} events, chain intact")
@@ -219,12 +245,12 @@ def _check_row(row: Any, expected_seq: int, prev_hash: str) -> tuple[int, str] |
     if row.seq != expected_seq:
         if row.seq > expected_seq:
             missing = (
-                f"seq={expected_seq}" if row.seq == expected_seq + 1
+                f"seq={expected_seq}"
+                if row.seq == expected_seq + 1
                 else f"seq={expected_seq}..{row.seq - 1}"
             )
             return expected_seq, (
-                f"row {missing} is missing (deleted): seq={row.seq} follows "
-                f"seq={expected_seq - 1}"
+                f"row {missing} is missing (deleted): seq={row.seq} follows seq={expected_seq - 1}"
             )
         return row.seq, f"row seq={row.seq} is out of order (expected seq={expected_seq})"
     if row.prev_hash != prev_hash:
@@ -239,8 +265,13 @@ def _check_row(row: Any, expected_seq: int, prev_hash: str) -> tuple[int, str] |
     if canonical_json(payload) != row.payload:
         return row.seq, f"row seq={row.seq}: payload is not in canonical form (edited)"
     expected_hash = compute_row_hash(
-        prev_hash, seq=row.seq, at=row.at, kind=row.kind, order_ref=row.order_ref,
-        account=row.account, payload=payload,
+        prev_hash,
+        seq=row.seq,
+        at=row.at,
+        kind=row.kind,
+        order_ref=row.order_ref,
+        account=row.account,
+        payload=payload,
     )
     if expected_hash != row.row_hash:
         return row.seq, (

@@ -38,6 +38,7 @@ from reconciler.store.engine import is_postgresql, read_tx, sqlite_file, write_t
 from reconciler.store.models import Lease
 
 DEFAULT_TTL_SECONDS = 300.0
+LEASES = Lease.__table__
 
 
 class LockHeld(Exception):
@@ -60,9 +61,7 @@ class LockHeld(Exception):
         self.expires_at = expires_at
         since = f" since {acquired_at.isoformat()}" if acquired_at else ""
         until = f", lease until {expires_at.isoformat()}" if expires_at else ""
-        hint = (
-            f"; if that writer is gone, run `reconcile unlock {lock_id}`" if lock_id else ""
-        )
+        hint = f"; if that writer is gone, run `reconcile unlock {lock_id}`" if lock_id else ""
         more = f" ({detail})" if detail else ""
         super().__init__(
             f"account {account} is locked by {holder}{since}{until}"
@@ -154,9 +153,11 @@ class _AdvisoryLocks:
 
     def try_acquire(self, account: str) -> bool:
         key = advisory_key(account)
-        got = self._connection().execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
-        ).scalar_one()
+        got = (
+            self._connection()
+            .execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+            .scalar_one()
+        )
         if got:
             self._keys.append(key)
         return bool(got)
@@ -278,18 +279,23 @@ def acquire(
         host, pid = socket.gethostname(), os.getpid()
         with write_tx(engine) as conn:
             for account in wanted:
-                existing = conn.execute(
-                    select(Lease).where(Lease.name == lease_name(account))
+                lease = conn.execute(
+                    select(LEASES).where(LEASES.c.name == lease_name(account))
                 ).first()
-                if existing is not None:
-                    lease = existing[0]
+                if lease is not None:
                     if not _may_take_over(lease, now, host):
                         raise _lock_held(lease, detail="lease not expired")
                     conn.execute(delete(Lease).where(Lease.name == lease.name))
                 conn.execute(
                     insert(Lease).values(
-                        name=lease_name(account), account=account, lock_id=lock_id,
-                        holder=holder, host=host, pid=pid, acquired_at=now, renewed_at=now,
+                        name=lease_name(account),
+                        account=account,
+                        lock_id=lock_id,
+                        holder=holder,
+                        host=host,
+                        pid=pid,
+                        acquired_at=now,
+                        renewed_at=now,
                         expires_at=now + dt.timedelta(seconds=ttl_seconds),
                     )
                 )
@@ -297,8 +303,13 @@ def acquire(
         os_locks.release_all()
         raise
     return LockHandle(
-        engine=engine, clock=clock, lock_id=lock_id, accounts=wanted, holder=holder,
-        ttl_seconds=ttl_seconds, os_locks=os_locks,
+        engine=engine,
+        clock=clock,
+        lock_id=lock_id,
+        accounts=wanted,
+        holder=holder,
+        ttl_seconds=ttl_seconds,
+        os_locks=os_locks,
     )
 
 
@@ -310,21 +321,26 @@ def _may_take_over(lease: Any, now: dt.datetime, host: str) -> bool:
 
 def _lock_held(lease: Any, *, detail: str = "") -> LockHeld:
     return LockHeld(
-        account=lease.account, holder=f"{lease.holder} (pid {lease.pid} on {lease.host})",
-        lock_id=lease.lock_id, acquired_at=lease.acquired_at, expires_at=lease.expires_at,
+        account=lease.account,
+        holder=f"{lease.holder} (pid {lease.pid} on {lease.host})",
+        lock_id=lease.lock_id,
+        acquired_at=lease.acquired_at,
+        expires_at=lease.expires_at,
         detail=detail,
     )
 
 
 def _held_from_lease(engine: Engine, clock: Clock, account: str, *, detail: str) -> LockHeld:
     with read_tx(engine) as conn:
-        row = conn.execute(select(Lease).where(Lease.name == lease_name(account))).first()
-    if row is None:
+        lease = conn.execute(select(LEASES).where(LEASES.c.name == lease_name(account))).first()
+    if lease is None:
         return LockHeld(
-            account=account, holder="an unknown process (no lease row yet)", lock_id=None,
-            acquired_at=None, detail=detail,
+            account=account,
+            holder="an unknown process (no lease row yet)",
+            lock_id=None,
+            acquired_at=None,
+            detail=detail,
         )
-    lease = row[0]
     if lease.expires_at <= clock.now():
         detail = "lease expired but its process still holds the lock: it may be hung"
     return _lock_held(lease, detail=detail)
@@ -332,7 +348,7 @@ def _held_from_lease(engine: Engine, clock: Clock, account: str, *, detail: str)
 
 def unlock(conn: Connection, lock_id: str) -> list[LockInfo]:
     """Remove the lease rows of `lock_id` (inside the caller's transaction); returns them."""
-    rows = conn.execute(select(Lease).where(Lease.lock_id == lock_id)).scalars().all()
+    rows = conn.execute(select(LEASES).where(LEASES.c.lock_id == lock_id)).all()
     if rows:
         conn.execute(delete(Lease).where(Lease.lock_id == lock_id))
     return [_info(lease, None) for lease in rows]
@@ -341,13 +357,19 @@ def unlock(conn: Connection, lock_id: str) -> list[LockInfo]:
 def holders(engine: Engine, clock: Clock) -> list[LockInfo]:
     now = clock.now()
     with read_tx(engine) as conn:
-        rows = conn.execute(select(Lease).order_by(Lease.account)).scalars().all()
+        rows = conn.execute(select(LEASES).order_by(LEASES.c.account)).all()
         return [_info(lease, now) for lease in rows]
 
 
 def _info(lease: Any, now: dt.datetime | None) -> LockInfo:
     return LockInfo(
-        account=lease.account, lock_id=lease.lock_id, holder=lease.holder, host=lease.host,
-        pid=lease.pid, acquired_at=lease.acquired_at, renewed_at=lease.renewed_at,
-        expires_at=lease.expires_at, expired=now is not None and lease.expires_at <= now,
+        account=lease.account,
+        lock_id=lease.lock_id,
+        holder=lease.holder,
+        host=lease.host,
+        pid=lease.pid,
+        acquired_at=lease.acquired_at,
+        renewed_at=lease.renewed_at,
+        expires_at=lease.expires_at,
+        expired=now is not None and lease.expires_at <= now,
     )

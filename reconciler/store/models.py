@@ -33,7 +33,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UTC = dt.UTC
@@ -63,7 +62,18 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(UTC)
 
 
-JSONValue = JSON().with_variant(JSONB(), "postgresql")
+class JSONValue(TypeDecorator[Any]):
+    """JSON; JSONB on PostgreSQL (its dialect is imported only when one is used)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
 
 
 def to_jsonable(value: Any) -> Any:
@@ -108,9 +118,9 @@ class Cycle(Base):
     git_commit: Mapped[str | None] = mapped_column(String(64))
     git_dirty: Mapped[bool | None] = mapped_column(Boolean)
     plan_id: Mapped[str | None] = mapped_column(String(128))
-    accounts: Mapped[Any] = mapped_column(JSONValue, nullable=False)
-    gates: Mapped[Any | None] = mapped_column(JSONValue)
-    report: Mapped[Any | None] = mapped_column(JSONValue)
+    accounts: Mapped[Any] = mapped_column(JSONValue(), nullable=False)
+    gates: Mapped[Any | None] = mapped_column(JSONValue())
+    report: Mapped[Any | None] = mapped_column(JSONValue())
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -132,7 +142,7 @@ class PlanRow(Base):
 
     plan_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    body: Mapped[Any] = mapped_column(JSONValue, nullable=False)
+    body: Mapped[Any] = mapped_column(JSONValue(), nullable=False)
     desired_hash: Mapped[str | None] = mapped_column(String(128))
     actual_fingerprint: Mapped[str | None] = mapped_column(String(128))
 
@@ -157,7 +167,7 @@ class OrderRow(Base):
     arrival_price: Mapped[float | None] = mapped_column(Float)
     est_notional: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    body: Mapped[Any] = mapped_column(JSONValue, nullable=False)
+    body: Mapped[Any] = mapped_column(JSONValue(), nullable=False)
 
     __table_args__ = (Index("ix_orders_account", "account", "id"),)
 
@@ -202,11 +212,12 @@ class Fill(Base):
     order_ref: Mapped[str | None] = mapped_column(String(128))
     account: Mapped[str] = mapped_column(String(64), nullable=False)
     con_id: Mapped[int | None] = mapped_column(BigInteger)
-    symbol: Mapped[str] = mapped_column(String(64), nullable=False)
-    side: Mapped[str] = mapped_column(String(8), nullable=False)
+    # Nullable: a fill whose symbol, side or time the broker did not say is still recorded.
+    symbol: Mapped[str | None] = mapped_column(String(64))
+    side: Mapped[str | None] = mapped_column(String(8))
     shares: Mapped[float] = mapped_column(Float, nullable=False)
     price: Mapped[float] = mapped_column(Float, nullable=False)
-    time: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     commission: Mapped[float | None] = mapped_column(Float)
     commission_currency: Mapped[str | None] = mapped_column(String(8))
     perm_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -268,7 +279,7 @@ class RiskDenial(Base):
     side: Mapped[str | None] = mapped_column(String(8))
     requested_quantity: Mapped[float | None] = mapped_column(Float)
     allowed_quantity: Mapped[float | None] = mapped_column(Float)
-    detail: Mapped[Any] = mapped_column(JSONValue, nullable=False)
+    detail: Mapped[Any] = mapped_column(JSONValue(), nullable=False)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
     __table_args__ = (Index("ix_risk_denials_cycle", "cycle_id"),)
@@ -313,7 +324,7 @@ class DesiredSnapshot(Base):
     account: Mapped[str] = mapped_column(String(64), nullable=False)
     cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    snapshot: Mapped[Any] = mapped_column(JSONValue, nullable=False)
+    snapshot: Mapped[Any] = mapped_column(JSONValue(), nullable=False)
 
     __table_args__ = (Index("ix_desired_snapshots_account", "account", "id"),)
 

@@ -1,0 +1,371 @@
+"""`Broker`: the reconciler's one door to IB Gateway.
+
+Responsible for the public, async API the rest of the reconciler calls: connect (read-only
+for commands that never trade), server time, instrument resolution against the lock file,
+complete snapshots, placing/waiting/cancelling orders, and the recovery reads (open orders,
+completed orders, executions). Converts every client object to our own types before
+returning. Must not plan, apply risk or gates, or write to the store; and nothing outside
+`reconciler.broker` may import the client library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from reconciler.actual import (
+    ActualState,
+    CompletedOrder,
+    ContractInfo,
+    Execution,
+    OpenOrder,
+    Quote,
+)
+from reconciler.broker import contracts as rules
+from reconciler.broker import convert
+from reconciler.broker import library as client_library
+from reconciler.broker.connection import GatewaySession, open_ib
+from reconciler.broker.errors import (
+    AccountNotManaged,
+    BrokerError,
+    ConnectionLost,
+    LockMismatch,
+    ReadOnlyConnection,
+    ResolutionError,
+    ResolutionProblem,
+)
+from reconciler.broker.orders import OrderHandle, build_order
+from reconciler.broker.snapshot import LIVE, gather_checked, snapshot_quotes, take_snapshot
+from reconciler.clock import Clock, SystemClock
+from reconciler.desired.model import Instrument, LockedInstrument
+from reconciler.plan import PlannedOrder
+from reconciler.settings import Settings
+
+
+class Broker:
+    """A connected gateway session. Use `await Broker.connect(...)`, or `async with` it."""
+
+    def __init__(
+        self,
+        session: GatewaySession,
+        *,
+        settings: Settings,
+        library_name: str,
+        readonly: bool,
+        client_id: int,
+        clock: Clock,
+        connect_latency: float,
+    ) -> None:
+        self._session = session
+        self._ib = session.ib
+        self._lib = session.lib
+        self.settings = settings
+        self.library = library_name
+        self.readonly = readonly
+        self.client_id = client_id
+        self.clock = clock
+        self.connect_latency = connect_latency
+        self.market_data_type = LIVE
+        self.naive_zone = client_library.gateway_timezone()
+        self.managed_accounts: tuple[str, ...] = tuple(self._ib.managedAccounts())
+        self.server_version = int(self._ib.client.serverVersion())
+        self._handles: dict[str, OrderHandle] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: Settings,
+        *,
+        readonly: bool,
+        client_id: int | None = None,
+        clock: Clock | None = None,
+        library: str | None = None,
+        timeout: float | None = None,
+    ) -> Broker:
+        lib = client_library.load(library)
+        limit = timeout if timeout is not None else settings.connect_timeout
+        cid = settings.client_id if client_id is None else client_id
+        ib, latency = await open_ib(
+            lib,
+            host=settings.gateway_host,
+            port=settings.gateway_port,
+            client_id=cid,
+            timeout=limit,
+            readonly=readonly,
+        )
+        session = GatewaySession(ib, lib, timeout=limit)
+        return cls(
+            session,
+            settings=settings,
+            library_name=lib.__name__,
+            readonly=readonly,
+            client_id=cid,
+            clock=clock or SystemClock(),
+            connect_latency=latency,
+        )
+
+    async def __aenter__(self) -> Broker:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.disconnect()
+
+    async def disconnect(self) -> None:
+        for handle in self._handles.values():
+            handle.detach()
+        self._handles.clear()
+        self._session.close()
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds each request may take before it counts as failed."""
+        return self._session.timeout
+
+    @property
+    def connected(self) -> bool:
+        return self._session.connected
+
+    @property
+    def gateway(self) -> str:
+        return (
+            f"{self.settings.gateway_host}:{self.settings.gateway_port} "
+            f"(server v{self.server_version}, {self.library} "
+            f"{client_library.version(self._lib)}, client id {self.client_id})"
+        )
+
+    def require_accounts(self, accounts: Iterable[str]) -> None:
+        """Raise AccountNotManaged naming every account this gateway does not manage."""
+        unknown = [a for a in dict.fromkeys(accounts) if a not in self.managed_accounts]
+        if unknown:
+            raise AccountNotManaged(unknown, self.managed_accounts)
+
+    # ------------------------------------------------------------ reads
+
+    async def server_time(self) -> dt.datetime:
+        answer = await self._session.request("server time", self._ib.reqCurrentTimeAsync)
+        result = convert.to_utc(answer)
+        assert result is not None
+        return result
+
+    async def resolve(
+        self,
+        instruments: Sequence[Instrument],
+        lock: Mapping[str, LockedInstrument] | None = None,
+    ) -> dict[str, ContractInfo]:
+        """ContractInfo by Instrument.key; lock entries are looked up by conId and checked.
+
+        Raises ResolutionError listing every unknown, ambiguous or conflicting instrument
+        (LockMismatch when the only problems are lock entries that no longer match).
+        """
+        unique: dict[str, Instrument] = {}
+        problems: list[ResolutionProblem] = []
+        for instrument in instruments:
+            seen = unique.setdefault(instrument.key, instrument)
+            if seen != instrument:
+                problems.append(
+                    ResolutionProblem(
+                        instrument.key,
+                        "error",
+                        f"named two ways in the desired state ({seen} vs {instrument})",
+                    )
+                )
+        results, failures = await gather_checked(
+            {key: self._resolve_one(inst, (lock or {}).get(key)) for key, inst in unique.items()}
+        )
+        if failures:
+            raise BrokerError("; ".join(failures))
+        resolved: dict[str, ContractInfo] = {}
+        for key in unique:
+            answer = results[key]
+            if isinstance(answer, ContractInfo):
+                resolved[key] = answer
+            else:
+                problems.extend(answer)
+        if problems:
+            if all(p.kind == "lock" for p in problems):
+                raise LockMismatch(problems)
+            raise ResolutionError(problems)
+        return resolved
+
+    async def _resolve_one(
+        self, instrument: Instrument, locked: LockedInstrument | None
+    ) -> ContractInfo | list[ResolutionProblem]:
+        key = instrument.key
+        if locked is not None:
+            request = rules.request_for_locked(self._lib, locked)
+            details, errors = await self._session.contract_details(request, f"contract {key}")
+            answer = rules.judge(key, locked.exchange, details, errors, by_con_id=True)
+            if isinstance(answer, ResolutionProblem):
+                if answer.kind == "unknown":
+                    return [rules.lock_missing(key, locked.con_id)]
+                return [answer]
+            return rules.lock_differences(instrument, locked, answer) or answer
+        request = rules.request_for_instrument(self._lib, instrument)
+        details, errors = await self._session.contract_details(request, f"contract {key}")
+        answer = rules.judge(
+            key, instrument.exchange, details, errors, by_con_id=bool(instrument.con_id)
+        )
+        if isinstance(answer, ResolutionProblem):
+            return [answer]
+        if instrument.con_id and (
+            answer.symbol != instrument.symbol or answer.currency != instrument.currency
+        ):
+            return [
+                ResolutionProblem(
+                    key,
+                    "error",
+                    f"conId {instrument.con_id} is {answer.symbol} in {answer.currency}, "
+                    f"not {instrument.symbol} in {instrument.currency}",
+                )
+            ]
+        return answer
+
+    async def snapshot(
+        self,
+        accounts: Sequence[str],
+        contracts: Mapping[str, ContractInfo] | Iterable[ContractInfo],
+    ) -> ActualState:
+        """Everything a cycle needs for `accounts`; complete or SnapshotError."""
+        wanted = tuple(dict.fromkeys(accounts)) or self.managed_accounts
+        self.require_accounts(wanted)
+        infos = list(contracts.values()) if isinstance(contracts, Mapping) else list(contracts)
+        return await take_snapshot(
+            self._session,
+            accounts=wanted,
+            targets=infos,
+            clock=self.clock,
+            naive_zone=self.naive_zone,
+            gateway=self.gateway,
+            managed=self.managed_accounts,
+            market_data_type=self.market_data_type,
+        )
+
+    async def quotes(self, infos: Iterable[ContractInfo]) -> dict[int, Quote]:
+        """One fresh quote per contract (by conId); prices None when none arrived."""
+        found, _missing = await snapshot_quotes(
+            self._session, list(infos), self.market_data_type, self._session.timeout
+        )
+        return found
+
+    async def open_orders(self) -> tuple[OpenOrder, ...]:
+        """Working orders of every client id on this gateway (for recovery by orderRef)."""
+        trades = await self._session.request(
+            "open orders (all clients)", self._ib.reqAllOpenOrdersAsync
+        )
+        return tuple(
+            convert.open_order(t)
+            for t in trades
+            if t.orderStatus.status not in convert.FINAL_STATUSES
+        )
+
+    async def completed_orders(self) -> tuple[CompletedOrder, ...]:
+        trades = await self._session.request(
+            "completed orders", lambda: self._ib.reqCompletedOrdersAsync(False)
+        )
+        return tuple(convert.completed_order(t) for t in trades)
+
+    async def executions(self) -> tuple[Execution, ...]:
+        """Today's executions with commissions, de-duplicated by execId."""
+        fills = await self._session.request("today's executions", self._ib.reqExecutionsAsync)
+        reports = {f.execution.execId: f.commissionReport for f in self._ib.fills()}
+        unique = {
+            f.execution.execId: convert.execution(
+                f, reports.get(f.execution.execId), self.naive_zone
+            )
+            for f in fills
+        }
+        return tuple(sorted(unique.values(), key=lambda e: (e.time, e.exec_id)))
+
+    # ------------------------------------------------------------ orders
+
+    def _require_trading(self) -> None:
+        if self.readonly:
+            raise ReadOnlyConnection(
+                "this gateway connection is read-only; orders need Broker.connect(readonly=False)"
+            )
+        self._session.require_connected()
+
+    async def place_order(self, order: PlannedOrder, *, order_ref: str) -> OrderHandle:
+        """Send one order; returns at once with a handle that follows it."""
+        self._require_trading()
+        self.require_accounts([order.account])
+        ib_order = build_order(self._lib, order, order_ref)
+        contract = self._session.contract_for(
+            order.con_id,
+            lambda: self._lib.Contract(
+                conId=order.con_id,
+                symbol=order.symbol,
+                secType=order.sec_type,
+                exchange=order.exchange or "SMART",
+                primaryExchange=order.primary_exchange,
+                currency=order.currency,
+            ),
+        )
+        try:
+            trade = self._ib.placeOrder(contract, ib_order)
+        except ConnectionError as error:
+            raise ConnectionLost(
+                f"order {order_ref}: not sent, connection lost ({error})"
+            ) from None
+        return self._track(trade)
+
+    def _track(self, trade: Any) -> OrderHandle:
+        handle = OrderHandle(trade, now=self.clock.now, naive_zone=self.naive_zone)
+        self._session.listen_order(int(trade.order.orderId), handle.record_error, handle.wake)
+        self._handles[handle.order_ref or f"#{handle.order_id}"] = handle
+        return handle
+
+    async def attach(self, order_ref: str) -> OrderHandle | None:
+        """A handle on an earlier, still working order of this client id (after reconnect)."""
+        await self.open_orders()
+        for trade in self._ib.openTrades():
+            if trade.order.orderRef == order_ref and trade.order.clientId == self.client_id:
+                return self._handles.get(order_ref) or self._track(trade)
+        return None
+
+    async def wait_ack(self, handle: OrderHandle, *, timeout: float) -> OrderHandle:
+        """Until the gateway acknowledged the order (working or done), or it is final, or
+        `timeout` passes; `handle.acknowledged` / `handle.rejected` tell which."""
+        await self._wait(handle, lambda: handle.acknowledged or handle.is_final, timeout)
+        return handle
+
+    async def wait_order(self, handle: OrderHandle, *, timeout: float) -> OrderHandle:
+        """Until the order is final (and its commissions are in) or `timeout` passes.
+
+        Returns the handle either way; `handle.is_final` tells which. Raises ConnectionLost
+        when the connection closes first: the outcome is then unknown and must be resolved
+        by orderRef after reconnecting, never by sending the order again.
+        """
+        await self._wait(handle, lambda: handle.is_final and handle.commissions_complete, timeout)
+        return handle
+
+    async def _wait(self, handle: OrderHandle, done: Callable[[], bool], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done():
+            if not self._session.connected:
+                raise ConnectionLost(
+                    f"order {handle.order_ref}: connection lost while waiting (status "
+                    f"{handle.status}, filled {handle.filled:g}); resolve it by orderRef after "
+                    "reconnecting, do not resend"
+                )
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await handle.wait_changed(left)
+
+    async def cancel_order(self, handle: OrderHandle) -> None:
+        """Ask the gateway to cancel; the answer arrives as status/error events."""
+        self._require_trading()
+        if handle.is_final:
+            return
+        try:
+            self._ib.cancelOrder(handle.trade.order)
+        except ConnectionError as error:
+            raise ConnectionLost(
+                f"order {handle.order_ref}: cancel not sent, connection lost ({error})"
+            ) from None

@@ -1,0 +1,112 @@
+"""Fault injection switches for the simulated gateway (set from a scenario or by tests).
+
+Responsible for holding which faults are active and small pure decisions about them (does
+this symbol get rejected, has this client exceeded its message rate). Must not send anything
+itself: the gateway consults these switches at the points where a real gateway would fail.
+
+Faults:
+- drop_after_messages: close a client's connection after it sent N API messages (the
+  handshake and startApi are not counted).
+- drop_after_orders: accept the Kth placeOrder (counted across clients), then close that
+  connection before any acknowledgement is sent.
+- withhold_acks: orders are accepted and work, but openOrder/orderStatus/execDetails for them
+  are never pushed live (reqOpenOrders, reqExecutions and completed orders still tell the truth).
+- rejected_symbols: new orders for these symbols are rejected with error 201.
+- connectivity(kind): `await sim.faults.connectivity_blip()` sends 1100 then 1102 (or 1101).
+- pacing_limit: more than this many messages within one second from a client gets error 100
+  and the connection is closed (handshake and startApi are not counted). None disables it.
+- no_market_data: True or a set of symbols; market data requests get error 354.
+- delayed_only: live requests get warning 10167, marketDataType 3 and delayed ticks (66-76).
+- stale_symbols: for these symbols the simulator has no fresh quote: a snapshot carries only
+  the close (no bid/ask/last) and streams never update, so the client sees no usable price.
+- duplicate_exec_details: every live fill's execDetails + commissionReport is sent twice
+  (same execId), as gateways do after reconnects.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    drop_after_messages: int | None = None
+    drop_after_orders: int | None = None
+    withhold_acks: bool = False
+    rejected_symbols: set[str] = field(default_factory=set)
+    pacing_limit: int | None = None
+    no_market_data: bool | set[str] = False
+    delayed_only: bool = False
+    stale_symbols: set[str] = field(default_factory=set)
+    duplicate_exec_details: bool = False
+    orders_seen: int = 0
+    _gateway: object = field(default=None, repr=False, compare=False)
+
+    def reject_symbol(self, symbol: str) -> None:
+        self.rejected_symbols.add(symbol.upper())
+
+    def clear(self) -> None:
+        """Switch every fault off."""
+        self.drop_after_messages = None
+        self.drop_after_orders = None
+        self.withhold_acks = False
+        self.rejected_symbols = set()
+        self.pacing_limit = None
+        self.no_market_data = False
+        self.delayed_only = False
+        self.stale_symbols = set()
+        self.duplicate_exec_details = False
+
+    def market_data_missing(self, symbol: str) -> bool:
+        if isinstance(self.no_market_data, bool):
+            return self.no_market_data
+        return symbol.upper() in self.no_market_data
+
+    def is_stale(self, symbol: str) -> bool:
+        return symbol.upper() in self.stale_symbols
+
+    async def connectivity_blip(self, restored: int = 1102, duration: float = 0.05) -> None:
+        """Send 1100 (connectivity lost) to every client, then `restored` (1101 or 1102)."""
+        if restored not in (1101, 1102):
+            raise ValueError("restored must be 1101 (data lost) or 1102 (data kept)")
+        if self._gateway is None:
+            raise RuntimeError("faults are not attached to a running gateway")
+        await self._gateway._connectivity_blip(restored, duration)
+
+    def update(self, spec: dict) -> None:
+        """Apply a scenario's `faults:` mapping (camelCase keys as in the schema)."""
+        if "dropAfterMessages" in spec:
+            self.drop_after_messages = spec["dropAfterMessages"]
+        if "dropAfterOrders" in spec:
+            self.drop_after_orders = spec["dropAfterOrders"]
+        if "withholdAcks" in spec:
+            self.withhold_acks = bool(spec["withholdAcks"])
+        if "rejectSymbols" in spec:
+            self.rejected_symbols = {s.upper() for s in spec["rejectSymbols"]}
+        if "pacingLimit" in spec:
+            self.pacing_limit = spec["pacingLimit"]
+        if "noMarketData" in spec:
+            value = spec["noMarketData"]
+            self.no_market_data = value if isinstance(value, bool) else {
+                s.upper() for s in value}
+        if "delayedOnly" in spec:
+            self.delayed_only = bool(spec["delayedOnly"])
+        if "staleQuotes" in spec:
+            self.stale_symbols = {s.upper() for s in spec["staleQuotes"]}
+        if "duplicateExecDetails" in spec:
+            self.duplicate_exec_details = bool(spec["duplicateExecDetails"])
+
+
+class RateWindow:
+    """Messages seen from one client in the last second (sliding window)."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self._times: collections.deque[float] = collections.deque()
+
+    def add(self, now: float) -> int:
+        self._times.append(now)
+        while self._times and now - self._times[0] >= self.window:
+            self._times.popleft()
+        return len(self._times)

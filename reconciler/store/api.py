@@ -1,0 +1,646 @@
+"""The `Store`: the one object the rest of the reconciler uses to persist and read its record.
+
+Responsible for opening the database (creating or upgrading it), and for the writes whose
+grouping matters for safety: an order row and its INTENT event commit together before the
+order is sent; a halt and its ledger event commit together; fills are de-duplicated by
+execId. Reads delegate to queries.py, the hash chain to ledger.py, account locks to locks.py.
+Must not talk to a broker, print, or update/delete ledger rows, fills or halts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reconciler.clock import Clock, SystemClock
+from reconciler.store import ledger, locks, queries
+from reconciler.store.engine import (
+    configure_engine,
+    is_postgresql,
+    make_engine,
+    read_tx,
+    write_tx,
+)
+from reconciler.store.migrate import upgrade_to_head
+from reconciler.store.models import (
+    Cycle,
+    CycleAccount,
+    DesiredSnapshot,
+    Fill,
+    FillCommission,
+    Halt,
+    OrderRow,
+    PlanRow,
+    PositionSnapshot,
+    PositionSnapshotItem,
+    RiskDenial,
+    to_jsonable,
+)
+
+CYCLE_KINDS = frozenset({"plan", "apply", "demo", "run", "health"})
+UTC = dt.UTC
+
+
+class DuplicateIntent(Exception):
+    """An INTENT for this orderRef was already written: the order must not be sent again."""
+
+    def __init__(self, order_ref: str) -> None:
+        self.order_ref = order_ref
+        super().__init__(
+            f"orderRef {order_ref} already has an INTENT in the ledger; it is never sent twice"
+        )
+
+
+class PlanConflict(Exception):
+    """A plan with this plan_id was recorded before with a different body."""
+
+
+def _get(source: Any, name: str, default: Any = None) -> Any:
+    if isinstance(source, Mapping):
+        return source.get(name, default)
+    return getattr(source, name, default)
+
+
+class Store:
+    """Persistence for cycles, plans, orders, the event ledger, fills, positions, risk
+    denials, locks and the halt switch. Synchronous; safe to share within a process."""
+
+    def __init__(self, engine: Engine, clock: Clock, *, owns_engine: bool) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._owns_engine = owns_engine
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked, for status output."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _dialect_insert(self) -> Any:
+        # Imported on use: the PostgreSQL dialect costs import time on SQLite-only commands.
+        if is_postgresql(self.engine):
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        return dialect_insert
+
+    def _now(self) -> dt.datetime:
+        return self.clock.now().astimezone(UTC)
+
+    # ------------------------------------------------------------------ event ledger
+
+    def append_event(
+        self,
+        kind: str,
+        *,
+        order_ref: str | None = None,
+        account: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> ledger.EventRow:
+        """Append one hash-chained event and commit it before returning."""
+        with write_tx(self.engine) as conn:
+            return ledger.append_event(
+                conn,
+                at=self._now(),
+                kind=kind,
+                order_ref=order_ref,
+                account=account,
+                payload=payload or {},
+            )
+
+    def verify_ledger(self) -> ledger.VerifyResult:
+        with read_tx(self.engine) as conn:
+            return ledger.verify_chain(conn)
+
+    def order_events(self, order_ref: str) -> list[ledger.EventRow]:
+        with read_tx(self.engine) as conn:
+            return queries.order_events(conn, order_ref)
+
+    def recent_events(
+        self, *, account: str | None = None, limit: int = 50
+    ) -> list[ledger.EventRow]:
+        with read_tx(self.engine) as conn:
+            return queries.recent_events(conn, account, limit)
+
+    # ------------------------------------------------------------------ write-ahead orders
+
+    def record_intent(
+        self,
+        order: Mapping[str, Any] | Any,
+        *,
+        order_ref: str,
+        plan_id: str | None,
+        cycle_id: int | None,
+    ) -> None:
+        """Write the order row and its INTENT event in one committed transaction. Call it
+        before sending; if it raises, do not send. `order` is a PlannedOrder or its dict."""
+        body = to_jsonable(order)
+        if not isinstance(body, dict):
+            raise TypeError(f"order must be a mapping or dataclass, got {type(order).__name__}")
+        missing = [f for f in ("account", "symbol", "side", "quantity") if body.get(f) is None]
+        if missing:
+            raise ValueError(f"order {order_ref}: missing field(s) {', '.join(missing)}")
+        now = self._now()
+        try:
+            with write_tx(self.engine) as conn:
+                conn.execute(
+                    insert(OrderRow).values(
+                        order_ref=order_ref,
+                        plan_id=plan_id,
+                        cycle_id=cycle_id,
+                        leg=body.get("leg"),
+                        account=body["account"],
+                        con_id=body.get("con_id"),
+                        symbol=body["symbol"],
+                        side=body["side"],
+                        quantity=float(body["quantity"]),
+                        order_type=body.get("order_type"),
+                        limit_price=body.get("limit_price"),
+                        arrival_price=body.get("arrival_price"),
+                        est_notional=body.get("est_notional"),
+                        created_at=now,
+                        body=body,
+                    )
+                )
+                ledger.append_event(
+                    conn,
+                    at=now,
+                    kind=ledger.INTENT,
+                    order_ref=order_ref,
+                    account=body["account"],
+                    payload={"plan_id": plan_id, "cycle_id": cycle_id, "order": body},
+                )
+        except IntegrityError as exc:
+            if self._order_exists(order_ref):
+                raise DuplicateIntent(order_ref) from None
+            raise exc
+
+    def _order_exists(self, order_ref: str) -> bool:
+        with read_tx(self.engine) as conn:
+            return (
+                conn.execute(select(OrderRow.id).where(OrderRow.order_ref == order_ref)).first()
+                is not None
+            )
+
+    def unresolved_intents(self, account: str | None = None) -> list[queries.UnresolvedIntent]:
+        """Orders with an INTENT but no final outcome (FILL, CANCEL, REJ or RESOLVED) yet."""
+        with read_tx(self.engine) as conn:
+            return queries.unresolved_intents(conn, account)
+
+    def record_fill(
+        self,
+        *,
+        exec_id: str,
+        order_ref: str | None,
+        account: str,
+        con_id: int | None = None,
+        symbol: str | None = None,
+        side: str | None = None,
+        shares: float,
+        price: float,
+        time: dt.datetime | None = None,
+        commission: float | None = None,
+        commission_currency: str | None = None,
+        perm_id: int | None = None,
+    ) -> bool:
+        """Record an execution once; False when its execId was already recorded. Missing
+        con_id/symbol/side are taken from the order row of `order_ref` when there is one."""
+        if not exec_id:
+            raise ValueError("a fill needs its execId")
+        side = {"BOT": "BUY", "SLD": "SELL"}.get(side or "", side)
+        values = dict(
+            exec_id=exec_id,
+            order_ref=order_ref or None,
+            account=account,
+            con_id=con_id,
+            symbol=symbol,
+            side=side,
+            shares=float(shares),
+            price=float(price),
+            time=time,
+            commission=commission,
+            commission_currency=commission_currency,
+            perm_id=perm_id,
+            recorded_at=self._now(),
+        )
+        dialect_insert = self._dialect_insert()
+        with write_tx(self.engine) as conn:
+            if order_ref and (con_id is None or symbol is None or side is None):
+                order = conn.execute(
+                    select(OrderRow.con_id, OrderRow.symbol, OrderRow.side).where(
+                        OrderRow.order_ref == order_ref
+                    )
+                ).first()
+                if order is not None:
+                    values["con_id"] = con_id if con_id is not None else order.con_id
+                    values["symbol"] = symbol or order.symbol
+                    values["side"] = side or order.side
+            statement = (
+                dialect_insert(Fill)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["exec_id"])
+                .returning(Fill.id)
+            )
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT that returns rows.
+            return conn.execute(statement).first() is not None
+
+    def record_execution(self, execution: Any) -> bool:
+        """`record_fill` from a reconciler.actual.Execution (or anything with its fields)."""
+        return self.record_fill(
+            exec_id=execution.exec_id,
+            order_ref=execution.order_ref,
+            account=execution.account,
+            con_id=execution.con_id,
+            symbol=execution.symbol,
+            side=execution.side,
+            shares=execution.shares,
+            price=execution.price,
+            time=execution.time,
+            commission=getattr(execution, "commission", None),
+            commission_currency=getattr(execution, "commission_currency", None),
+            perm_id=getattr(execution, "perm_id", None),
+        )
+
+    def record_commission(
+        self, exec_id: str, commission: float, currency: str | None = None
+    ) -> bool:
+        """A commission report that arrived after its execution; False if already known."""
+        dialect_insert = self._dialect_insert()
+        statement = (
+            dialect_insert(FillCommission)
+            .values(
+                exec_id=exec_id,
+                commission=float(commission),
+                currency=currency,
+                recorded_at=self._now(),
+            )
+            .on_conflict_do_nothing(index_elements=["exec_id"])
+            .returning(FillCommission.exec_id)
+        )
+        with write_tx(self.engine) as conn:
+            return conn.execute(statement).first() is not None
+
+    def filled_quantity(self, order_ref: str) -> float:
+        with read_tx(self.engine) as conn:
+            return queries.filled_quantity(conn, order_ref)
+
+    # ------------------------------------------------------------------ cycles and plans
+
+    def begin_cycle(
+        self,
+        kind: str,
+        *,
+        accounts: Sequence[str] = (),
+        desired_hash: str | None = None,
+        git_commit: str | None = None,
+        git_dirty: bool | None = None,
+        plan_id: str | None = None,
+        gates: Any = None,
+    ) -> int:
+        if kind not in CYCLE_KINDS:
+            raise ValueError(f"cycle kind {kind!r} must be one of {sorted(CYCLE_KINDS)}")
+        accounts = sorted(set(accounts))
+        with write_tx(self.engine) as conn:
+            cycle_id = conn.execute(
+                insert(Cycle)
+                .values(
+                    started_at=self._now(),
+                    kind=kind,
+                    status="running",
+                    desired_hash=desired_hash,
+                    git_commit=git_commit,
+                    git_dirty=git_dirty,
+                    plan_id=plan_id,
+                    accounts=accounts,
+                    gates=to_jsonable(gates),
+                )
+                .returning(Cycle.id)
+            ).scalar_one()
+            for account in accounts:
+                conn.execute(insert(CycleAccount).values(cycle_id=cycle_id, account=account))
+        return cycle_id
+
+    def finish_cycle(
+        self,
+        cycle_id: int,
+        status: str,
+        report: Mapping[str, Any] | None,
+        error: str | None = None,
+        *,
+        gates: Any = None,
+        plan_id: str | None = None,
+    ) -> None:
+        """Close a cycle once with its outcome; a finished cycle is never rewritten."""
+        changes: dict[str, Any] = {
+            "finished_at": self._now(),
+            "status": status,
+            "report": to_jsonable(report),
+            "error": error,
+        }
+        if gates is not None:
+            changes["gates"] = to_jsonable(gates)
+        if plan_id is not None:
+            changes["plan_id"] = plan_id
+        with write_tx(self.engine) as conn:
+            result = conn.execute(
+                update(Cycle)
+                .where(Cycle.id == cycle_id, Cycle.finished_at.is_(None))
+                .values(**changes)
+            )
+            if result.rowcount != 1:
+                exists = conn.execute(select(Cycle.id).where(Cycle.id == cycle_id)).first()
+                reason = "is already finished" if exists else "does not exist"
+                raise ValueError(f"cycle {cycle_id} {reason}")
+
+    def last_cycle(self, account: str | None = None) -> queries.CycleView | None:
+        with read_tx(self.engine) as conn:
+            cycles = queries.list_cycles(conn, account, 1)
+        return cycles[0] if cycles else None
+
+    def get_cycle(self, cycle_id: int) -> queries.CycleView | None:
+        with read_tx(self.engine) as conn:
+            return queries.get_cycle(conn, cycle_id)
+
+    def record_plan(self, plan_json: Mapping[str, Any] | Any) -> str:
+        """Store a plan's JSON form (reconciler.plan.to_dict, or a Plan); idempotent."""
+        if not isinstance(plan_json, Mapping):
+            from reconciler.plan import to_dict
+
+            plan_json = to_dict(plan_json)
+        body = to_jsonable(plan_json)
+        plan_id = body.get("plan_id")
+        if not plan_id:
+            raise ValueError("plan JSON has no plan_id")
+        created = body.get("created_at")
+        created_at = dt.datetime.fromisoformat(created) if isinstance(created, str) else None
+        if created_at is None or created_at.tzinfo is None:
+            created_at = self._now()
+        with write_tx(self.engine) as conn:
+            existing = conn.execute(select(PlanRow.body).where(PlanRow.plan_id == plan_id)).first()
+            if existing is not None:
+                if existing.body != body:
+                    raise PlanConflict(f"plan {plan_id} was recorded before with another body")
+                return plan_id
+            conn.execute(
+                insert(PlanRow).values(
+                    plan_id=plan_id,
+                    created_at=created_at,
+                    body=body,
+                    desired_hash=body.get("desired_hash"),
+                    actual_fingerprint=body.get("actual_fingerprint"),
+                )
+            )
+        return plan_id
+
+    def get_plan(self, plan_id: str) -> dict[str, Any] | None:
+        with read_tx(self.engine) as conn:
+            row = conn.execute(select(PlanRow.body).where(PlanRow.plan_id == plan_id)).first()
+        return None if row is None else row.body
+
+    def record_position_snapshot(
+        self, cycle_id: int | None, account: Any, positions: Iterable[Any] | None = None
+    ) -> int | list[int]:
+        """One broker snapshot of an account (Position objects or dicts; empty means flat)
+        and its id. Given an ActualState instead of an account, every account in it is
+        recorded and the ids are returned."""
+        if not isinstance(account, str):
+            state_accounts = getattr(account, "accounts", None)
+            if not isinstance(state_accounts, Mapping):
+                raise TypeError("record_position_snapshot needs an account id or an ActualState")
+            return [
+                self._record_positions(cycle_id, name, acct.positions)
+                for name, acct in sorted(state_accounts.items())
+            ]
+        return self._record_positions(cycle_id, account, positions or ())
+
+    def _record_positions(
+        self, cycle_id: int | None, account: str, positions: Iterable[Any]
+    ) -> int:
+        items = [
+            {
+                "con_id": _get(p, "con_id"),
+                "symbol": _get(p, "symbol"),
+                "quantity": float(_get(p, "quantity")),
+                "avg_cost": _get(p, "avg_cost"),
+            }
+            for p in positions
+            if _get(p, "account", account) == account
+        ]
+        with write_tx(self.engine) as conn:
+            snapshot_id = conn.execute(
+                insert(PositionSnapshot)
+                .values(cycle_id=cycle_id, account=account, at=self._now())
+                .returning(PositionSnapshot.id)
+            ).scalar_one()
+            if items:
+                conn.execute(
+                    insert(PositionSnapshotItem),
+                    [{"snapshot_id": snapshot_id, **item} for item in items],
+                )
+        return snapshot_id
+
+    def record_denials(
+        self, cycle_id: int | None, plan_id: str | None, decisions: Iterable[Any]
+    ) -> int:
+        """Risk decisions (RiskDecision objects or dicts) of a plan; returns how many."""
+        now = self._now()
+        rows = [
+            {
+                "cycle_id": cycle_id,
+                "plan_id": plan_id,
+                "account": _get(d, "account"),
+                "key": _get(d, "key"),
+                "code": _get(d, "code"),
+                "action": _get(d, "action"),
+                "side": _get(d, "side"),
+                "requested_quantity": _get(d, "requested_quantity"),
+                "allowed_quantity": _get(d, "allowed_quantity"),
+                "detail": to_jsonable(dict(_get(d, "detail") or {})),
+                "at": now,
+            }
+            for d in decisions
+        ]
+        if rows:
+            with write_tx(self.engine) as conn:
+                conn.execute(insert(RiskDenial), rows)
+        return len(rows)
+
+    def list_denials(
+        self, *, cycle_id: int | None = None, account: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return queries.list_denials(conn, cycle_id, account, limit)
+
+    def record_desired_snapshot(
+        self, account: str, cycle_id: int | None, snapshot: Mapping[str, Any]
+    ) -> None:
+        with write_tx(self.engine) as conn:
+            conn.execute(
+                insert(DesiredSnapshot).values(
+                    account=account,
+                    cycle_id=cycle_id,
+                    at=self._now(),
+                    snapshot=to_jsonable(snapshot),
+                )
+            )
+
+    def last_applied_desired_snapshot(self, account: str) -> dict[str, Any] | None:
+        with read_tx(self.engine) as conn:
+            return queries.last_desired_snapshot(conn, account)
+
+    # ------------------------------------------------------------------ locks
+
+    def account_lock(
+        self,
+        accounts: Sequence[str],
+        holder: str,
+        ttl_seconds: float = locks.DEFAULT_TTL_SECONDS,
+    ) -> locks.LockHandle:
+        """Take the writer lock of every account now (raises LockHeld); use with `with`."""
+        if isinstance(accounts, str):
+            accounts = [accounts]
+        return locks.acquire(self.engine, self.clock, accounts, holder, ttl_seconds)
+
+    def unlock(self, lock_id: str, who: str = "operator") -> bool:
+        """Operator override: drop the lease `lock_id` (recorded in the ledger)."""
+        with write_tx(self.engine) as conn:
+            removed = locks.unlock(conn, lock_id)
+            if not removed:
+                return False
+            ledger.append_event(
+                conn,
+                at=self._now(),
+                kind=ledger.UNLOCK,
+                account=None,
+                order_ref=None,
+                payload={
+                    "lock_id": lock_id,
+                    "who": who,
+                    "accounts": [info.account for info in removed],
+                    "holder": removed[0].holder,
+                    "pid": removed[0].pid,
+                    "host": removed[0].host,
+                },
+            )
+        return True
+
+    def lock_holders(self) -> list[locks.LockInfo]:
+        return locks.holders(self.engine, self.clock)
+
+    # ------------------------------------------------------------------ halt switch
+
+    def halt(self, reason: str, who: str, *, cancel_open: bool = False) -> queries.HaltState:
+        """Stop all trading now (out of band); recorded in the halt history and the ledger."""
+        if not reason or not reason.strip():
+            raise ValueError("a halt needs a reason")
+        now = self._now()
+        with write_tx(self.engine) as conn:
+            halt_id = conn.execute(
+                insert(Halt)
+                .values(at=now, action="HALT", reason=reason, who=who, cancel_open=cancel_open)
+                .returning(Halt.id)
+            ).scalar_one()
+            ledger.append_event(
+                conn,
+                at=now,
+                kind=ledger.HALT,
+                payload={"reason": reason, "who": who, "cancel_open": cancel_open},
+            )
+        return queries.HaltState(
+            halt_id=halt_id, at=now, reason=reason, who=who, cancel_open=cancel_open
+        )
+
+    def resume(self, who: str, reason: str | None = None) -> bool:
+        """Lift the halt; False (and nothing written) when trading was not halted."""
+        now = self._now()
+        with write_tx(self.engine) as conn:
+            if queries.current_halt(conn) is None:
+                return False
+            conn.execute(
+                insert(Halt).values(
+                    at=now, action="RESUME", reason=reason, who=who, cancel_open=False
+                )
+            )
+            ledger.append_event(
+                conn, at=now, kind=ledger.RESUME, payload={"reason": reason, "who": who}
+            )
+        return True
+
+    def current_halt(self) -> queries.HaltState | None:
+        """The halt in force, or None. One indexed read: call it before every order."""
+        with read_tx(self.engine) as conn:
+            return queries.current_halt(conn)
+
+    def halt_history(self, limit: int = 50) -> list[queries.HaltEvent]:
+        with read_tx(self.engine) as conn:
+            return queries.halt_history(conn, limit)
+
+    # ------------------------------------------------------------------ operator queries
+
+    def list_orders(self, account: str | None = None, limit: int = 50) -> list[queries.OrderView]:
+        with read_tx(self.engine) as conn:
+            return queries.list_orders(conn, account, limit)
+
+    def list_fills(self, account: str | None = None, limit: int = 50) -> list[queries.FillView]:
+        with read_tx(self.engine) as conn:
+            return queries.list_fills(conn, account, limit)
+
+    def list_cycles(self, account: str | None = None, limit: int = 50) -> list[queries.CycleView]:
+        with read_tx(self.engine) as conn:
+            return queries.list_cycles(conn, account, limit)
+
+    def latest_positions(self, account: str | None = None) -> list[queries.PositionView]:
+        with read_tx(self.engine) as conn:
+            return queries.latest_positions(conn, account)
+
+    def status_rows(self) -> list[queries.StatusRow]:
+        """Per known account: last cycle, lock holder, halt, unresolved intents."""
+        lock_by_account = {info.account: info for info in self.lock_holders()}
+        with read_tx(self.engine) as conn:
+            halt = queries.current_halt(conn)
+            unresolved = queries.unresolved_counts(conn)
+            positions_at = queries.last_positions_at(conn)
+            return [
+                queries.StatusRow(
+                    account=account,
+                    last_cycle=next(iter(queries.list_cycles(conn, account, 1)), None),
+                    lock=lock_by_account.get(account),
+                    halt=halt,
+                    unresolved_intents=unresolved.get(account, 0),
+                    positions_at=positions_at.get(account),
+                )
+                for account in queries.known_accounts(conn)
+            ]
+
+
+def open_store(url: str, *, clock: Clock | None = None, engine: Engine | None = None) -> Store:
+    """Open (creating or upgrading) the store at `url`; an injected engine is used as is."""
+    owns_engine = engine is None
+    engine = make_engine(url) if engine is None else configure_engine(engine)
+    try:
+        upgrade_to_head(engine)
+    except BaseException:
+        if owns_engine:
+            engine.dispose()
+        raise
+    return Store(engine, clock or SystemClock(), owns_engine=owns_engine)
+
+
+__all__ = ["DuplicateIntent", "PlanConflict", "Store", "open_store"]

@@ -1,0 +1,141 @@
+"""`reconcile validate`: exit codes, text and JSON output, and staying light (no IB library)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "desired_state"
+CORPUS = ROOT / "tests" / "corpus"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["validate", *args])
+
+
+def test_valid_example_exits_0_with_a_summary():
+    result = run(str(EXAMPLE))
+    assert result.exit_code == 0, result.output
+    assert "valid. 2 portfolio(s)" in result.output
+    assert "DU0000001" in result.output and "DU0000002" in result.output
+
+
+def test_invalid_directory_exits_1_naming_file_line_column_and_field():
+    result = run(str(CORPUS / "weight-bare-55"))
+    assert result.exit_code == 1
+    assert (
+        "portfolio.yaml:8:29: error E_WEIGHT_NOT_FRACTION at /spec/targets/0/weight:"
+        in result.output
+    )
+    assert "did you mean 55%?" in result.output
+    assert "1 error(s), 0 warning(s)" in result.output
+
+
+def test_every_problem_is_printed_in_one_run():
+    result = run(str(CORPUS / "yaml-anchor-alias"))
+    assert result.exit_code == 1
+    assert "E_YAML_ANCHOR" in result.output and "E_YAML_ALIAS" in result.output
+
+
+def test_json_output_for_a_valid_directory():
+    result = run("--format", "json", str(EXAMPLE))
+    assert result.exit_code == 0
+    document = json.loads(result.output)
+    assert document["valid"] is True
+    assert document["diagnostics"] == []
+    assert len(document["content_hash"]) == 64
+    assert [p["account"] for p in document["portfolios"]] == ["DU0000002", "DU0000001"]
+
+
+def test_json_output_for_an_invalid_directory_has_every_diagnostic_field():
+    result = run(str(CORPUS / "duplicate-account"), "--format", "json")
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["valid"] is False
+    assert document["diagnostics"] == [
+        {
+            "code": "E_DUPLICATE_ACCOUNT",
+            "column": 12,
+            "file": "b.yaml",
+            "line": 6,
+            "message": "account DU0000001 is already driven by Portfolio 'first' (a.yaml); "
+            "one portfolio per account",
+            "pointer": "/spec/account",
+            "severity": "error",
+        }
+    ]
+
+
+def test_missing_directory_exits_1_with_a_message_and_no_traceback(tmp_path):
+    result = run(str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "E_DIRECTORY_NOT_FOUND" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_default_directory_is_desired_state_in_the_working_directory(tmp_path, monkeypatch):
+    shutil.copytree(EXAMPLE, tmp_path / "desired_state")
+    monkeypatch.chdir(tmp_path)
+    assert run().exit_code == 0
+    shutil.rmtree(tmp_path / "desired_state")
+    result = run()
+    assert result.exit_code == 1
+    assert "'desired_state' does not exist" in result.output
+
+
+def test_warnings_alone_do_not_fail_validation(tmp_path):
+    (tmp_path / "risk.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec: {}\n",
+        encoding="utf-8",
+    )
+    result = run(str(tmp_path))
+    assert result.exit_code == 0
+    assert "warning W_NO_ORDER_LIMIT" in result.output
+    assert "0 error(s), 2 warning(s)" in result.output
+
+
+def test_validate_in_a_fresh_process_imports_no_ib_client_or_database_library():
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from reconciler.cli import cli
+        try:
+            cli.main(["validate", {str(EXAMPLE)!r}], standalone_mode=False)
+        except SystemExit as exc:
+            code = exc.code
+        else:
+            code = 0
+        heavy = ["ib_async", "ib_insync", "sqlalchemy", "alembic", "eventkit", "deepdiff"]
+        print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules]}}))
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result == {"code": 0, "loaded": []}
+
+
+def test_python_dash_m_reconciler_validate_gives_the_same_exit_codes():
+    def exit_code(directory: Path) -> int:
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", "validate", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        ).returncode
+
+    assert exit_code(EXAMPLE) == 0
+    assert exit_code(CORPUS / "yaml-tab-indent") == 1

@@ -1,0 +1,192 @@
+"""Diff: the drift table, the band rules and desired-state changes between cycles."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from builders import Book, policy, portfolio, target
+
+from reconciler.desired.model import Band, SourceRef
+from reconciler.diff import (
+    NO_EARLIER_CYCLE,
+    desired_changes,
+    drift_table,
+    quantity_in_band,
+    weight_in_band,
+)
+from reconciler.planner import capital_for, desired_snapshot
+
+
+def rows_of(book: Book, p, capital: float | None = None):
+    account = book.account_state()
+    cap = capital if capital is not None else capital_for(p, account)
+    return {r.key: r for r in drift_table(p, account, book.actual(), book.resolved(), cap)}
+
+
+# ---------------------------------------------------------------- drift table
+
+
+def test_drift_row_shows_quantity_price_value_weights_and_drift():
+    book = Book(cash=6_000).hold("VTI", 40, price=100.0)  # NAV 10000
+    row = rows_of(book, portfolio(target("VTI", weight=0.55)))["VTI"]
+    assert (row.quantity, row.price, row.market_value) == (40, 100.0, 4000.0)
+    assert row.current_weight == pytest.approx(0.40)
+    assert row.target_weight == 0.55
+    assert row.target_quantity == pytest.approx(55.0)
+    assert row.drift == pytest.approx(-0.15)
+    assert row.status == "managed" and row.in_band is False
+
+
+def test_drift_row_values_foreign_holdings_in_base_currency():
+    book = Book(cash=0, fx={"EUR": 1.10}).hold("SAP", 10, price=100.0, currency="EUR")
+    row = rows_of(book, portfolio(target("SAP", weight=1.0, currency="EUR")))["SAP:STK:EUR"]
+    assert row.market_value == pytest.approx(1100.0)
+    assert row.current_weight == pytest.approx(1.0)
+
+
+def test_drift_row_weights_are_of_fixed_capital_when_set():
+    book = Book(cash=90_000).hold("VTI", 50, price=100.0)
+    row = rows_of(book, portfolio(target("VTI", weight=0.5), capital=10_000))["VTI"]
+    assert row.current_weight == pytest.approx(0.5)
+    assert row.in_band
+
+
+def test_holdings_not_targeted_are_listed_as_unmanaged():
+    book = Book().hold("VTI", 10, price=100.0).hold("GME", 5, price=20.0)
+    rows = rows_of(book, portfolio(target("VTI", weight=0.01)))
+    assert rows["GME"].status == "unmanaged"
+    assert rows["GME"].target_weight is None
+    assert rows["GME"].in_band is True  # unmanaged: ignore
+
+
+def test_unmanaged_holding_under_liquidate_is_out_of_band_with_target_zero():
+    book = Book().hold("GME", 5, price=20.0)
+    row = rows_of(book, portfolio(unmanaged="liquidate"))["GME"]
+    assert (row.target_weight, row.target_quantity, row.in_band) == (0.0, 0.0, False)
+
+
+def test_open_orders_are_shown_in_flight_and_count_towards_the_band():
+    book = Book(cash=6_000).hold("VTI", 40, price=100.0)
+    book.open_order("VTI", "BUY", 15, limit_price=100.0)
+    row = rows_of(book, portfolio(target("VTI", weight=0.55)))["VTI"]
+    assert row.in_flight == 15
+    assert row.current_weight == pytest.approx(0.40)  # what is held
+    assert row.in_band is True  # what will be held: the gap is already being closed
+
+
+def test_target_without_price_is_marked_missing_price_not_zero():
+    book = Book().hold("VTI", 10, price=None)
+    row = rows_of(book, portfolio(target("VTI", weight=0.5)))["VTI"]
+    assert row.status == "missing-price"
+    assert row.market_value is None and row.current_weight is None
+    assert row.in_band is False
+
+
+def test_target_in_a_currency_without_fx_rate_is_marked_missing_fx():
+    book = Book().quote_only("SAP", price=100.0, currency="EUR")
+    row = rows_of(book, portfolio(target("SAP", weight=0.5, currency="EUR")))["SAP:STK:EUR"]
+    assert row.status == "missing-fx"
+
+
+def test_target_that_did_not_resolve_is_marked_unresolved():
+    rows = rows_of(Book(), portfolio(target("NOPE", weight=0.1)))
+    assert rows["NOPE"].status == "unresolved" and rows["NOPE"].con_id is None
+
+
+def test_rows_list_targets_in_portfolio_order_then_unmanaged_by_key():
+    book = Book().hold("ZZZ", 1, price=1.0).hold("AAA", 1, price=1.0).quote_only("VTI", 10.0)
+    book.quote_only("BND", 10.0)
+    p = portfolio(target("VTI", weight=0.1), target("BND", weight=0.1))
+    account = book.account_state()
+    keys = [r.key for r in drift_table(p, account, book.actual(), book.resolved(), 1000.0)]
+    assert keys == ["VTI", "BND", "AAA", "ZZZ"]
+
+
+# ---------------------------------------------------------------- bands
+
+
+@pytest.mark.parametrize(
+    ("current", "target_weight", "band", "inside"),
+    [
+        (0.54, 0.55, Band(absolute=0.01), True),
+        (0.53, 0.55, Band(absolute=0.01), False),
+        (0.50, 0.55, Band(relative=0.10), True),  # 10% of 55% = 5.5 pts
+        (0.49, 0.55, Band(relative=0.10), False),
+        (0.53, 0.55, Band(absolute=0.03, relative=0.02), False),  # outside the relative bound
+        (0.55, 0.55, Band(), True),
+        (0.5500001, 0.55, Band(), False),
+        (0.001, 0.0, Band(relative=0.2), False),  # target 0 with only a relative band: exit
+    ],
+)
+def test_weight_band_is_outside_when_outside_either_set_bound(current, target_weight, band,
+                                                              inside):
+    assert weight_in_band(current, target_weight, band) is inside
+
+
+@pytest.mark.parametrize(
+    ("quantity", "target_quantity", "band", "inside"),
+    [
+        (100, 100, Band(), True),
+        (99, 100, Band(), False),
+        (95, 100, Band(relative=0.05), True),
+        (94, 100, Band(relative=0.05), False),
+        (50, 100, Band(absolute=0.5), False),  # the absolute band is weight points: not used
+    ],
+)
+def test_fixed_quantity_band_is_the_relative_band_of_the_quantity(quantity, target_quantity,
+                                                                  band, inside):
+    assert quantity_in_band(quantity, target_quantity, band) is inside
+
+
+# ---------------------------------------------------------------- desired changes
+
+
+def snapshot(p, pol=None):
+    return desired_snapshot(p, pol or policy())
+
+
+def test_desired_changes_without_an_earlier_cycle_says_so():
+    assert desired_changes(None, snapshot(portfolio())) == [NO_EARLIER_CYCLE]
+
+
+def test_desired_changes_of_an_unchanged_state_are_empty():
+    p = portfolio(target("VTI", weight=0.5))
+    assert desired_changes(snapshot(p), snapshot(p)) == []
+
+
+def test_desired_changes_render_a_weight_change_by_instrument():
+    before = snapshot(portfolio(target("VTI", weight=0.5), target("BND", weight=0.3)))
+    after = snapshot(portfolio(target("BND", weight=0.3), target("VTI", weight=0.55)))
+    assert desired_changes(before, after) == ["portfolio.targets[VTI].weight: 0.5 -> 0.55"]
+
+
+def test_desired_changes_render_added_and_removed_targets():
+    before = snapshot(portfolio(target("VTI", weight=0.5)))
+    after = snapshot(portfolio(target("BND", weight=0.3)))
+    lines = desired_changes(before, after)
+    assert any(line.startswith("portfolio.targets[BND]: (unset) -> ") for line in lines)
+    assert any(line.startswith("portfolio.targets[VTI]: ") and line.endswith("(unset)")
+               for line in lines)
+
+
+def test_desired_changes_render_restricted_list_additions_and_policy_limits():
+    before = snapshot(portfolio(), policy(restricted=("GME",), max_order_notional=5000))
+    after = snapshot(portfolio(), policy(restricted=("GME", "AMC"), max_order_notional=2000))
+    lines = desired_changes(before, after)
+    assert "riskPolicy.max_order_notional: 5000 -> 2000" in lines
+    assert "riskPolicy.restricted: + AMC" in lines
+
+
+def test_desired_changes_ignore_where_a_document_came_from():
+    p = portfolio(target("VTI", weight=0.5))
+    moved = dataclasses.replace(p, source=SourceRef("other.yaml", 40))
+    assert desired_changes(snapshot(p), snapshot(moved)) == []
+
+
+def test_desired_changes_match_plain_lists_of_targets_by_instrument():
+    before = {"targets": [{"instrument": {"symbol": "VTI"}, "weight": 0.5},
+                          {"instrument": {"symbol": "BND"}, "weight": 0.3}]}
+    after = {"targets": [{"instrument": {"symbol": "BND"}, "weight": 0.3},
+                         {"instrument": {"symbol": "VTI"}, "weight": 0.6}]}
+    assert desired_changes(before, after) == ["targets[VTI].weight: 0.5 -> 0.6"]
