@@ -16,8 +16,9 @@ Rules (decided here, documented for reviewers):
 - Quantities round toward zero to the contract's size increment (whole shares by default):
   buys never overshoot, sells never oversell. A sell never exceeds what is held minus what
   open sell orders already sell: no accidental short, even if in-flight buys never fill.
-- Orders smaller than `minTradeNotional` are skipped (with a note), except a liquidation of
-  a whole unmanaged holding, which would otherwise leave dust forever.
+- Orders smaller than `minTradeNotional` are skipped (with a note), except one that closes
+  a position completely (an unmanaged liquidation, or a target of 0 that is out of band),
+  which would otherwise leave dust forever.
 - Sells come first in leg order; buy-only portfolios never sell. `unmanaged: liquidate`
   closes every untargeted holding (a short is bought back), `ignore` leaves it alone.
 - Cash for buys = total cash (base) + net proceeds of the sells that passed risk − reserve
@@ -43,6 +44,7 @@ import dataclasses
 import datetime as dt
 import math
 import random
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,11 +113,14 @@ def plan_account(
     """Drift, orders (after risk, legs numbered from `first_leg`), decisions and notes."""
     capital = capital_for(portfolio, account)
     rows = drift_table(portfolio, account, actual, resolved, capital)
-    ctx = RiskContext.for_account(
-        actual,
-        account.account,
+    ctx = RiskContext(
         now=now,
-        extra_contracts=resolved.values(),
+        account=account,
+        quotes=actual.quotes,
+        # a view, not a copy: many accounts must not each copy the whole contract universe
+        contracts=ChainMap(actual.contracts, {c.con_id: c for c in resolved.values()}),
+        open_orders=actual.open_orders_for(account.account),
+        executions=actual.executions_for(account.account),
         min_trade_notional=portfolio.min_trade_notional,
     )
     held = held_by_con_id(account)
@@ -244,7 +249,9 @@ def _towards_target(
         notes.append(f"{row.key}: gap {gap:+g} is less than one size increment ({increment:g})")
         return None
     notional = quantity * row.price * ctx.fx(contract.currency)
-    if notional < portfolio.min_trade_notional - _EPS:
+    closes_position = row.target_quantity == 0 and abs(effective + (
+        quantity if side == "BUY" else -quantity)) < _EPS
+    if notional < portfolio.min_trade_notional - _EPS and not closes_position:
         notes.append(
             f"{row.key}: {side} {quantity:g} ({notional:.2f}) is below minTradeNotional "
             f"{portfolio.min_trade_notional:g}"

@@ -22,6 +22,16 @@ from reconciler.cli.common import (
 TABLE_FORMATS = click.Choice(["text", "json", "markdown"])
 
 
+def _as_dict(row) -> dict:
+    if isinstance(row, dict):
+        return row
+    if hasattr(row, "as_dict"):
+        return row.as_dict()
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(row) if is_dataclass(row) else dict(vars(row))
+
+
 def _render_rows(rows: list[dict], fmt: str, title: str) -> str:
     from reconciler.report import _md_table, render_json
 
@@ -54,13 +64,16 @@ def status_command(fmt):
     """Last cycle per account, its drift, the lock holder and the halt switch."""
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
+    from reconciler.cyclereport import status_view
+
     halt = store.current_halt()
-    rows = store.status_rows()
+    rows = [status_view(r) for r in store.status_rows()]
     if fmt == "json":
         from reconciler.report import render_json
 
-        click.echo(render_json({"halt": None if halt is None else halt.__dict__, "accounts": rows,
-                                "locks": [h.__dict__ if hasattr(h, "__dict__") else h for h in store.lock_holders()]}),
+        click.echo(render_json({"halt": None if halt is None else _as_dict(halt),
+                                "accounts": rows,
+                                "locks": [_as_dict(h) for h in store.lock_holders()]}),
                    nl=False)
         return
     click.echo(f"Mode {settings.trading_mode}, orders {'enabled' if settings.orders_enabled else 'disabled'}")
@@ -68,7 +81,7 @@ def status_command(fmt):
     click.echo(_render_rows(rows, fmt, "Accounts"), nl=False)
     holders = store.lock_holders()
     if holders:
-        click.echo(_render_rows([h.__dict__ if hasattr(h, "__dict__") else h for h in holders], fmt, "Locks"), nl=False)
+        click.echo(_render_rows([_as_dict(h) for h in holders], fmt, "Locks"), nl=False)
 
 
 @click.group("show")
@@ -89,7 +102,10 @@ def _show(kind: str):
             "cycles": store.list_cycles,
             "positions": store.latest_positions,
         }[kind]
-        rows = [r if isinstance(r, dict) else r.__dict__ for r in query(account=account, limit=limit)]
+        from reconciler.cyclereport import cycle_view
+
+        view = cycle_view if kind == "cycles" else _as_dict
+        rows = [view(r) for r in query(account=account, limit=limit)]
         click.echo(_render_rows(rows, fmt, kind.capitalize()), nl=False)
 
     command.__doc__ = {

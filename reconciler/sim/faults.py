@@ -19,6 +19,10 @@ Faults:
 - delayed_only: live requests get warning 10167, marketDataType 3 and delayed ticks (66-76).
 - stale_symbols: for these symbols the simulator has no fresh quote: a snapshot carries only
   the close (no bid/ask/last) and streams never update, so the client sees no usable price.
+- withhold_position_end: reqPositions gets its positions but never positionEnd (the client's
+  positions request times out).
+- ignore_requests: incoming message ids the gateway silently never answers (e.g. {7}: the
+  executions request times out).
 - duplicate_exec_details: every live fill's execDetails + commissionReport is sent twice
   (same execId), as gateways do after reconnects.
 """
@@ -40,6 +44,8 @@ class Faults:
     delayed_only: bool = False
     stale_symbols: set[str] = field(default_factory=set)
     duplicate_exec_details: bool = False
+    withhold_position_end: bool = False
+    ignore_requests: set[int] = field(default_factory=set)
     orders_seen: int = 0
     _gateway: object = field(default=None, repr=False, compare=False)
 
@@ -57,6 +63,8 @@ class Faults:
         self.delayed_only = False
         self.stale_symbols = set()
         self.duplicate_exec_details = False
+        self.withhold_position_end = False
+        self.ignore_requests = set()
 
     def market_data_missing(self, symbol: str) -> bool:
         if isinstance(self.no_market_data, bool):
@@ -96,6 +104,10 @@ class Faults:
             self.stale_symbols = {s.upper() for s in spec["staleQuotes"]}
         if "duplicateExecDetails" in spec:
             self.duplicate_exec_details = bool(spec["duplicateExecDetails"])
+        if "withholdPositionEnd" in spec:
+            self.withhold_position_end = bool(spec["withholdPositionEnd"])
+        if "ignoreRequests" in spec:
+            self.ignore_requests = {int(i) for i in spec["ignoreRequests"]}
 
 
 class RateWindow:

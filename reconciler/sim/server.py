@@ -398,7 +398,9 @@ class SimGateway:
             session.close()
             return
         handler = self._handlers.get(msg_id)
-        if handler is None:
+        if msg_id in self.faults.ignore_requests:
+            handler = None  # fault: this request is never answered
+        elif handler is None:
             log.debug("client %s: message %s not simulated; ignored", session.client_id, msg_id)
         else:
             try:
@@ -451,7 +453,8 @@ class SimGateway:
         for account in self.managed_accounts:
             for inst, qty, avg_cost in self.broker.positions(account):
                 session.send(m.position(account, inst, qty, avg_cost))
-        session.send(m.position_end())
+        if not self.faults.withhold_position_end:
+            session.send(m.position_end())
 
     def _cancel_positions(self, session: Session, fields: list[str]) -> None:
         session.positions_sub = False

@@ -606,9 +606,14 @@ class Store:
         with read_tx(self.engine) as conn:
             return queries.list_cycles(conn, account, limit)
 
-    def latest_positions(self, account: str | None = None) -> list[queries.PositionView]:
+    def latest_positions(
+        self, account: str | None = None, limit: int | None = None
+    ) -> list[queries.PositionView]:
+        """Positions of each account's newest snapshot, by account and symbol; `limit` caps
+        the number of rows (for `show positions --limit`)."""
         with read_tx(self.engine) as conn:
-            return queries.latest_positions(conn, account)
+            rows = queries.latest_positions(conn, account)
+        return rows if limit is None else rows[:limit]
 
     def status_rows(self) -> list[queries.StatusRow]:
         """Per known account: last cycle, lock holder, halt, unresolved intents."""

@@ -115,6 +115,12 @@ def test_an_order_below_min_trade_notional_is_skipped_with_a_note():
     assert any("VTI" in n and "minTradeNotional" in n for n in result.notes)
 
 
+def test_closing_a_position_completely_is_exempt_from_min_trade_notional():
+    book = Book(cash=9_950).hold("OLD", 5, price=10.0)  # 0.5% of NAV, target 0
+    p = portfolio(target("OLD", weight=0.0), band=Band(relative=0.2), min_trade_notional=250)
+    assert orders_of(plan(book, p)) == [("SELL", "OLD", 5)]
+
+
 # ---------------------------------------------------------------- rounding and shorts
 
 

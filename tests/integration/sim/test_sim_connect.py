@@ -34,7 +34,7 @@ async def test_connect_when_client_id_in_use_then_second_is_refused(sim, connect
     first = await connect(sim, client_id=3)
     second = client_lib.IB()
     with pytest.raises((ConnectionError, asyncio.TimeoutError, TimeoutError)):
-        await second.connectAsync(sim.host, sim.port, clientId=3, timeout=2)
+        await second.connectAsync(sim.host, sim.port, clientId=3, timeout=1)
     refusals = [e for e in sim.journal.messages("out", msg_id=4) if e["fields"][3] == "326"]
     assert len(refusals) == 1
     assert first.isConnected()

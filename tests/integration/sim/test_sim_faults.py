@@ -91,3 +91,16 @@ async def test_duplicate_exec_details_when_replayed_then_client_keeps_one_fill(
     assert len(exec_messages) == 2
     assert exec_messages[0]["fields"][14] == exec_messages[1]["fields"][14]
     assert len(trade.fills) == 1
+
+
+async def test_withheld_position_end_and_ignored_requests_make_client_requests_time_out(
+        sim, connect):
+    ib = await connect(sim, client_id=1)
+    sim.faults.withhold_position_end = True
+    sim.faults.ignore_requests = {49}
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(ib.reqPositionsAsync(), 0.3)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(ib.reqCurrentTimeAsync(), 0.3)
+    sim.faults.clear()
+    assert len(await asyncio.wait_for(ib.reqPositionsAsync(), 5)) == 3

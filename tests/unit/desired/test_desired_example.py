@@ -27,7 +27,7 @@ def test_example_has_two_paper_portfolios(example):
 def test_us_core_holds_vti_bnd_by_weight_and_sgov_by_quantity(example):
     portfolio = example.portfolio_for("DU0000001")
     targets = {t.instrument.key: (t.weight, t.quantity) for t in portfolio.targets}
-    assert targets == {"VTI": (0.55, None), "BND": (0.35, None), "SGOV": (None, 100.0)}
+    assert targets == {"VTI": (0.50, None), "BND": (0.30, None), "SGOV": (None, 100.0)}
     assert portfolio.cash_reserve == pytest.approx(0.05)
     assert (portfolio.band.absolute, portfolio.band.relative) == (0.01, 0.2)
     assert (portfolio.execution.order_type, portfolio.execution.ttl_seconds) == ("LMT", 120)

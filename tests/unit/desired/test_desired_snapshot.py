@@ -31,7 +31,7 @@ def test_snapshot_is_plain_json_with_targets_keyed_by_instrument():
     snapshot = snapshot_of(portfolio, state.policy_for(portfolio))
     assert json.loads(json.dumps(snapshot)) == snapshot
     assert set(snapshot["portfolio"]["targets"]) == {"VTI", "BND", "SGOV"}
-    assert snapshot["portfolio"]["targets"]["VTI"]["weight"] == 0.55
+    assert snapshot["portfolio"]["targets"]["VTI"]["weight"] == 0.50
     assert snapshot["riskPolicy"]["restricted"] == ["GME"]
     assert "source" not in snapshot["portfolio"]
 
@@ -39,7 +39,7 @@ def test_snapshot_is_plain_json_with_targets_keyed_by_instrument():
 def test_deepdiff_of_two_snapshots_names_the_changed_weight(tmp_path):
     directory = copy_example(tmp_path)
     before = load_desired_state(directory)
-    edit(directory / "portfolios/us-core.yaml", "weight: 55%", "weight: 50%")
+    edit(directory / "portfolios/us-core.yaml", "weight: 50%", "weight: 45%")
     after = load_desired_state(directory)
 
     def snap(state):
@@ -57,7 +57,7 @@ def test_content_hash_is_stable_across_loads():
 def test_content_hash_ignores_comments_layout_and_equivalent_spellings(tmp_path):
     directory = copy_example(tmp_path)
     original = load_desired_state(directory).content_hash
-    edit(directory / "portfolios/us-core.yaml", "weight: 55%", "weight: 0.55")
+    edit(directory / "portfolios/us-core.yaml", "weight: 50%", "weight: 0.50")
     edit(directory / "risk/default.yaml", "# USD per order", "# per order, in USD")
     (directory / "risk/default.yaml").rename(directory / "policy.yaml")
     assert load_desired_state(directory).content_hash == original

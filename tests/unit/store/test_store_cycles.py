@@ -121,6 +121,7 @@ def test_latest_positions_come_from_each_accounts_newest_snapshot(store, clock):
         ("DU0000002", "BND", 5),
     ]
     assert [p.symbol for p in store.latest_positions("DU0000002")] == ["BND"]
+    assert len(store.latest_positions(limit=2)) == 2
     store.record_position_snapshot(cycle_id, "DU0000002", [])
     assert store.latest_positions("DU0000002") == []  # flat now, not the old snapshot
 
