@@ -125,6 +125,34 @@ def _desired_changes(desired: DesiredState, plan: Plan, store) -> dict[str, list
     return changes
 
 
+def detect_breaks(store, actual: ActualState, accounts: Sequence[str]):
+    """Ledger breaks per account against the latest recorded position snapshot."""
+    from reconciler.diff import ledger_breaks
+
+    if store is None:
+        return []
+    found = []
+    for account in accounts:
+        rows = store.latest_positions(account)
+        state = actual.accounts.get(account)
+        if not rows or state is None:
+            continue  # no earlier snapshot: nothing the ledger could contradict
+        since = rows[0].at
+        last = {r.con_id: (r.symbol, r.quantity) for r in rows if r.con_id is not None and r.quantity}
+        broker = {p.con_id: (p.symbol, p.quantity) for p in state.positions if p.quantity}
+        found += ledger_breaks(account, last, store.net_fills_since(account, since), broker)
+    return found
+
+
+def skip_breaks(plan: Plan, breaks) -> Plan:
+    from reconciler.plan import without_instruments
+
+    return without_instruments(
+        plan,
+        {(b.account, b.con_id): {"ledger": b.expected, "broker": b.actual, "conId": b.con_id} for b in breaks},
+    )
+
+
 async def connect(settings: Settings, *, readonly: bool, clock: Clock):
     from reconciler.broker import Broker
     from reconciler.broker.errors import BrokerError
@@ -167,6 +195,7 @@ async def plan_cycle(
         plan_id=new_plan_id(now),
         accounts=chosen,
     )
+    plan = skip_breaks(plan, detect_breaks(store, actual, chosen))
     return PlanOutcome(plan, actual, _desired_changes(desired, plan, store), mismatches)
 
 
@@ -259,14 +288,21 @@ async def apply_cycle(
                 resolved, actual, mismatches = await _resolve_and_snapshot(broker, desired, chosen)
                 report["lock_mismatches"] = list(mismatches)
                 limits = _limits(desired, settings, halt.reason if halt else None)
+                breaks = detect_breaks(store, actual, chosen)
+                for b in breaks:
+                    store.append_event("BREAK", account=b.account, payload={
+                        "con_id": b.con_id, "symbol": b.symbol, "ledger": b.expected, "broker": b.actual})
+                    progress(f"break {b.render()}: instrument skipped this cycle")
+                report["breaks"] = [b.render() for b in breaks]
                 now = clock.now()
                 fresh = build_plan(desired, actual, resolved, limits, now=now, plan_id=new_plan_id(now), accounts=chosen)
+                fresh = skip_breaks(fresh, breaks)
                 if plan_file is not None:
                     reasons = stale_reasons(plan_file, actual, desired.content_hash, now, tolerance)
                     if reasons:
                         report["stale_reasons"] = reasons
                         raise Refused([f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)], report=report)
-                    plan = plan_file
+                    plan = skip_breaks(plan_file, breaks)
                 else:
                     plan = fresh
                 cyclereport.add_plan(report, plan)

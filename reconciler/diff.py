@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -362,3 +363,41 @@ def _render_value(value: Any) -> str:
     if isinstance(value, int | str):
         return str(value)
     return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class LedgerBreak:
+    """The broker holds something other than the ledger's last snapshot plus its fills."""
+
+    account: str
+    con_id: int
+    symbol: str
+    expected: float
+    actual: float
+
+    def render(self) -> str:
+        return (
+            f"LEDGER_BREAK: account={self.account} symbol={self.symbol} conId={self.con_id} "
+            f"ledger={self.expected:g} broker={self.actual:g}"
+        )
+
+
+def ledger_breaks(
+    account: str,
+    last_snapshot: Mapping[int, tuple[str, float]],
+    net_fills: Mapping[int, float],
+    broker_positions: Mapping[int, tuple[str, float]],
+) -> list[LedgerBreak]:
+    """Instruments where broker quantity != last recorded snapshot + fills recorded since.
+
+    The broker stays authoritative; a break only says the ledger cannot explain a position
+    (a manual trade, a fill the ledger missed), so that instrument is skipped this cycle.
+    """
+    breaks = []
+    for con_id in sorted(set(last_snapshot) | set(net_fills) | set(broker_positions)):
+        symbol = (broker_positions.get(con_id) or last_snapshot.get(con_id) or (str(con_id), 0.0))[0]
+        expected = (last_snapshot.get(con_id, ("", 0.0))[1]) + net_fills.get(con_id, 0.0)
+        actual = broker_positions.get(con_id, ("", 0.0))[1]
+        if abs(expected - actual) > 1e-6:
+            breaks.append(LedgerBreak(account, con_id, symbol, expected, actual))
+    return breaks

@@ -263,14 +263,6 @@ class Executor:
             outcome.status = "UNKNOWN"
             kind = None
         outcome.message = outcome.message or error
-        if kind is not None:
-            self.store.append_event(
-                kind,
-                order_ref=ref,
-                account=order.account,
-                payload={"status": status, "filled": outcome.filled, "avg_price": outcome.avg_price,
-                         "message": error},
-            )
         if outcome.filled > 0:
             self.store.append_event(
                 "PNL_SNAPSHOT",
@@ -284,6 +276,15 @@ class Executor:
                     "est_commission": order.est_commission,
                     "commission": outcome.commission,
                 },
+            )
+        if kind is not None:
+            # The final event comes last so an order's latest ledger event is its outcome.
+            self.store.append_event(
+                kind,
+                order_ref=ref,
+                account=order.account,
+                payload={"status": status, "filled": outcome.filled, "avg_price": outcome.avg_price,
+                         "message": error},
             )
         self.progress(
             f"{outcome.status:<7} {ref} filled {outcome.filled:g}/{order.quantity:g}"

@@ -209,3 +209,34 @@ def dumps(plan: Plan) -> str:
 
 def loads(text: str) -> Plan:
     return from_dict(json.loads(text))
+
+
+def without_instruments(
+    plan: Plan, skipped: Mapping[tuple[str, int], Mapping[str, Any]], code: str = "LEDGER_BREAK"
+) -> Plan:
+    """The same plan with no orders for the (account, conId) pairs in `skipped`.
+
+    Each dropped order becomes a denial with `code` and the given detail, so the report says
+    why it was not sent. Used for instruments whose ledger and broker disagree.
+    """
+    if not skipped:
+        return plan
+    accounts = []
+    for a in plan.accounts:
+        kept = tuple(o for o in a.orders if (o.account, o.con_id) not in skipped)
+        dropped = [o for o in a.orders if (o.account, o.con_id) in skipped]
+        decisions = a.decisions + tuple(
+            RiskDecision(
+                code=code,
+                action="deny",
+                account=o.account,
+                key=o.key,
+                side=o.side,
+                requested_quantity=o.quantity,
+                allowed_quantity=0.0,
+                detail=dict(skipped[(o.account, o.con_id)]),
+            )
+            for o in dropped
+        )
+        accounts.append(dataclasses.replace(a, orders=kept, decisions=decisions))
+    return dataclasses.replace(plan, accounts=tuple(accounts))

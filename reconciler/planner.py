@@ -568,6 +568,7 @@ def _quotes_used(
                 "close": quote.close,
                 "time": quote.time.isoformat() if quote.time else None,
                 "market_data_type": quote.market_data_type,
+                "reference_price": quote.reference_price,
             }
     return used
 
@@ -575,24 +576,9 @@ def _quotes_used(
 def desired_snapshot(portfolio: Portfolio, policy: RiskPolicy | None) -> dict[str, Any]:
     """A plain, JSON-ready copy of what was planned against (for `desired_changes` later).
 
-    Uses the desired-state package's `snapshot_of` (targets keyed by instrument key) and
-    falls back to an equivalent plain copy when that module is not available.
+    Uses the desired-state package's `snapshot_of` (targets keyed by instrument key).
     """
-    try:
-        from reconciler.desired.snapshot import snapshot_of
-    except ImportError:
-        return {
-            "portfolio": _plain(portfolio),
-            "riskPolicy": None if policy is None else _plain(policy),
-        }
+    from reconciler.desired.snapshot import snapshot_of
+
     return snapshot_of(portfolio, policy)
 
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if k != "source"}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -64,7 +64,7 @@ def status_command(fmt):
     """Last cycle per account, its drift, the lock holder and the halt switch."""
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
-    from reconciler.cyclereport import status_view
+    from reconciler.views import status_view
 
     halt = store.current_halt()
     rows = [status_view(r) for r in store.status_rows()]
@@ -102,10 +102,11 @@ def _show(kind: str):
             "cycles": store.list_cycles,
             "positions": store.latest_positions,
         }[kind]
-        from reconciler.cyclereport import cycle_view
+        from reconciler import views
 
-        view = cycle_view if kind == "cycles" else _as_dict
-        rows = [view(r) for r in query(account=account, limit=limit)]
+        view = {"orders": views.order_view, "fills": views.fill_view, "cycles": views.cycle_view,
+                "positions": views.position_view}[kind]
+        rows = [(_as_dict(r) if fmt == "json" else view(r)) for r in query(account=account, limit=limit)]
         click.echo(_render_rows(rows, fmt, kind.capitalize()), nl=False)
 
     command.__doc__ = {

@@ -606,6 +606,11 @@ class Store:
         with read_tx(self.engine) as conn:
             return queries.list_cycles(conn, account, limit)
 
+    def net_fills_since(self, account: str, since: dt.datetime) -> dict[int, float]:
+        """Signed shares per conId recorded after `since`: what the ledger says moved."""
+        with read_tx(self.engine) as conn:
+            return queries.net_fills_since(conn, account, since)
+
     def latest_positions(
         self, account: str | None = None, limit: int | None = None
     ) -> list[queries.PositionView]:

@@ -299,6 +299,18 @@ def list_fills(conn: Connection, account: str | None, limit: int) -> list[FillVi
     ]
 
 
+def net_fills_since(conn: Connection, account: str, since: dt.datetime) -> dict[int, float]:
+    """Signed shares per conId of the fills recorded after `since` (BUY +, SELL -)."""
+    query = select(FILLS.c.con_id, FILLS.c.side, func.sum(FILLS.c.shares)).where(
+        FILLS.c.account == account, FILLS.c.recorded_at > since, FILLS.c.con_id.is_not(None)
+    ).group_by(FILLS.c.con_id, FILLS.c.side)
+    net: dict[int, float] = {}
+    for con_id, side, shares in conn.execute(query):
+        sign = -1.0 if side == "SELL" else 1.0
+        net[int(con_id)] = net.get(int(con_id), 0.0) + sign * float(shares or 0.0)
+    return net
+
+
 def filled_quantity(conn: Connection, order_ref: str) -> float:
     total = conn.execute(
         select(func.coalesce(func.sum(FILLS.c.shares), 0.0)).where(FILLS.c.order_ref == order_ref)
