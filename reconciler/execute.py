@@ -246,7 +246,12 @@ class Executor:
         outcome.slippage_bps = slippage_bps(order.side, order.arrival_price, outcome.avg_price)
         error = getattr(handle, "error", "") or ""
         complete = outcome.filled >= order.quantity - 1e-9
-        if status == "Filled" or complete:
+        rejected = bool(getattr(handle, "rejected", False)) and outcome.filled <= 0
+        if rejected:
+            # The client libraries report a rejection (201) as Cancelled; the error says which.
+            outcome.status = "REJECTED"
+            kind = "REJ"
+        elif status == "Filled" or complete:
             outcome.status = "FILLED"
             kind = "FILL"
         elif status in ("Cancelled", "ApiCancelled") and outcome.filled > 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.actual import (
     ActualState,
@@ -32,6 +32,7 @@ from reconciler.broker.errors import (
     BrokerError,
     ConnectionLost,
     LockMismatch,
+    OrderError,
     ReadOnlyConnection,
     ResolutionError,
     ResolutionProblem,
@@ -39,6 +40,9 @@ from reconciler.broker.errors import (
 from reconciler.broker.orders import OrderHandle, build_order
 from reconciler.broker.snapshot import LIVE, gather_checked, snapshot_quotes, take_snapshot
 from reconciler.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from reconciler.broker.health import OrderCheckReport
 from reconciler.desired.model import Instrument, LockedInstrument
 from reconciler.plan import PlannedOrder
 from reconciler.settings import Settings
@@ -357,6 +361,91 @@ class Broker:
             if left <= 0:
                 break
             await handle.wait_changed(left)
+
+    async def cancel_open_order(self, order: OpenOrder) -> None:
+        """Cancel a working order found by `open_orders()` (e.g. for `halt --cancel-open`).
+
+        Only orders placed with this connection's client id can be cancelled by it: an order
+        id means a different order under another client id, so those are refused, not sent.
+        """
+        self._require_trading()
+        if order.client_id != self.client_id:
+            raise BrokerError(
+                f"order {order.order_ref or order.perm_id} was placed by client id "
+                f"{order.client_id}; connect with IB_CLIENT_ID={order.client_id} to cancel it"
+            )
+        trade = next((t for t in self._ib.trades() if t.order.permId == order.perm_id), None)
+        if trade is None:
+            await self.open_orders()
+            trade = next((t for t in self._ib.trades() if t.order.permId == order.perm_id), None)
+        if trade is None:
+            raise BrokerError(f"order {order.order_ref or order.perm_id} is no longer open")
+        await self.cancel_order(self._handles.get(order.order_ref) or self._track(trade))
+
+    async def check_orders(self, account: str, *, symbol: str = "SPY") -> OrderCheckReport:
+        """The seeds' sanity-cancel: on a paper account, a 1-share BUY limit at half the bid
+        (rounded down to the tick, orderRef rc-health-<time>) is placed, acknowledged and
+        cancelled. Refuses non-DU accounts before anything is sent."""
+        from reconciler.broker.health import OrderCheckReport, far_limit_price, refuse_unless_paper
+
+        refuse_unless_paper(account)
+        self._require_trading()
+        self.require_accounts([account])
+        instrument = Instrument(symbol=symbol)
+        info = (await self.resolve([instrument]))[instrument.key]
+        quote = (await self.quotes([info]))[info.con_id]
+        reference = quote.bid or quote.last or quote.close
+        if reference is None:
+            raise OrderError(
+                f"no price for {symbol}: cannot place a far-from-market test order safely"
+            )
+        limit = far_limit_price(reference, info.min_tick)
+        order_ref = f"rc-health-{self.clock.now():%Y%m%dT%H%M%S}"
+        planned = PlannedOrder(
+            leg=0,
+            account=account,
+            key=info.key,
+            symbol=info.symbol,
+            con_id=info.con_id,
+            sec_type=info.sec_type,
+            exchange=info.exchange,
+            primary_exchange=info.primary_exchange,
+            currency=info.currency,
+            side="BUY",
+            quantity=1,
+            order_type="LMT",
+            limit_price=limit,
+            time_in_force="DAY",
+            ttl_seconds=0,
+            outside_rth=False,
+            arrival_price=reference,
+            est_notional=limit,
+            est_commission=0.0,
+            reason="health check: far-from-market order, cancelled at once",
+        )
+        wait = self.request_timeout
+        handle = await self.place_order(planned, order_ref=order_ref)
+        await self.wait_ack(handle, timeout=wait)
+        acknowledged, ack_status = handle.acknowledged, handle.status
+        if not handle.is_final:
+            await self.cancel_order(handle)
+        await self.wait_order(handle, timeout=wait)
+        cancelled = handle.status in ("Cancelled", "ApiCancelled")
+        return OrderCheckReport(
+            ok=acknowledged and cancelled and handle.filled == 0,
+            account=account,
+            symbol=symbol,
+            order_ref=order_ref,
+            limit_price=limit,
+            order_id=handle.order_id,
+            perm_id=handle.perm_id,
+            acknowledged=acknowledged,
+            ack_status=ack_status,
+            cancelled=cancelled,
+            final_status=handle.status,
+            filled=handle.filled,
+            errors=tuple(f"error {c}: {m}" for c, m in handle.errors if c != 202),
+        )
 
     async def cancel_order(self, handle: OrderHandle) -> None:
         """Ask the gateway to cancel; the answer arrives as status/error events."""

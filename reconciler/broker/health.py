@@ -13,11 +13,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from reconciler.broker import library as client_library
 from reconciler.broker.adapter import Broker
 from reconciler.broker.errors import BrokerError, OrderError
 from reconciler.clock import Clock, SystemClock
-from reconciler.desired.model import Instrument
-from reconciler.plan import PlannedOrder
 from reconciler.settings import Settings
 
 PAPER_ACCOUNT_PREFIX = "DU"
@@ -59,7 +58,7 @@ async def health(
     except BrokerError as error:
         return HealthReport(
             ok=False,
-            library=library or "",
+            library=client_library.choose(library),
             handshake_ok=False,
             connect_latency=None,
             server_time=None,
@@ -107,6 +106,23 @@ class OrderCheckReport:
     filled: float
     errors: tuple[str, ...] = ()
 
+    def __str__(self) -> str:
+        ack = f"ACK {self.ack_status}" if self.acknowledged else "no ACK"
+        cancel = "CANCEL" if self.cancelled else f"not cancelled ({self.final_status})"
+        problems = f"; {'; '.join(self.errors)}" if self.errors else ""
+        return (
+            f"{ack}, {cancel}: BUY 1 {self.symbol} LMT {self.limit_price:g} on {self.account} "
+            f"orderRef {self.order_ref} permId {self.perm_id or '-'}{problems}"
+        )
+
+
+def refuse_unless_paper(account: str) -> None:
+    if not account.startswith(PAPER_ACCOUNT_PREFIX):
+        raise OrderError(
+            f"refusing the order check on {account}: only paper accounts "
+            f"({PAPER_ACCOUNT_PREFIX}...) may receive test orders"
+        )
+
 
 def far_limit_price(reference: float, min_tick: float) -> float:
     """FAR_FROM_MARKET of the reference, rounded down to the tick (at least one tick)."""
@@ -125,13 +141,8 @@ async def check_orders(
     clock: Clock | None = None,
     timeout: float | None = None,
 ) -> OrderCheckReport:
-    """Place a far-from-market 1-share BUY limit on a paper account, then cancel it."""
-    if not account.startswith(PAPER_ACCOUNT_PREFIX):
-        raise OrderError(
-            f"refusing the order check on {account}: only paper accounts "
-            f"({PAPER_ACCOUNT_PREFIX}...) may receive test orders"
-        )
-    clock = clock or SystemClock()
+    """Connect (trading), then `Broker.check_orders`: the paper sanity-cancel round-trip."""
+    refuse_unless_paper(account)
     async with await Broker.connect(
         settings,
         readonly=False,
@@ -140,59 +151,4 @@ async def check_orders(
         library=library,
         timeout=timeout,
     ) as broker:
-        broker.require_accounts([account])
-        instrument = Instrument(symbol=symbol)
-        info = (await broker.resolve([instrument]))[instrument.key]
-        quote = (await broker.quotes([info]))[info.con_id]
-        reference = quote.bid or quote.last or quote.close
-        if reference is None:
-            raise OrderError(
-                f"no price for {symbol}: cannot place a far-from-market test order safely"
-            )
-        limit = far_limit_price(reference, info.min_tick)
-        order_ref = f"rc-health-{clock.now():%Y%m%dT%H%M%S}"
-        planned = PlannedOrder(
-            leg=0,
-            account=account,
-            key=info.key,
-            symbol=info.symbol,
-            con_id=info.con_id,
-            sec_type=info.sec_type,
-            exchange=info.exchange,
-            primary_exchange=info.primary_exchange,
-            currency=info.currency,
-            side="BUY",
-            quantity=1,
-            order_type="LMT",
-            limit_price=limit,
-            time_in_force="DAY",
-            ttl_seconds=0,
-            outside_rth=False,
-            arrival_price=reference,
-            est_notional=limit,
-            est_commission=0.0,
-            reason="health check: far-from-market order, cancelled at once",
-        )
-        wait = broker.request_timeout
-        handle = await broker.place_order(planned, order_ref=order_ref)
-        await broker.wait_ack(handle, timeout=wait)
-        acknowledged, ack_status = handle.acknowledged, handle.status
-        if not handle.is_final:
-            await broker.cancel_order(handle)
-        await broker.wait_order(handle, timeout=wait)
-        cancelled = handle.status in ("Cancelled", "ApiCancelled")
-        return OrderCheckReport(
-            ok=acknowledged and cancelled and handle.filled == 0,
-            account=account,
-            symbol=symbol,
-            order_ref=order_ref,
-            limit_price=limit,
-            order_id=handle.order_id,
-            perm_id=handle.perm_id,
-            acknowledged=acknowledged,
-            ack_status=ack_status,
-            cancelled=cancelled,
-            final_status=handle.status,
-            filled=handle.filled,
-            errors=tuple(f"error {c}: {m}" for c, m in handle.errors if c != 202),
-        )
+        return await broker.check_orders(account, symbol=symbol)

@@ -195,7 +195,10 @@ class OrderHandle:
 
     @property
     def error_message(self) -> str:
+        """The gateway's errors for this order, e.g. 'error 201: Order rejected - ...'."""
         return "; ".join(f"error {c}: {m}" for c, m in self.errors)
+
+    error = error_message
 
     def __repr__(self) -> str:
         return (

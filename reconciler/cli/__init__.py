@@ -35,5 +35,23 @@ def _register() -> None:
 _register()
 
 
+def configure_logging() -> None:
+    """Warnings and errors of our own code on stderr; the IB client libraries' own error
+    lines stay quiet (their errors reach the user through our messages) unless
+    RECONCILER_LOG_LEVEL asks for more."""
+    import logging
+    import os
+
+    level = os.environ.get("RECONCILER_LOG_LEVEL", "").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.WARNING) if level else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not level:
+        for name in ("ib_async", "ib_insync"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def main() -> None:
+    configure_logging()
     cli(prog_name="reconcile")

@@ -135,7 +135,8 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     interactive = sys.stdin.isatty()
 
     def approve(plan) -> bool:
-        click.echo(render_plan_text(plan), nl=False)
+        # With --format json stdout carries only the report; the plan goes to stderr.
+        click.echo(render_plan_text(plan), nl=False, err=fmt == "json")
         if auto_approve:
             return True
         if not interactive:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from reconciler.broker import Broker, ConnectionLost, OrderError, check_orders
+from reconciler.broker import Broker, BrokerError, ConnectionLost, OrderError, check_orders
 from reconciler.settings import Settings
 
 pytestmark = pytest.mark.asyncio
@@ -177,3 +177,34 @@ async def test_wait_when_connection_drops_before_ack_then_outcome_unknown_and_re
     )
     placed = [e for e in sim.journal.messages("in", msg_id=3)]
     assert len(placed) == 1  # recovery read the outcome; nothing was sent twice
+
+
+async def test_cancel_open_order_cancels_our_own_and_refuses_another_clients(
+    sim, client_lib, planned
+):
+    async with await trading(sim, client_lib, client_id=31) as other:
+        theirs = await other.place_order(
+            planned(order_type="LMT", limit_price=200.0), order_ref="rc-p5-001"
+        )
+        await other.wait_ack(theirs, timeout=5)
+        async with await trading(sim, client_lib) as broker:
+            ours = await broker.place_order(
+                planned(order_type="LMT", limit_price=201.0), order_ref="rc-p5-002"
+            )
+            await broker.wait_ack(ours, timeout=5)
+            working = {o.order_ref: o for o in await broker.open_orders()}
+            with pytest.raises(BrokerError, match="client id 31"):
+                await broker.cancel_open_order(working["rc-p5-001"])
+            await broker.cancel_open_order(working["rc-p5-002"])
+            await broker.wait_order(ours, timeout=5)
+            assert ours.status == "Cancelled"
+            left = {o.order_ref for o in await broker.open_orders()}
+    assert left == {"rc-p5-001"}
+
+
+async def test_broker_check_orders_report_reads_as_ack_and_cancel(sim, client_lib):
+    async with await trading(sim, client_lib) as broker:
+        report = await broker.check_orders("DU0000002", symbol="VTI")
+    text = str(report)
+    assert report.ok and text.startswith("ACK Submitted, CANCEL: BUY 1 VTI LMT")
+    assert "on DU0000002" in text and report.order_ref in text

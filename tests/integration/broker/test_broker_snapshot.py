@@ -9,7 +9,14 @@ import datetime as dt
 import pytest
 
 from reconciler.actual import ActualState
-from reconciler.broker import Broker, LockMismatch, ResolutionError, SnapshotError, lock_entries
+from reconciler.broker import (
+    Broker,
+    LockMismatch,
+    ResolutionError,
+    SnapshotError,
+    StartupSyncIncomplete,
+    lock_entries,
+)
 from reconciler.desired.model import Instrument
 from reconciler.settings import Settings
 
@@ -144,8 +151,6 @@ async def test_snapshot_when_connectivity_was_restored_before_then_snapshot_succ
 async def test_snapshot_when_positions_never_end_then_snapshot_error_names_positions(
     sim, client_lib
 ):
-    if not hasattr(sim.faults, "withhold_position_end"):
-        pytest.skip("simulator has no fault that withholds positionEnd (asked of H2)")
     async with await connected(sim, client_lib, timeout=0.5) as broker:
         sim.faults.withhold_position_end = True
         with pytest.raises(SnapshotError, match="positions"):
@@ -222,3 +227,14 @@ async def test_resolve_and_snapshot_of_the_whole_universe_stay_within_the_pacing
     assert len(resolved) == len(symbols) > 45
     assert {c.con_id for c in resolved.values()} <= set(state.quotes)
     assert all(q.reference_price is not None for q in state.quotes.values())
+
+
+async def test_connect_when_positions_never_end_then_no_flat_book_is_ever_reported(sim, client_lib):
+    sim.faults.withhold_position_end = True
+    if client_lib.__name__ == "ib_async":  # raiseSyncErrors: the start-up sync itself fails
+        with pytest.raises(StartupSyncIncomplete, match="positions"):
+            await connected(sim, client_lib, timeout=0.5)
+        return
+    async with await connected(sim, client_lib, timeout=0.5) as broker:  # ib_insync only logs
+        with pytest.raises(SnapshotError, match="positions"):
+            await broker.snapshot(DEMO, [])

@@ -130,3 +130,18 @@ def test_request_for_instrument_pins_what_the_operator_pinned():
     )
     by_id = contracts.request_for_instrument(ib_async, Instrument("VTI", con_id=756733))
     assert by_id.conId == 756733 and by_id.symbol == ""
+
+
+def test_connectivity_loss_during_a_request_is_reported_even_when_restored():
+    from reconciler.broker.connection import Connectivity
+
+    state = Connectivity()
+    mark = state.mark()
+    assert state.problems_since(mark) == []
+    state.lost, state.lost_count = True, 1
+    assert any("1100" in p for p in state.problems_since(mark))
+    state.lost = False  # 1102 arrived: still reported for a request that spanned the loss
+    assert any("1100" in p for p in state.problems_since(mark))
+    assert state.problems_since(state.mark()) == []
+    state.socket_closed = True
+    assert state.problems_since(state.mark()) == ["the connection to the gateway closed"]
