@@ -206,11 +206,12 @@ class Executor:
         acked = self._record_ack(order, ref, handle)
         if _status(handle) not in FINAL_STATUSES:
             self.progress(f"ttl   {ref}: {order.ttl_seconds:g}s passed, cancelling the rest")
+            outcome.message = f"TTL {order.ttl_seconds:g}s reached, rest cancelled"
             try:
                 async with self.limiter:
                     await self.broker.cancel_order(handle)
             except Exception as exc:  # the final answer below decides; keep the reason
-                outcome.message = f"cancel failed: {exc}"
+                outcome.message = f"TTL reached, cancel failed: {exc}"
             handle = await self.broker.wait_order(handle, timeout=self.cancel_grace)
             if not acked:
                 self._record_ack(order, ref, handle)

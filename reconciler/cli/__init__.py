@@ -35,10 +35,20 @@ def _register() -> None:
 _register()
 
 
+class _HandledGatewayErrors:
+    """Drops the client libraries' echo of gateway error messages ("Error 202, reqId 7: ...")
+    and "request timed out" notices: the broker adapter reports those itself. Anything else
+    they log, decode failures ("Error handling fields") above all, still reaches stderr."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        message = record.getMessage()
+        return not (message.startswith(("Error ", "Warning ")) and ", reqId " in message) \
+            and "timed out" not in message
+
+
 def configure_logging() -> None:
-    """Warnings and errors of our own code on stderr; the IB client libraries' own error
-    lines stay quiet (their errors reach the user through our messages) unless
-    RECONCILER_LOG_LEVEL asks for more."""
+    """Warnings and errors on stderr; RECONCILER_LOG_LEVEL=INFO/DEBUG asks for more."""
     import logging
     import os
 
@@ -47,9 +57,9 @@ def configure_logging() -> None:
         level=getattr(logging, level, logging.WARNING) if level else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not level:
-        for name in ("ib_async", "ib_insync"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+    if level not in ("DEBUG", "INFO"):
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_HandledGatewayErrors())
 
 
 def main() -> None:

@@ -26,8 +26,12 @@ class Cli:
         command = [sys.executable, "-m", "reconciler", *args]
         if gateway and args and args[0] in ("plan", "apply", "lock", "health", "run"):
             command += ["--gateway", self.gateway]
-        return subprocess.run(command, cwd=self.workdir, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, input=stdin)
+        result = subprocess.run(command, cwd=self.workdir, env=full_env, capture_output=True,
+                                text=True, timeout=timeout, input=stdin)
+        # The client library must decode everything the simulator sends.
+        assert "Error handling fields" not in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
 
 
 def base_env(workdir: Path) -> dict[str, str]:
