@@ -35,6 +35,9 @@ def _register() -> None:
 _register()
 
 
+_ECHOED = ("timed out", "API connection failed", "Make sure API port", "Peer closed connection")
+
+
 class _HandledGatewayErrors:
     """Drops the client libraries' echo of gateway error messages ("Error 202, reqId 7: ...")
     and "request timed out" notices: the broker adapter reports those itself. Anything else
@@ -43,8 +46,9 @@ class _HandledGatewayErrors:
     @staticmethod
     def filter(record) -> bool:
         message = record.getMessage()
-        return not (message.startswith(("Error ", "Warning ")) and ", reqId " in message) \
-            and "timed out" not in message
+        if message.startswith(("Error ", "Warning ")) and ", reqId " in message:
+            return False
+        return not any(text in message for text in _ECHOED)
 
 
 def configure_logging() -> None:

@@ -10,14 +10,17 @@ only), and must never sleep as synchronisation: every wait polls a condition wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,9 @@ SIM_CLOCK_START = "2026-01-07T17:00:00Z"
 CLOSED_SESSION = "00:00-00:00"
 DECODE_FAILURE_MARKERS = ("Error handling fields",)
 SUBPROCESS_TIMEOUT = 60.0
+PG_ADMIN_URL = os.environ.get(
+    "RECONCILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 # ------------------------------------------------------------------ desired state, scenario
@@ -362,5 +368,73 @@ def recorded_order_refs(db_url: str) -> set[str]:
     store = open_store(db_url)
     try:
         return {o.order_ref for o in store.list_orders(limit=10_000)}
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def postgres_answers(url: str = PG_ADMIN_URL) -> bool:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    try:
+        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), 1.0):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """A uniquely named, empty database on the test server (its URL), dropped afterwards;
+    skips the test when the server does not answer."""
+    import pytest
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    if not postgres_answers(admin_url):
+        pytest.skip(f"PostgreSQL at {make_url(admin_url).render_as_string()} does not answer")
+    name = f"reconciler_apply_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def store_url(kind: str, tmp_path: Path, stack: contextlib.ExitStack) -> str:
+    """A fresh store of `kind` (sqlite | postgres) for one test."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    if kind == "postgres":
+        return stack.enter_context(postgres_database())
+    raise ValueError(f"unknown store kind {kind!r}")
+
+
+def cycle_statuses(db_url: str) -> list[str]:
+    from reconciler.store import open_store
+
+    store = open_store(db_url)
+    try:
+        return sorted(c.status for c in store.list_cycles(limit=1000))
+    finally:
+        store.close()
+
+
+def ledger_event_kinds(db_url: str) -> list[str]:
+    """Kinds of every ledger event, oldest first."""
+    from reconciler.store import open_store
+
+    store = open_store(db_url)
+    try:
+        return [e.kind for e in reversed(store.recent_events(limit=100_000))]
     finally:
         store.close()

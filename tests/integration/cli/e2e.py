@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class Cli:
                  gateway: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
         full_env = {**self.env, **(env or {})}
         command = [sys.executable, "-m", "reconciler", *args]
-        if gateway and args and args[0] in ("plan", "apply", "lock", "health", "run"):
+        if gateway and args and args[0] in ("plan", "apply", "lock", "health", "run", "halt"):
             command += ["--gateway", self.gateway]
         result = subprocess.run(command, cwd=self.workdir, env=full_env, capture_output=True,
                                 text=True, timeout=timeout, input=stdin)
@@ -32,6 +33,22 @@ class Cli:
         assert "Error handling fields" not in result.stderr, result.stderr
         assert "Traceback" not in result.stderr, result.stderr
         return result
+
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start the command in the background (for tests that kill or race it)."""
+        command = [sys.executable, "-m", "reconciler", *args, "--gateway", self.gateway]
+        return subprocess.Popen(command, cwd=self.workdir, env={**self.env, **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
 
 
 def base_env(workdir: Path) -> dict[str, str]:

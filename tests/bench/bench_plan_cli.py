@@ -1,0 +1,324 @@
+"""Benchmark: `reconcile plan` wall time against the simulator, next to the pacing floor.
+
+Issue 4: "`reconcile plan` wall time against the simulator for 500 instruments, printed next
+to the floor set by the gateway's pacing." For 500 and for 50 target instruments (the
+simulator's built-in USD universe plus made-up listings added through the scenario's
+`instruments`), this script
+
+- starts the simulator in a background thread (the real TWS socket protocol over TCP) with a
+  paper account that holds some of the instruments and a second one that the desired state
+  does not manage;
+- writes a desired state (one Portfolio targeting every instrument at 0.19% or less, a
+  generous RiskPolicy) to a temporary directory;
+- runs `reconcile plan DIR --format json --gateway HOST:PORT` as a subprocess: once to warm
+  up, then three timed runs, each in its own RECONCILER_STATE_DIR;
+- counts the messages the client sent per run (the simulator's journal, incoming entries)
+  and prints the pacing floor: messages / (45 per 1.1 s), the throttle the adapter sets on
+  the client library (`reconciler/broker/connection.py` PACING_MAX_MESSAGES /
+  PACING_INTERVAL; the library's own default is 45 per 1 s, the gateway's limit 50 per 1 s);
+- times the pieces in-process through the library (Broker.connect, resolve, snapshot,
+  build_plan + render) to show where the wall time goes.
+
+Prints figures; asserts nothing about speed. Exits non-zero only when a run fails.
+Usage: python tests/bench/bench_plan_cli.py [--sizes 500,50] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.broker.connection import PACING_INTERVAL, PACING_MAX_MESSAGES
+from reconciler.sim import run_in_thread
+from reconciler.sim.market import builtin_universe
+
+ACCOUNT = "DU0000001"
+OTHER_ACCOUNT = "DU0000002"  # in the gateway, not in the desired state
+CASH = 10_000_000.0
+CLIENT_ID = 17
+RUN_TIMEOUT = 120.0
+# Message ids (client -> gateway) named in the per-kind breakdown.
+MESSAGE_NAMES = {
+    1: "reqMktData",
+    2: "cancelMktData",
+    6: "reqAccountUpdates",
+    7: "reqExecutions",
+    9: "reqContractDetails",
+    49: "reqCurrentTime",
+    59: "reqMarketDataType",
+    61: "reqPositions",
+    71: "startApi",
+    76: "reqAccountUpdatesMulti",
+    77: "cancelAccountUpdatesMulti",
+    8: "reqIds",
+    99: "reqCompletedOrders",
+    16: "reqAllOpenOrders",
+    64: "cancelPositions",
+}
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def builtin_symbols() -> list[tuple[str, float]]:
+    """Built-in US listings a bare symbol names unambiguously (no GME: often restricted)."""
+    listings = [i for i in builtin_universe() if i.currency == "USD" and i.sec_type == "STK"]
+    counts = collections.Counter(i.symbol for i in listings)
+    return [(i.symbol, i.price) for i in listings if counts[i.symbol] == 1 and i.symbol != "GME"]
+
+
+def instrument_universe(size: int) -> tuple[list[tuple[str, float]], list[dict]]:
+    """(symbol, price) for `size` instruments, and the scenario entries adding made-up ones."""
+    rng = random.Random(4)
+    chosen = builtin_symbols()[:size]
+    extra = []
+    for number in range(size - len(chosen)):
+        symbol = f"ZB{number:04d}"
+        price = round(rng.uniform(8, 400), 2)
+        extra.append({"symbol": symbol, "price": price, "primaryExchange": "NYSE",
+                      "spread": round(max(0.02, price * 0.0004), 2), "longName": f"BENCH {symbol}"})
+        chosen.append((symbol, price))
+    return chosen, extra
+
+
+def scenario(size: int) -> dict:
+    """Two paper accounts; the managed one holds every fifth instrument."""
+    chosen, extra = instrument_universe(size)
+    positions = [{"symbol": symbol, "quantity": max(1, int(15_000 // price)), "avgCost": price}
+                 for symbol, price in chosen[::5]]
+    return {
+        "name": f"bench-plan-{size}",
+        "seed": 11,
+        "accounts": [
+            {"id": ACCOUNT, "type": "cash", "cash": {"USD": CASH}, "positions": positions},
+            {"id": OTHER_ACCOUNT, "type": "cash", "cash": {"USD": 50_000},
+             "positions": [{"symbol": "VTI", "quantity": 10}]},
+        ],
+        "instruments": extra,
+        "market": {"volatility": 0, "hours": "always"},
+    }
+
+
+def write_desired_state(directory: Path, size: int) -> None:
+    chosen, _ = instrument_universe(size)
+    weight = min(0.0019, 0.95 / size)
+    targets = "\n".join(f"    - {{symbol: {symbol}, weight: {weight:.4%}}}" for symbol, _ in chosen)
+    (directory / "portfolio.yaml").write_text(
+        "apiVersion: reconciler/v1\n"
+        "kind: Portfolio\n"
+        "metadata:\n"
+        f"  name: bench-{size}\n"
+        "spec:\n"
+        f"  account: {ACCOUNT}\n"
+        "  targets:\n"
+        f"{targets}\n"
+        "  cashReserve: 2%\n"
+        "  band: {absolute: 0.05%}\n"
+        "  minTradeNotional: 100\n"
+        "  execution: {orderType: LMT, limitOffsetBps: 5}\n"
+        "  riskPolicy: default\n",
+        encoding="utf-8",
+    )
+    (directory / "risk.yaml").write_text(
+        "apiVersion: reconciler/v1\n"
+        "kind: RiskPolicy\n"
+        "metadata:\n"
+        "  name: default\n"
+        "spec:\n"
+        "  tradingState: ACTIVE\n"
+        "  maxOrderNotional: 1000000\n"
+        "  maxPositionNotional: 5000000\n"
+        "  maxLeverage: 1.0\n"
+        "  maxOrdersPerCycle: 10000\n"
+        "  maxCycleTurnover: 100%\n"
+        "  maxDailyNotional: 1000000000\n"
+        "  maxPriceAge: 10m\n"
+        "  maxSpread: 5%\n"
+        "  onBreach: clip\n",
+        encoding="utf-8",
+    )
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class CliRun:
+    seconds: float
+    messages: int
+    by_kind: dict[int, int]
+    orders: int
+
+
+def incoming_since(sim, start: int) -> list[dict]:
+    """Client -> gateway entries recorded after journal position `start`."""
+    return [e for e in list(sim.journal)[start:] if e["dir"] == "in"]
+
+
+def run_cli(sim, desired_dir: Path, work: Path, label: str) -> CliRun:
+    state_dir = work / f"state-{label}"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("IB_", "RECONCILER_", "EXEC_RISK_", "TRADING_", "ORDERS_"))}
+    env.update(RECONCILER_STATE_DIR=str(state_dir), IB_CLIENT_ID=str(CLIENT_ID))
+    command = [sys.executable, "-m", "reconciler", "plan", str(desired_dir), "--format", "json",
+               "--gateway", f"{sim.host}:{sim.port}"]
+    mark = len(sim.journal)
+    started = time.perf_counter()
+    # cwd: a directory without a .env file, so only this environment applies.
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"`reconcile plan` ({label}) exited {done.returncode}:\n{done.stderr}")
+    plan = json.loads(done.stdout)
+    sent = incoming_since(sim, mark)
+    return CliRun(
+        seconds=elapsed,
+        messages=len(sent),
+        by_kind=dict(collections.Counter(e["msg_id"] for e in sent)),
+        orders=count_orders(plan),
+    )
+
+
+def count_orders(plan: dict) -> int:
+    return sum(len(account.get("orders", [])) for account in plan.get("accounts", []))
+
+
+@dataclass(frozen=True)
+class Split:
+    phases: dict[str, float]  # seconds by phase, in order
+    messages: dict[str, int]  # client messages by phase
+    resolved: int
+    quotes: int
+    orders: int
+
+
+async def split_in_process(sim, desired_dir: Path, work: Path) -> Split:
+    """The same plan through the library, each phase timed (and its messages counted)."""
+    from reconciler.broker import Broker
+    from reconciler.clock import SystemClock
+    from reconciler.cycle import target_instruments
+    from reconciler.desired import load_desired_state
+    from reconciler.planner import build_plan, new_plan_id
+    from reconciler.report import render_plan
+    from reconciler.risk import effective_limits
+    from reconciler.settings import load_settings
+
+    settings = load_settings(
+        {"IB_GATEWAY_HOST": sim.host, "IB_GATEWAY_PORT": str(sim.port),
+         "IB_CLIENT_ID": str(CLIENT_ID), "RECONCILER_STATE_DIR": str(work / "state-split")},
+        dotenv_path=None,
+    )
+    clock = SystemClock()
+    phases: dict[str, float] = {}
+    messages: dict[str, int] = {}
+
+    class phase:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __enter__(self) -> None:
+            self.mark = len(sim.journal)
+            self.started = time.perf_counter()
+
+        def __exit__(self, *_exc: object) -> None:
+            phases[self.name] = time.perf_counter() - self.started
+            messages[self.name] = len(incoming_since(sim, self.mark))
+
+    with phase("load desired state"):
+        desired = load_desired_state(desired_dir)
+    with phase("connect"):
+        broker = await Broker.connect(settings, readonly=True, clock=clock)
+    try:
+        with phase("resolve (contract details)"):
+            resolved = await broker.resolve(target_instruments(desired), lock=desired.lock)
+        with phase("snapshot (account, positions, quotes)"):
+            actual = await broker.snapshot(list(desired.accounts), resolved)
+    finally:
+        await broker.disconnect()
+    with phase("plan + render json"):
+        limits = {name: effective_limits(policy, settings.risk_env)
+                  for name, policy in desired.risk_policies.items()}
+        now = clock.now()
+        plan = build_plan(desired, actual, resolved, limits, now=now, plan_id=new_plan_id(now))
+        rendered = render_plan(plan, "json")
+    return Split(phases, messages, len(resolved), len(actual.quotes),
+                 count_orders(json.loads(rendered)))
+
+
+# ---------------------------------------------------------------- report
+
+
+def floor_seconds(messages: int) -> float:
+    """Least time the adapter's client throttle needs to send `messages`."""
+    return messages / (PACING_MAX_MESSAGES / PACING_INTERVAL)
+
+
+def bench(size: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"bench-plan-{size}-") as tmp:
+        work = Path(tmp)
+        desired_dir = work / "desired_state"
+        desired_dir.mkdir()
+        write_desired_state(desired_dir, size)
+        with run_in_thread(scenario(size)) as sim:
+            warm = run_cli(sim, desired_dir, work, "warm-up")
+            timed = [run_cli(sim, desired_dir, work, f"run{i}") for i in range(runs)]
+            split = asyncio.run(split_in_process(sim, desired_dir, work))
+
+    walls = [r.seconds for r in timed]
+    messages = statistics.median(r.messages for r in timed)
+    floor = floor_seconds(int(messages))
+    best, median = min(walls), statistics.median(walls)
+    rate = PACING_MAX_MESSAGES / PACING_INTERVAL
+    kinds = timed[-1].by_kind
+    breakdown = ", ".join(f"{MESSAGE_NAMES.get(k, f'id {k}')} {n}"
+                          for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    print(f"--- {size} instruments (1 portfolio, account {ACCOUNT} holds {len(range(0, size, 5))};"
+          f" {timed[-1].orders} orders planned)")
+    print(f"  client messages per plan : {int(messages)} (warm-up {warm.messages}; {breakdown})")
+    print(f"  CLI wall time            : min {best:.2f} s, median {median:.2f} s "
+          f"over {runs} runs (warm-up {warm.seconds:.2f} s)")
+    print(f"  pacing floor             : {floor:.2f} s = {int(messages)} msgs / {rate:.1f} msg/s "
+          f"(adapter throttle {PACING_MAX_MESSAGES} per {PACING_INTERVAL:g} s); "
+          f"at 45/s {messages / 45:.2f} s, at the gateway's 50/s {messages / 50:.2f} s")
+    print(f"  wall / floor             : min {best / floor:.2f}, median {median / floor:.2f}")
+    print(f"  in-process split ({split.resolved} resolved, {split.quotes} quotes, "
+          f"{split.orders} orders):")
+    total = sum(split.phases.values())
+    for name, seconds in split.phases.items():
+        sent = split.messages[name]
+        note = f", {sent} msgs, floor {floor_seconds(sent):.2f} s" if sent else ""
+        print(f"    {name:<38} {seconds:7.3f} s{note}")
+    print(f"    {'total':<38} {total:7.3f} s "
+          f"(CLI median - total = {median - total:.2f} s: interpreter start-up, imports, store)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="500,50", help="comma-separated instrument counts")
+    parser.add_argument("--runs", type=int, default=3, help="timed CLI runs per size")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    print(f"{os.cpu_count()} CPUs; simulator in a thread of this process; "
+          f"`reconcile plan --format json` as a subprocess")
+    started = time.perf_counter()
+    for size in sizes:
+        bench(size, args.runs)
+    print(f"total benchmark time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
