@@ -23,10 +23,10 @@ class DemoError(Exception):
 
 
 def example_directory() -> Path:
-    """The example desired state shipped with the repository."""
-    here = Path(__file__).resolve().parent.parent / "desired_state"
+    """`desired_state/` in the current directory, else the example shipped in the package."""
     cwd = Path("desired_state")
-    for candidate in (cwd, here):
+    shipped = Path(__file__).resolve().parent / "example"
+    for candidate in (cwd, shipped):
         if candidate.is_dir():
             return candidate
     raise DemoError("no desired_state/ directory found (run from the repository root or pass --dir)")

@@ -6,7 +6,6 @@ No logic here; heavy modules (the IB client, SQLAlchemy) are imported inside the
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -27,6 +26,12 @@ from reconciler.cli.common import (
 )
 
 DEFAULT_DIR = "desired_state"
+
+
+def _run(coroutine):
+    import asyncio  # imported here: `validate` shares this module list and must stay fast
+
+    return asyncio.run(coroutine)
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -74,7 +79,7 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
     store = open_store_or_fail(settings, clock)
     try:
         with gateway_settings(gateway, settings) as gw:
-            outcome = asyncio.run(plan_cycle(desired, gw, clock=clock, store=store, accounts=accounts))
+            outcome = _run(plan_cycle(desired, gw, clock=clock, store=store, accounts=accounts))
     except SettingsError as exc:
         fail(str(exc))
     except CycleError as exc:
@@ -149,7 +154,7 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
         click.echo("ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.", err=True)
     try:
         with gateway_settings(gateway, settings) as gw:
-            outcome = asyncio.run(
+            outcome = _run(
                 apply_cycle(
                     desired, gw, clock=clock, store=store, plan_file=plan_file, approve=approve,
                     progress=progress, accounts=accounts,
@@ -205,7 +210,7 @@ def lock_command(directory, gateway):
     desired = load_desired_or_fail(directory)
     try:
         with gateway_settings(gateway, settings) as gw:
-            entries = asyncio.run(lock_instruments(desired, gw, clock=SystemClock()))
+            entries = _run(lock_instruments(desired, gw, clock=SystemClock()))
     except SettingsError as exc:
         fail(str(exc))
     except CycleError as exc:

@@ -96,7 +96,8 @@ def instrument_universe(size: int) -> tuple[list[tuple[str, float]], list[dict]]
 def scenario(size: int) -> dict:
     """Two paper accounts; the managed one holds every fifth instrument."""
     chosen, extra = instrument_universe(size)
-    positions = [{"symbol": symbol, "quantity": max(1, int(15_000 // price)), "avgCost": price}
+    positions = [{"symbol": symbol, "currency": "USD", "avgCost": price,
+                  "quantity": max(1, int(15_000 // price))}
                  for symbol, price in chosen[::5]]
     return {
         "name": f"bench-plan-{size}",
