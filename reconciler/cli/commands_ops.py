@@ -141,7 +141,8 @@ def show_risk_command(directory, fmt):
                 if isinstance(value, tuple | list):
                     value = ",".join(value) or "-"
                 rows.append({"policy": name, "limit": limit.name,
-                             "value": "unset" if value is None else value, "source": limit.source})
+                             "value": "unset" if value is None else value, "source": limit.source,
+                             "note": getattr(limit, "note", "") or ""})
     except SettingsError as exc:
         fail(str(exc))
     click.echo(_render_rows(rows, fmt, "Effective risk limits"), nl=False)

@@ -1,10 +1,11 @@
-"""One writer per account (issue 5): of two `reconcile apply` runs on one account exactly one
-trades, the other exits 3 naming the holder; with the SQLite store and with PostgreSQL.
+"""One writer per account (issue 5): of two `reconcile apply` runs started together on one
+account exactly one trades, the other exits 3; one started while the holder works is refused
+naming the holder; with the SQLite store and with PostgreSQL.
 
 The simulator runs in this process; `reconcile` runs as real subprocesses over TCP. The
-first apply's orders rest at the simulator (their instrument's session is closed), so it
-provably holds the lock while the second one starts; the test then opens the market and the
-first apply finishes. Each PostgreSQL test gets a uniquely named database, dropped after.
+winner's orders rest at the simulator (their instrument's session is closed), so it provably
+holds the lock until the test opens the market; then it finishes. Each PostgreSQL test gets
+a uniquely named database, dropped after.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from reconciler.sim import run_in_thread
 
 pytestmark = pytest.mark.integration
 
-FIRST_CLIENT, SECOND_CLIENT = 41, 42
+FIRST_CLIENT, SECOND_CLIENT, THIRD_CLIENT = 41, 42, 43
 TARGETS = {"VEA": 10, "VWO": 10}
 
 
@@ -56,37 +57,11 @@ def cli_for(tmp_path):
         cli.close()
 
 
-def test_apply_when_another_apply_holds_the_account_then_exits_3_naming_it_and_sends_nothing(
+def test_apply_when_two_start_together_then_exactly_one_trades_and_the_others_exit_3(
         db_url, cli_for):
-    with run_in_thread(scenario({}, closed=TARGETS)) as sim:
-        cli = cli_for(sim, db_url)
-
-        first = cli.apply(client_id=FIRST_CLIENT)
-        wait_until(lambda: len(placed_orders(sim)) == len(TARGETS), timeout=30,
-                   what="the first apply's orders at the simulator", alive=[first])
-
-        second = cli.finish(cli.apply(client_id=SECOND_CLIENT))
-
-        assert second.returncode == 3, second.explain()
-        assert f"account {ACCOUNT} is locked by" in second.stderr, second.explain()
-        assert f"pid {first.pid} " in second.stderr, f"holder not named:\n{second.stderr}"
-        assert first.poll() is None, "the first apply should still be waiting on its orders"
-        assert {o.client_id for o in placed_orders(sim)} == {FIRST_CLIENT}
-
-        open_market(sim)
-        done = cli.finish(first)
-
-        assert done.returncode == 0, done.explain()
-        assert done.stdout.count("FILLED") == len(TARGETS), done.explain()
-        sent = placed_orders(sim)
-        assert len(sent) == len(TARGETS) and {o.client_id for o in sent} == {FIRST_CLIENT}
-        assert duplicate_refs(sent) == []
-        assert all(o.status == "Filled" for o in broker_orders(sim))
-        assert positions(sim) == TARGETS
-        assert cycle_statuses(db_url) == ["ok", "refused"]
-
-
-def test_apply_when_two_start_together_on_a_fresh_store_then_exactly_one_trades(db_url, cli_for):
+    """Both start at once on a fresh store (schema creation races too); the loser is refused.
+    A third apply started while the winner provably holds the lease (its orders rest at the
+    gateway) is refused as well and names the holder's pid. Then the winner finishes."""
     with run_in_thread(scenario({}, closed=TARGETS)) as sim:
         cli = cli_for(sim, db_url)
         applies = {FIRST_CLIENT: cli.apply(client_id=FIRST_CLIENT),
@@ -96,17 +71,29 @@ def test_apply_when_two_start_together_on_a_fresh_store_then_exactly_one_trades(
                    what="one of the two applies to give up")
         [loser_id] = [c for c, p in applies.items() if p.poll() is not None]
         [winner_id] = [c for c in applies if c != loser_id]
+        winner = applies[winner_id]
         loser = cli.finish(applies[loser_id])
         assert loser.returncode == 3, loser.explain()
-        assert f"account {ACCOUNT} is locked by" in loser.stderr, loser.explain()
+        assert f"refused: lock held: account {ACCOUNT} is locked by" in loser.stderr, loser.explain()
         wait_until(lambda: len(placed_orders(sim)) == len(TARGETS), timeout=30,
-                   what="the winner's orders at the simulator", alive=[applies[winner_id]])
+                   what="the winner's orders at the simulator", alive=[winner])
+
+        late = cli.finish(cli.apply(client_id=THIRD_CLIENT))
+
+        assert late.returncode == 3, late.explain()
+        assert f"account {ACCOUNT} is locked by" in late.stderr, late.explain()
+        assert f"pid {winner.pid} " in late.stderr, f"holder not named:\n{late.stderr}"
+        assert winner.poll() is None, "the winner should still be waiting on its orders"
+        assert {o.client_id for o in placed_orders(sim)} == {winner_id}
 
         open_market(sim)
-        winner = cli.finish(applies[winner_id])
+        done = cli.finish(winner)
 
-        assert winner.returncode == 0, winner.explain()
+        assert done.returncode == 0, done.explain()
+        assert done.stdout.count("FILLED") == len(TARGETS), done.explain()
         sent = placed_orders(sim)
         assert len(sent) == len(TARGETS) and {o.client_id for o in sent} == {winner_id}
+        assert duplicate_refs(sent) == []
+        assert all(o.status == "Filled" for o in broker_orders(sim))
         assert positions(sim) == TARGETS
-        assert cycle_statuses(db_url) == ["ok", "refused"]
+        assert cycle_statuses(db_url) == ["ok", "refused", "refused"]
