@@ -244,8 +244,8 @@ async def apply_cycle(
     """
     from reconciler import cyclereport
     from reconciler.execute import Executor, OrderOutcome, recover
+    from reconciler.execute import not_sent_outcome as not_sent
     from reconciler.planner import build_plan, new_plan_id
-    from reconciler.plan import order_ref
     from reconciler.store import LockHeld
 
     if plan_file is not None:
@@ -320,15 +320,12 @@ async def apply_cycle(
                     report["result"] = "not approved"
                 elif dry_run:
                     report["result"] = "dry run: ORDERS_ENABLED is false, nothing was sent"
-                    outcomes = [
-                        OrderOutcome(order_ref(plan.plan_id, o.leg), o.leg, o.account, o.key, o.side,
-                                     o.quantity, "NOT_SENT", message="dry run",
-                                     est_commission=o.est_commission, arrival_price=o.arrival_price)
-                        for o in plan.orders
-                    ]
+                    outcomes = [not_sent(plan.plan_id, o, "dry run") for o in plan.orders]
                 else:
+                    increments = {c.con_id: c.size_increment for c in actual.contracts.values()}
                     executor = Executor(plan, broker=broker, store=store, clock=clock,
-                                        cycle_id=cycle_id, progress=progress)
+                                        cycle_id=cycle_id, progress=progress,
+                                        size_increments=increments)
                     outcomes = await executor.run()
                     report["notes"] = executor.notes
                     report["result"] = "applied"
@@ -364,9 +361,9 @@ async def apply_cycle(
 
 
 def _plan_json(plan: Plan) -> dict:
-    from reconciler.plan import to_dict
-
     import json
+
+    from reconciler.plan import to_dict
 
     return json.loads(json.dumps(to_dict(plan), default=str))
 

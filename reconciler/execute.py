@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,6 +99,7 @@ class Executor:
         progress: Progress = lambda _msg: None,
         messages_per_second: float = DEFAULT_MESSAGES_PER_SECOND,
         cancel_grace_seconds: float = CANCEL_GRACE_SECONDS,
+        size_increments: Mapping[int, float] | None = None,
     ) -> None:
         from aiolimiter import AsyncLimiter
 
@@ -111,11 +112,19 @@ class Executor:
         self.limiter = AsyncLimiter(max(1.0, messages_per_second), 1.0)
         self.cancel_grace = cancel_grace_seconds
         self.notes: list[str] = []
+        self.size_increments = dict(size_increments or {})
 
     # ------------------------------------------------------------ phases
 
+    def _hook(self, name: str, *args: Any) -> None:
+        """Optional structured progress (a terminal progress bar); plain callbacks lack it."""
+        hook = getattr(self.progress, name, None)
+        if callable(hook):
+            hook(*args)
+
     async def run(self, orders: Sequence[PlannedOrder] | None = None) -> list[OrderOutcome]:
         orders = list(self.plan.orders if orders is None else orders)
+        self._hook("orders_total", len(orders))
         sells = [o for o in orders if o.side == "SELL"]
         buys = [o for o in orders if o.side == "BUY"]
         outcomes = await self._run_phase(sells)
@@ -124,11 +133,17 @@ class Executor:
                 self._planned_proceeds(o) - self._actual_proceeds(out)
                 for o, out in zip(sells, outcomes, strict=True)
             )
-            increments = await self._increments(buys)
-            buys, notes = scale_buys_to_cash(buys, shortfall, increments)
+            scaled, notes = scale_buys_to_cash(buys, shortfall, self.size_increments)
             self.notes += notes
-            outcomes += await self._run_phase(buys)
-        return outcomes
+            kept = {b.leg for b in scaled}
+            dropped = [b for b in buys if b.leg not in kept]
+            outcomes += await self._run_phase(scaled)
+            for order in dropped:
+                outcome = not_sent_outcome(self.plan.plan_id, order)
+                outcome.message = "not sent: sells raised less cash than planned"
+                outcomes.append(outcome)
+                self._hook("order_done", outcome)
+        return sorted(outcomes, key=lambda o: o.leg)
 
     @staticmethod
     def _planned_proceeds(order: PlannedOrder) -> float:
@@ -140,26 +155,13 @@ class Executor:
             return 0.0
         return outcome.filled * outcome.avg_price
 
-    async def _increments(self, buys: Sequence[PlannedOrder]) -> dict[int, float]:
-        return {b.con_id: getattr(b, "size_increment", 1.0) for b in buys}
-
     async def _run_phase(self, orders: Sequence[PlannedOrder]) -> list[OrderOutcome]:
         placed: list[tuple[PlannedOrder, str, Any, OrderOutcome]] = []
         outcomes: list[OrderOutcome] = []
         halted_reason: str | None = None
         for order in orders:
             ref = order_ref(self.plan.plan_id, order.leg)
-            outcome = OrderOutcome(
-                order_ref=ref,
-                leg=order.leg,
-                account=order.account,
-                key=order.key,
-                side=order.side,
-                quantity=order.quantity,
-                status="NOT_SENT",
-                est_commission=order.est_commission,
-                arrival_price=order.arrival_price,
-            )
+            outcome = not_sent_outcome(self.plan.plan_id, order)
             outcomes.append(outcome)
             if halted_reason is None:
                 halt = self.store.current_halt()
@@ -168,10 +170,13 @@ class Executor:
                     self.progress(f"HALTED out of band ({halt.reason}): no further orders are sent")
             if halted_reason is not None:
                 outcome.message = f"not sent: halted ({halted_reason})"
+                self._hook("order_done", outcome)
                 continue
             handle = await self._send(order, ref, outcome)
             if handle is not None:
                 placed.append((order, ref, handle, outcome))
+            else:
+                self._hook("order_done", outcome)
         await asyncio.gather(*(self._follow(o, ref, h, out) for o, ref, h, out in placed))
         return outcomes
 
@@ -292,11 +297,28 @@ class Executor:
                 payload={"status": status, "filled": outcome.filled, "avg_price": outcome.avg_price,
                          "message": error},
             )
+        self._hook("order_done", outcome)
         self.progress(
             f"{outcome.status:<7} {ref} filled {outcome.filled:g}/{order.quantity:g}"
             + (f" avg {outcome.avg_price:.4f}" if outcome.avg_price else "")
             + (f" ({outcome.message})" if outcome.message else "")
         )
+
+
+def not_sent_outcome(plan_id: str, order: PlannedOrder, message: str = "") -> OrderOutcome:
+    """A NOT_SENT outcome for an order, to be filled in as answers arrive."""
+    return OrderOutcome(
+        order_ref=order_ref(plan_id, order.leg),
+        leg=order.leg,
+        account=order.account,
+        key=order.key,
+        side=order.side,
+        quantity=order.quantity,
+        status="NOT_SENT",
+        est_commission=order.est_commission,
+        arrival_price=order.arrival_price,
+        message=message,
+    )
 
 
 def _status(handle) -> str:

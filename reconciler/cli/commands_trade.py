@@ -44,13 +44,41 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, target)
 
 
-def _progress_printer():
-    """Plain lines on a pipe; dimmed lines with times on a terminal."""
-    if sys.stderr.isatty():
-        from rich.console import Console
+class _TerminalProgress:
+    """Progress lines with times and a bar of finished orders, for a terminal (rich)."""
 
-        console = Console(stderr=True)
-        return lambda msg: console.log(msg, highlight=False)
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(TextColumn("orders"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=self.console, transient=True)
+        self.task = None
+
+    def __call__(self, message: str) -> None:
+        self.console.log(message, highlight=False)
+
+    def orders_total(self, total: int) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("orders", total=total)
+        else:
+            self.bar.update(self.task, total=(self.bar.tasks[0].total or 0) + total)
+
+    def order_done(self, _outcome) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
+def _progress_printer():
+    """Plain lines on a pipe; timed lines and a progress bar on a terminal."""
+    if sys.stderr.isatty():
+        return _TerminalProgress()
     return lambda msg: click.echo(msg, err=True)
 
 
@@ -165,11 +193,14 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     except SettingsError as exc:
         fail(str(exc))
     except Refused as exc:
+        getattr(progress, "close", lambda: None)()
         for reason in exc.reasons:
             click.echo(f"refused: {reason}", err=True)
         sys.exit(EXIT_REFUSED)
     except CycleError as exc:
+        getattr(progress, "close", lambda: None)()
         fail(str(exc))
+    getattr(progress, "close", lambda: None)()
     report = outcome.report
     if fmt == "json":
         click.echo(render_json(report), nl=False)

@@ -49,6 +49,7 @@ ACCOUNT = "DU0000001"
 OTHER_ACCOUNT = "DU0000002"  # in the gateway, not in the desired state
 CASH = 10_000_000.0
 CLIENT_ID = 17
+GATEWAY_PACING_LIMIT = 50
 RUN_TIMEOUT = 120.0
 # Message ids (client -> gateway) named in the per-kind breakdown.
 MESSAGE_NAMES = {
@@ -110,6 +111,9 @@ def scenario(size: int) -> dict:
         ],
         "instruments": extra,
         "market": {"volatility": 0, "hours": "always"},
+        # IB's rule: more than 50 messages in a second gets error 100 and a disconnect, so a
+        # pacing bug fails the benchmark instead of flattering it.
+        "faults": {"pacingLimit": GATEWAY_PACING_LIMIT},
     }
 
 
@@ -162,12 +166,27 @@ class CliRun:
     exit_code: int
     messages: int  # API messages (the handshake is not paced and not counted)
     by_kind: dict[int, int]
+    peak_per_second: int
     orders: int
 
 
 def api_messages_since(sim, start: int) -> list[dict]:
     """Client -> gateway API messages recorded after journal position `start`."""
-    return [e for e in list(sim.journal)[start:] if e["dir"] == "in" and isinstance(e["msg_id"], int)]
+    return [e for e in list(sim.journal)[start:]
+            if e["dir"] == "in" and isinstance(e["msg_id"], int)]
+
+
+def peak_per_second(entries: list[dict]) -> int:
+    """Most messages that arrived at the gateway within any 1 s window."""
+    import datetime as dt
+
+    times = [dt.datetime.fromisoformat(e["t"]).timestamp() for e in entries]
+    peak, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
 
 
 def cli_environment(state_dir: Path) -> dict[str, str]:
@@ -187,7 +206,7 @@ def run_cli(desired_dir: Path, work: Path, gateway: str, sim=None) -> CliRun:
                           capture_output=True, text=True, timeout=RUN_TIMEOUT)
     elapsed = time.perf_counter() - started
     if sim is None:
-        return CliRun(elapsed, done.returncode, 0, {}, 0)
+        return CliRun(elapsed, done.returncode, 0, {}, 0, 0)
     if done.returncode != 0:
         raise SystemExit(f"`reconcile plan` exited {done.returncode}:\n{done.stderr}")
     sent = api_messages_since(sim, mark)
@@ -196,6 +215,7 @@ def run_cli(desired_dir: Path, work: Path, gateway: str, sim=None) -> CliRun:
         exit_code=done.returncode,
         messages=len(sent),
         by_kind=dict(collections.Counter(e["msg_id"] for e in sent)),
+        peak_per_second=peak_per_second(sent),
         orders=count_orders(json.loads(done.stdout)),
     )
 
@@ -319,6 +339,8 @@ def bench(size: int, runs: int) -> None:
           f"(adapter throttle {PACING_MAX_MESSAGES} per {PACING_INTERVAL:g} s; at the "
           f"library default 45/s {messages / 45:.2f} s, at the gateway's 50/s "
           f"{messages / 50:.2f} s)")
+    print(f"  peak at the gateway          : {max(r.peak_per_second for r in timed)} msgs in "
+          f"any 1 s window (limit enforced by the simulator: {GATEWAY_PACING_LIMIT})")
     print(f"  wall / floor                 : min {best / floor:.2f}, median {median / floor:.2f}")
     print(f"  CLI fixed cost               : {fixed.seconds:.2f} s (same command, gateway port "
           f"closed, exit {fixed.exit_code}: start-up, imports, desired state, store)")
