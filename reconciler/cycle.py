@@ -138,7 +138,9 @@ def detect_breaks(store, actual: ActualState, accounts: Sequence[str]):
         if not rows or state is None:
             continue  # no earlier snapshot: nothing the ledger could contradict
         since = rows[0].at
-        last = {r.con_id: (r.symbol, r.quantity) for r in rows if r.con_id is not None and r.quantity}
+        last = {
+            r.con_id: (r.symbol, r.quantity) for r in rows if r.con_id is not None and r.quantity
+        }
         broker = {p.con_id: (p.symbol, p.quantity) for p in state.positions if p.quantity}
         found += ledger_breaks(account, last, store.net_fills_since(account, since), broker)
     return found
@@ -149,7 +151,10 @@ def skip_breaks(plan: Plan, breaks) -> Plan:
 
     return without_instruments(
         plan,
-        {(b.account, b.con_id): {"ledger": b.expected, "broker": b.actual, "conId": b.con_id} for b in breaks},
+        {
+            (b.account, b.con_id): {"ledger": b.expected, "broker": b.actual, "conId": b.con_id}
+            for b in breaks
+        },
     )
 
 
@@ -252,7 +257,11 @@ async def apply_cycle(
         chosen = [a.account for a in plan_file.accounts]
         unknown = [a for a in chosen if desired.portfolio_for(a) is None]
         if unknown:
-            raise Refused([f"plan is for account(s) {', '.join(unknown)} that the desired state no longer has"])
+            raise Refused(
+                [
+                    f"plan is for account(s) {', '.join(unknown)} that the desired state no longer has"
+                ]
+            )
     else:
         chosen = selected_accounts(desired, accounts)
     started = clock.now()
@@ -270,7 +279,13 @@ async def apply_cycle(
         broker = await connect(settings, readonly=not settings.orders_enabled, clock=clock)
         try:
             gates = evaluate_gates(
-                _gate_inputs(desired, settings, chosen, broker.managed_accounts, halt.reason if halt else None)
+                _gate_inputs(
+                    desired,
+                    settings,
+                    chosen,
+                    broker.managed_accounts,
+                    halt.reason if halt else None,
+                )
             )
             report["gates"] = [g.__dict__ for g in gates]
             bad = refused(gates)
@@ -284,24 +299,45 @@ async def apply_cycle(
             try:
                 report["lock_id"] = getattr(handle, "lock_id", None)
                 if settings.orders_enabled:
-                    report["recovery"] = await recover(broker, store, chosen, clock=clock, progress=progress)
+                    report["recovery"] = await recover(
+                        broker, store, chosen, clock=clock, progress=progress
+                    )
                 resolved, actual, mismatches = await _resolve_and_snapshot(broker, desired, chosen)
                 report["lock_mismatches"] = list(mismatches)
                 limits = _limits(desired, settings, halt.reason if halt else None)
                 breaks = detect_breaks(store, actual, chosen)
                 for b in breaks:
-                    store.append_event("BREAK", account=b.account, payload={
-                        "con_id": b.con_id, "symbol": b.symbol, "ledger": b.expected, "broker": b.actual})
+                    store.append_event(
+                        "BREAK",
+                        account=b.account,
+                        payload={
+                            "con_id": b.con_id,
+                            "symbol": b.symbol,
+                            "ledger": b.expected,
+                            "broker": b.actual,
+                        },
+                    )
                     progress(f"break {b.render()}: instrument skipped this cycle")
                 report["breaks"] = [b.render() for b in breaks]
                 now = clock.now()
-                fresh = build_plan(desired, actual, resolved, limits, now=now, plan_id=new_plan_id(now), accounts=chosen)
+                fresh = build_plan(
+                    desired,
+                    actual,
+                    resolved,
+                    limits,
+                    now=now,
+                    plan_id=new_plan_id(now),
+                    accounts=chosen,
+                )
                 fresh = skip_breaks(fresh, breaks)
                 if plan_file is not None:
                     reasons = stale_reasons(plan_file, actual, desired.content_hash, now, tolerance)
                     if reasons:
                         report["stale_reasons"] = reasons
-                        raise Refused([f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)], report=report)
+                        raise Refused(
+                            [f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)],
+                            report=report,
+                        )
                     plan = skip_breaks(plan_file, breaks)
                 else:
                     plan = fresh
@@ -323,17 +359,30 @@ async def apply_cycle(
                     outcomes = [not_sent(plan.plan_id, o, "dry run") for o in plan.orders]
                 else:
                     increments = {c.con_id: c.size_increment for c in actual.contracts.values()}
-                    executor = Executor(plan, broker=broker, store=store, clock=clock,
-                                        cycle_id=cycle_id, progress=progress,
-                                        size_increments=increments)
+                    executor = Executor(
+                        plan,
+                        broker=broker,
+                        store=store,
+                        clock=clock,
+                        cycle_id=cycle_id,
+                        progress=progress,
+                        size_increments=increments,
+                    )
                     outcomes = await executor.run()
                     report["notes"] = executor.notes
                     report["result"] = "applied"
                 report["orders"] = [o.to_dict() for o in outcomes]
                 if outcomes and not dry_run and approved:
                     _, after, _ = await _resolve_and_snapshot(broker, desired, chosen)
-                    after_plan = build_plan(desired, after, resolved, limits, now=clock.now(),
-                                            plan_id=plan.plan_id + "-after", accounts=chosen)
+                    after_plan = build_plan(
+                        desired,
+                        after,
+                        resolved,
+                        limits,
+                        now=clock.now(),
+                        plan_id=plan.plan_id + "-after",
+                        accounts=chosen,
+                    )
                     cyclereport.add_drift_after(report, after_plan)
                     store.record_position_snapshot(cycle_id, after)
                 if approved and not dry_run:
@@ -378,7 +427,9 @@ def _finish(store, cycle_id: int, report: dict, clock: Clock, reports_dir: str |
     report["tca"] = cyclereport.tca(report)
     if reports_dir:
         report["files"] = write_report_files(report, reports_dir)
-    store.finish_cycle(cycle_id, report["status"], report=report, error="; ".join(report.get("errors", [])) or None)
+    store.finish_cycle(
+        cycle_id, report["status"], report=report, error="; ".join(report.get("errors", [])) or None
+    )
 
 
 def write_report_files(report: dict, reports_dir: str) -> list[str]:
@@ -390,7 +441,9 @@ def write_report_files(report: dict, reports_dir: str) -> list[str]:
 
     directory = Path(reports_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"{report['started_at'][:19].replace(':', '').replace('-', '')}-cycle{report['cycle_id']}"
+    stem = (
+        f"{report['started_at'][:19].replace(':', '').replace('-', '')}-cycle{report['cycle_id']}"
+    )
     paths = {directory / f"{stem}.json": None, directory / f"{stem}.md": None}
     json_path, md_path = list(paths)
     report["files"] = [str(json_path), str(md_path)]

@@ -71,8 +71,14 @@ def add_plan(report: dict[str, Any], plan: Plan) -> None:
     report["totals"] = plan.totals
     report["drift_before"] = _drift(plan)
     report["denials"] = [
-        {"account": d.account, "key": d.key, "side": d.side, "code": d.code, "action": d.action,
-         "detail": d.render()}
+        {
+            "account": d.account,
+            "key": d.key,
+            "side": d.side,
+            "code": d.code,
+            "action": d.action,
+            "detail": d.render(),
+        }
         for d in plan.decisions
     ]
 
@@ -123,9 +129,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"]]
     if report.get("gates"):
         lines += ["", "## Gates", ""]
-        lines += [_md_table(["Gate", "Result", "Detail"],
-                            [[g["name"], "pass" if g["passed"] else "REFUSED", g["detail"]]
-                             for g in report["gates"]])]
+        lines += [
+            _md_table(
+                ["Gate", "Result", "Detail"],
+                [
+                    [g["name"], "pass" if g["passed"] else "REFUSED", g["detail"]]
+                    for g in report["gates"]
+                ],
+            )
+        ]
     if report.get("recovery"):
         lines += ["", "## Recovery of earlier orders", ""]
         lines += [f"- `{r.get('order_ref')}`: {r.get('resolution')}" for r in report["recovery"]]
@@ -133,31 +145,94 @@ def render_markdown(report: dict[str, Any]) -> str:
         rows = report.get(key) or []
         if rows:
             lines += ["", f"## {title}", ""]
-            lines += [_md_table(
-                ["Account", "Instrument", "Qty", "Weight", "Target", "Drift pts", "Band"],
-                [[r["account"], r["key"], _qty(r["quantity"]), _pct(r["current_weight"]),
-                  _pct(r["target_weight"]), _pts(r["drift"]),
-                  "unmanaged" if r["status"] == "unmanaged" else ("in" if r["in_band"] else "OUT")]
-                 for r in rows])]
+            lines += [
+                _md_table(
+                    ["Account", "Instrument", "Qty", "Weight", "Target", "Drift pts", "Band"],
+                    [
+                        [
+                            r["account"],
+                            r["key"],
+                            _qty(r["quantity"]),
+                            _pct(r["current_weight"]),
+                            _pct(r["target_weight"]),
+                            _pts(r["drift"]),
+                            "unmanaged"
+                            if r["status"] == "unmanaged"
+                            else ("in" if r["in_band"] else "OUT"),
+                        ]
+                        for r in rows
+                    ],
+                )
+            ]
     if report.get("orders"):
         lines += ["", "## Orders", ""]
-        lines += [_md_table(
-            ["Ref", "Account", "Side", "Qty", "Instrument", "Outcome", "Filled", "Avg price", "Message"],
-            [[o["order_ref"], o["account"], o["side"], _qty(o["quantity"]), o["key"], o["status"],
-              _qty(o["filled"]), _money(o.get("avg_price"), 4), o.get("message") or ""]
-             for o in report["orders"]])]
+        lines += [
+            _md_table(
+                [
+                    "Ref",
+                    "Account",
+                    "Side",
+                    "Qty",
+                    "Instrument",
+                    "Outcome",
+                    "Filled",
+                    "Avg price",
+                    "Message",
+                ],
+                [
+                    [
+                        o["order_ref"],
+                        o["account"],
+                        o["side"],
+                        _qty(o["quantity"]),
+                        o["key"],
+                        o["status"],
+                        _qty(o["filled"]),
+                        _money(o.get("avg_price"), 4),
+                        o.get("message") or "",
+                    ]
+                    for o in report["orders"]
+                ],
+            )
+        ]
     if report.get("denials"):
         lines += ["", "## Risk decisions", ""]
-        lines += [f"- **{x['action']}** `{x['key']}` {x['side']}: `{x['detail']}`" for x in report["denials"]]
+        lines += [
+            f"- **{x['action']}** `{x['key']}` {x['side']}: `{x['detail']}`"
+            for x in report["denials"]
+        ]
     rows = tca(report)
     if rows:
         lines += ["", "## Transaction costs", ""]
-        lines += [_md_table(
-            ["Ref", "Instrument", "Side", "Filled", "Arrival", "Avg fill", "Slippage bps", "Est. comm.", "Comm."],
-            [[r["order_ref"], r["key"], r["side"], _qty(r["filled"]), _money(r["arrival_price"], 4),
-              _money(r["avg_price"], 4), "-" if r["slippage_bps"] is None else f"{r['slippage_bps']:.2f}",
-              _money(r["est_commission"]), _money(r["commission"])] for r in rows])]
+        lines += [
+            _md_table(
+                [
+                    "Ref",
+                    "Instrument",
+                    "Side",
+                    "Filled",
+                    "Arrival",
+                    "Avg fill",
+                    "Slippage bps",
+                    "Est. comm.",
+                    "Comm.",
+                ],
+                [
+                    [
+                        r["order_ref"],
+                        r["key"],
+                        r["side"],
+                        _qty(r["filled"]),
+                        _money(r["arrival_price"], 4),
+                        _money(r["avg_price"], 4),
+                        "-" if r["slippage_bps"] is None else f"{r['slippage_bps']:.2f}",
+                        _money(r["est_commission"]),
+                        _money(r["commission"]),
+                    ]
+                    for r in rows
+                ],
+            )
+        ]
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"
-

@@ -29,7 +29,9 @@ def example_directory() -> Path:
     for candidate in (cwd, shipped):
         if candidate.is_dir():
             return candidate
-    raise DemoError("no desired_state/ directory found (run from the repository root or pass --dir)")
+    raise DemoError(
+        "no desired_state/ directory found (run from the repository root or pass --dir)"
+    )
 
 
 def run_demo(directory: str | None, *, echo: Callable[[str], None]) -> None:
@@ -66,12 +68,19 @@ def run_demo(directory: str | None, *, echo: Callable[[str], None]) -> None:
             echo("\n== 2. reconcile apply --auto-approve ==")
             applied = asyncio.run(
                 apply_cycle(
-                    desired, settings, clock=clock, store=store, approve=lambda _p: True,
-                    progress=echo, reports_dir=settings.reports_dir,
+                    desired,
+                    settings,
+                    clock=clock,
+                    store=store,
+                    approve=lambda _p: True,
+                    progress=echo,
+                    reports_dir=settings.reports_dir,
                 )
             )
             report = applied.report
-            echo(f"Cycle {report['cycle_id']}: {report.get('result')}; report {report.get('files', ['-', '-'])[1]}")
+            echo(
+                f"Cycle {report['cycle_id']}: {report.get('result')}; report {report.get('files', ['-', '-'])[1]}"
+            )
             echo("\n== 3. reconcile plan (again) ==")
             second = asyncio.run(plan_cycle(desired, replace(settings), clock=clock, store=store))
             echo(render_plan_text(second.plan).rstrip())
@@ -85,5 +94,7 @@ def run_demo(directory: str | None, *, echo: Callable[[str], None]) -> None:
             f"{len(unresolved_drift(second.plan))} instrument(s) outside their band"
         )
     verify = store.verify_ledger()
-    echo(f"\nLedger: {verify.checked} event(s), hash chain {'verified' if verify.ok else 'BROKEN'}.")
+    echo(
+        f"\nLedger: {verify.checked} event(s), hash chain {'verified' if verify.ok else 'BROKEN'}."
+    )
     echo("Converged: every managed instrument is inside its band. Demo complete.")

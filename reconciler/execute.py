@@ -232,7 +232,11 @@ class Executor:
                 "ACK",
                 order_ref=ref,
                 account=order.account,
-                payload={"perm_id": perm_id, "order_id": getattr(handle, "order_id", None), "status": status},
+                payload={
+                    "perm_id": perm_id,
+                    "order_id": getattr(handle, "order_id", None),
+                    "status": status,
+                },
             )
             return True
         return False
@@ -243,7 +247,11 @@ class Executor:
         record_fills(self.store, ref, order.account, getattr(handle, "fills", ()) or ())
         fills = list(getattr(handle, "fills", ()) or ())
         outcome.fills = [_fill_dict(f) for f in fills]
-        outcome.filled = float(sum(f.shares for f in fills)) if fills else float(getattr(handle, "filled", 0) or 0)
+        outcome.filled = (
+            float(sum(f.shares for f in fills))
+            if fills
+            else float(getattr(handle, "filled", 0) or 0)
+        )
         if fills:
             outcome.avg_price = sum(f.shares * f.price for f in fills) / max(outcome.filled, 1e-12)
         elif getattr(handle, "avg_fill_price", None):
@@ -294,8 +302,12 @@ class Executor:
                 kind,
                 order_ref=ref,
                 account=order.account,
-                payload={"status": status, "filled": outcome.filled, "avg_price": outcome.avg_price,
-                         "message": error},
+                payload={
+                    "status": status,
+                    "filled": outcome.filled,
+                    "avg_price": outcome.avg_price,
+                    "message": error,
+                },
             )
         self._hook("order_done", outcome)
         self.progress(
@@ -367,7 +379,9 @@ def record_fills(store, ref: str, account: str, fills) -> int:
     return new
 
 
-async def recover(broker, store, accounts: Sequence[str], *, clock: Clock, progress: Progress) -> list[dict[str, Any]]:
+async def recover(
+    broker, store, accounts: Sequence[str], *, clock: Clock, progress: Progress
+) -> list[dict[str, Any]]:
     """Resolve earlier INTENTs that have no final answer, from what the broker knows.
 
     Looks each unresolved orderRef up in open orders, completed orders and executions.
@@ -412,5 +426,12 @@ async def recover(broker, store, accounts: Sequence[str], *, clock: Clock, progr
                 payload={"recovered": True, "filled": filled, "resolution": resolution},
             )
         progress(f"recover {ref}: {resolution}")
-        results.append({"order_ref": ref, "account": intent.account, "resolution": resolution, "filled": filled})
+        results.append(
+            {
+                "order_ref": ref,
+                "account": intent.account,
+                "resolution": resolution,
+                "filled": filled,
+            }
+        )
     return results

@@ -63,9 +63,13 @@ def gate_live_override_file(i: GateInputs) -> GateResult:
         return GateResult("LIVE_TRADING_OVERRIDE_FILE", True, "not required in paper mode")
     path = i.settings.live_override_file
     if not path:
-        return GateResult("LIVE_TRADING_OVERRIDE_FILE", False, "live mode needs LIVE_TRADING_OVERRIDE_FILE set")
+        return GateResult(
+            "LIVE_TRADING_OVERRIDE_FILE", False, "live mode needs LIVE_TRADING_OVERRIDE_FILE set"
+        )
     if not i.file_exists(path):
-        return GateResult("LIVE_TRADING_OVERRIDE_FILE", False, f"override file {path} does not exist")
+        return GateResult(
+            "LIVE_TRADING_OVERRIDE_FILE", False, f"override file {path} does not exist"
+        )
     return GateResult("LIVE_TRADING_OVERRIDE_FILE", True, f"override file {path} present")
 
 
@@ -89,11 +93,15 @@ def gate_mode_matches_account_kind(i: GateInputs) -> GateResult:
     if i.settings.is_live:
         paper = [a for a in i.accounts if is_paper_account(a)]
         if paper:
-            return GateResult("ACCOUNT_KIND", False, f"live mode but paper account(s): {','.join(paper)}")
+            return GateResult(
+                "ACCOUNT_KIND", False, f"live mode but paper account(s): {','.join(paper)}"
+            )
         return GateResult("ACCOUNT_KIND", True, "live accounts in live mode")
     live = [a for a in i.accounts if not is_paper_account(a)]
     if live:
-        return GateResult("ACCOUNT_KIND", False, f"paper mode but live account(s): {','.join(live)}")
+        return GateResult(
+            "ACCOUNT_KIND", False, f"paper mode but live account(s): {','.join(live)}"
+        )
     return GateResult("ACCOUNT_KIND", True, "paper accounts in paper mode")
 
 
@@ -116,7 +124,9 @@ def gate_not_halted(i: GateInputs) -> GateResult:
         return GateResult("TRADING_STATE", False, f"halted out of band: {i.halt_reason}")
     halted = [a for a, s in i.trading_states.items() if s == "HALTED"]
     if halted:
-        return GateResult("TRADING_STATE", False, f"RiskPolicy tradingState HALTED for {','.join(halted)}")
+        return GateResult(
+            "TRADING_STATE", False, f"RiskPolicy tradingState HALTED for {','.join(halted)}"
+        )
     return GateResult("TRADING_STATE", True, "not halted")
 
 
@@ -130,7 +140,9 @@ def gate_git_clean(i: GateInputs) -> GateResult:
             detail += " (desired state has uncommitted changes)"
         return GateResult("DESIRED_STATE_COMMITTED", True, detail)
     if i.git_commit is None:
-        return GateResult("DESIRED_STATE_COMMITTED", False, "desired state is not in a git repository")
+        return GateResult(
+            "DESIRED_STATE_COMMITTED", False, "desired state is not in a git repository"
+        )
     if i.git_dirty:
         return GateResult("DESIRED_STATE_COMMITTED", False, "desired state has uncommitted changes")
     return GateResult("DESIRED_STATE_COMMITTED", True, f"clean at {i.git_commit[:10]}")

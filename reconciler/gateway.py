@@ -33,7 +33,9 @@ def parse_gateway(spec: str | None) -> tuple[str, str | None]:
 
 
 @contextmanager
-def gateway_settings(spec: str | None, settings: Settings, *, journal: str | None = None) -> Iterator[Settings]:
+def gateway_settings(
+    spec: str | None, settings: Settings, *, journal: str | None = None
+) -> Iterator[Settings]:
     kind, value = parse_gateway(spec)
     if kind == "env":
         yield settings

@@ -24,7 +24,9 @@ from reconciler.settings import Settings
 MAX_CLOCK_SKEW_SECONDS = 30.0
 
 
-async def run_health(settings: Settings, *, check_orders: bool = False, account: str | None = None) -> dict[str, Any]:
+async def run_health(
+    settings: Settings, *, check_orders: bool = False, account: str | None = None
+) -> dict[str, Any]:
     from reconciler.broker import Broker
     from reconciler.broker.errors import BrokerError
 
@@ -47,20 +49,32 @@ async def run_health(settings: Settings, *, check_orders: bool = False, account:
     healthy = True
     try:
         latency = (clock.now() - started).total_seconds()
-        lines.append(f"OK   connected to {result['gateway']} in {latency * 1000:.0f} ms (client id {settings.client_id})")
+        lines.append(
+            f"OK   connected to {result['gateway']} in {latency * 1000:.0f} ms (client id {settings.client_id})"
+        )
         server_time = await broker.server_time()
         skew = abs((server_time - clock.now()).total_seconds())
         result["server_time"] = server_time.isoformat()
         result["clock_skew_seconds"] = round(skew, 3)
         ok = skew <= MAX_CLOCK_SKEW_SECONDS
         healthy &= ok
-        lines.append(f"{'OK  ' if ok else 'FAIL'} server time {server_time:%Y-%m-%d %H:%M:%S} UTC (skew {skew:.1f}s)")
+        lines.append(
+            f"{'OK  ' if ok else 'FAIL'} server time {server_time:%Y-%m-%d %H:%M:%S} UTC (skew {skew:.1f}s)"
+        )
         managed = list(broker.managed_accounts)
         result["accounts"] = managed
         lines.append(f"OK   managed accounts: {', '.join(managed)}")
         inputs = GateInputs(settings, managed, managed, None, None, None, {})
-        gates = [g(inputs) for g in (gate_trading_mode, gate_orders_enabled, gate_live_override_file,
-                                     gate_allowed_accounts, gate_mode_matches_account_kind)]
+        gates = [
+            g(inputs)
+            for g in (
+                gate_trading_mode,
+                gate_orders_enabled,
+                gate_live_override_file,
+                gate_allowed_accounts,
+                gate_mode_matches_account_kind,
+            )
+        ]
         result["gates"] = [g.__dict__ for g in gates]
         for g in gates:
             lines.append(("OK   " if g.passed else "WARN ") + f"{g.name}: {g.detail}")
@@ -68,7 +82,9 @@ async def run_health(settings: Settings, *, check_orders: bool = False, account:
             target = account or (managed[0] if managed else None)
             if target is None or not target.upper().startswith("D"):
                 healthy = False
-                lines.append(f"FAIL check-orders: refused on {target or 'no account'} (paper accounts only)")
+                lines.append(
+                    f"FAIL check-orders: refused on {target or 'no account'} (paper accounts only)"
+                )
             else:
                 try:
                     check = await broker.check_orders(target)

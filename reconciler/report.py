@@ -96,7 +96,17 @@ def _drift_rows(account: AccountPlan) -> list[list[str]]:
     return rows
 
 
-DRIFT_COLUMNS = ["Instrument", "Qty", "Price", "Value", "Weight", "Target", "Drift pts", "Band", "In flight"]
+DRIFT_COLUMNS = [
+    "Instrument",
+    "Qty",
+    "Price",
+    "Value",
+    "Weight",
+    "Target",
+    "Drift pts",
+    "Band",
+    "In flight",
+]
 ORDER_COLUMNS = ["Leg", "Side", "Qty", "Instrument", "Type", "Limit", "Notional", "Reason"]
 
 
@@ -142,7 +152,9 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
         if account.orders:
             orders = Table(title="Orders", title_justify="left", show_edge=False, pad_edge=False)
             for c in ORDER_COLUMNS:
-                orders.add_column(c, justify="right" if c in ("Leg", "Qty", "Limit", "Notional") else "left")
+                orders.add_column(
+                    c, justify="right" if c in ("Leg", "Qty", "Limit", "Notional") else "left"
+                )
             for row in _order_rows(account):
                 orders.add_row(*row)
             console.print(orders)
@@ -166,7 +178,9 @@ def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def render_plan_markdown(plan: Plan, *, desired_changes: Mapping[str, list[str]] | None = None) -> str:
+def render_plan_markdown(
+    plan: Plan, *, desired_changes: Mapping[str, list[str]] | None = None
+) -> str:
     """A pull-request comment: summary first, details per account below."""
     t = plan.totals
     lines = [
@@ -186,7 +200,10 @@ def render_plan_markdown(plan: Plan, *, desired_changes: Mapping[str, list[str]]
         lines += ["", f"#### {_account_title(account)}", ""]
         changes = (desired_changes or {}).get(account.account)
         if changes:
-            lines += ["<details><summary>Desired-state changes since the last applied cycle</summary>", ""]
+            lines += [
+                "<details><summary>Desired-state changes since the last applied cycle</summary>",
+                "",
+            ]
             lines += [f"- `{c}`" for c in changes]
             lines += ["", "</details>", ""]
         if account.orders:
@@ -195,7 +212,9 @@ def render_plan_markdown(plan: Plan, *, desired_changes: Mapping[str, list[str]]
             lines += ["No orders for this account.", ""]
         if account.decisions:
             lines += ["Risk decisions:", ""]
-            lines += [f"- **{d.action}** `{d.key}` {d.side}: `{d.render()}`" for d in account.decisions]
+            lines += [
+                f"- **{d.action}** `{d.key}` {d.side}: `{d.render()}`" for d in account.decisions
+            ]
             lines.append("")
         for note in account.notes:
             lines.append(f"- note: {note}")

@@ -96,11 +96,21 @@ def run_cycle(
     try:
         if schedule is not None and schedule.self_heal:
             outcome = asyncio.run(
-                apply_cycle(desired, settings, clock=clock, store=store, approve=lambda _p: True,
-                            progress=echo, accounts=accounts, reports_dir=settings.effective_reports_dir)
+                apply_cycle(
+                    desired,
+                    settings,
+                    clock=clock,
+                    store=store,
+                    approve=lambda _p: True,
+                    progress=echo,
+                    accounts=accounts,
+                    reports_dir=settings.effective_reports_dir,
+                )
             )
             return f"apply cycle {outcome.report['cycle_id']}: {outcome.report.get('result')}"
-        planned = asyncio.run(plan_cycle(desired, settings, clock=clock, store=store, accounts=accounts))
+        planned = asyncio.run(
+            plan_cycle(desired, settings, clock=clock, store=store, accounts=accounts)
+        )
         return f"drift report (selfHeal false): {plan_summary(planned.plan)}"
     except Refused as exc:
         return f"refused: {'; '.join(exc.reasons)}"
@@ -134,26 +144,54 @@ def run_scheduler(
     with gateway_settings(gateway, settings) as gw:
         if once:
             name = desired.schedules[0].name if desired.schedules else None
-            echo(run_cycle(directory, gw, name, clock=clock, store=store, echo=echo, ignore_window=ignore_window))
+            echo(
+                run_cycle(
+                    directory,
+                    gw,
+                    name,
+                    clock=clock,
+                    store=store,
+                    echo=echo,
+                    ignore_window=ignore_window,
+                )
+            )
             return 0
         if not desired.schedules:
             raise SchedulerError("no Schedule document in the desired state; add one or use --once")
         scheduler = BlockingScheduler(timezone=dt.UTC)
         for schedule in desired.schedules:
-            def job(name: str = schedule.name) -> None:
-                echo(f"{clock.now():%Y-%m-%dT%H:%M:%SZ} {name}: "
-                     + run_cycle(directory, gw, name, clock=clock, store=store, echo=echo,
-                                 ignore_window=ignore_window))
 
-            scheduler.add_job(job, trigger_for(schedule), id=schedule.name, max_instances=1,
-                              coalesce=True, misfire_grace_time=60, next_run_time=dt.datetime.now(dt.UTC))
-            echo(f"scheduled {schedule.name}: {'cron ' + schedule.cron if schedule.cron else f'every {schedule.interval_seconds:g}s'}"
-                 f" ({schedule.timezone}), selfHeal={'true' if schedule.self_heal else 'false'}")
+            def job(name: str = schedule.name) -> None:
+                echo(
+                    f"{clock.now():%Y-%m-%dT%H:%M:%SZ} {name}: "
+                    + run_cycle(
+                        directory,
+                        gw,
+                        name,
+                        clock=clock,
+                        store=store,
+                        echo=echo,
+                        ignore_window=ignore_window,
+                    )
+                )
+
+            scheduler.add_job(
+                job,
+                trigger_for(schedule),
+                id=schedule.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=60,
+                next_run_time=dt.datetime.now(dt.UTC),
+            )
+            echo(
+                f"scheduled {schedule.name}: {'cron ' + schedule.cron if schedule.cron else f'every {schedule.interval_seconds:g}s'}"
+                f" ({schedule.timezone}), selfHeal={'true' if schedule.self_heal else 'false'}"
+            )
+        import contextlib
         import signal
 
         signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the loop cleanly
             scheduler.start()
-        except (KeyboardInterrupt, SystemExit):
-            pass
         return 0

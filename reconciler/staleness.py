@@ -50,7 +50,10 @@ def stale_reasons(
         if state is None:
             reasons.append(f"account {account} is missing from the snapshot")
             continue
-        if nav_then and abs(state.net_liquidation - nav_then) / abs(nav_then) > tolerance.nav_fraction:
+        if (
+            nav_then
+            and abs(state.net_liquidation - nav_then) / abs(nav_then) > tolerance.nav_fraction
+        ):
             reasons.append(
                 f"NAV of {account} moved {nav_then:,.2f} -> {state.net_liquidation:,.2f} "
                 f"(> {tolerance.nav_fraction:.2%})"

@@ -22,8 +22,11 @@ def drift_summary(report: Mapping[str, Any] | None, account: str) -> str:
     """'2 of 4 outside band (max 3.10 pts)' from the latest drift in a cycle report."""
     if not report:
         return "-"
-    rows = [r for r in (report.get("drift_after") or report.get("drift_before") or [])
-            if r.get("account") == account and r.get("status") != "unmanaged"]
+    rows = [
+        r
+        for r in (report.get("drift_after") or report.get("drift_before") or [])
+        if r.get("account") == account and r.get("status") != "unmanaged"
+    ]
     if not rows:
         return "-"
     outside = [r for r in rows if not r.get("in_band")]
@@ -41,7 +44,9 @@ def status_view(row: Any) -> dict[str, Any]:
         "finished": "-" if cycle is None else _when(cycle.finished_at or cycle.started_at),
         "result": "-" if cycle is None else str((cycle.report or {}).get("result", "-")),
         "drift": drift_summary(None if cycle is None else cycle.report, row.account),
-        "lock": "-" if lock is None else f"{lock.lock_id} by {lock.holder}" + (" (expired)" if lock.expired else ""),
+        "lock": "-"
+        if lock is None
+        else f"{lock.lock_id} by {lock.holder}" + (" (expired)" if lock.expired else ""),
         "halt": "-" if row.halt is None else row.halt.reason,
         "unresolved": row.unresolved_intents,
     }

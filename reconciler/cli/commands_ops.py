@@ -59,7 +59,9 @@ def _render_rows(rows: list[dict], fmt: str, title: str) -> str:
 
 
 @click.command("status")
-@click.option("--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format.")
+@click.option(
+    "--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format."
+)
 def status_command(fmt):
     """Last cycle per account, its drift, the lock holder and the halt switch."""
     settings = load_settings_or_fail()
@@ -71,12 +73,20 @@ def status_command(fmt):
     if fmt == "json":
         from reconciler.report import render_json
 
-        click.echo(render_json({"halt": None if halt is None else _as_dict(halt),
-                                "accounts": rows,
-                                "locks": [_as_dict(h) for h in store.lock_holders()]}),
-                   nl=False)
+        click.echo(
+            render_json(
+                {
+                    "halt": None if halt is None else _as_dict(halt),
+                    "accounts": rows,
+                    "locks": [_as_dict(h) for h in store.lock_holders()],
+                }
+            ),
+            nl=False,
+        )
         return
-    click.echo(f"Mode {settings.trading_mode}, orders {'enabled' if settings.orders_enabled else 'disabled'}")
+    click.echo(
+        f"Mode {settings.trading_mode}, orders {'enabled' if settings.orders_enabled else 'disabled'}"
+    )
     click.echo("HALTED: " + halt.reason if halt else "Trading switch: not halted")
     click.echo(_render_rows(rows, fmt, "Accounts"), nl=False)
     holders = store.lock_holders()
@@ -91,8 +101,21 @@ def show_group():
 
 def _show(kind: str):
     @click.option("--account", default=None, help="Only this account.")
-    @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000), help="Rows at most.")
-    @click.option("--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format.")
+    @click.option(
+        "--limit",
+        default=50,
+        show_default=True,
+        type=click.IntRange(1, 100000),
+        help="Rows at most.",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=TABLE_FORMATS,
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )
     def command(account, limit, fmt):
         settings = load_settings_or_fail()
         store = open_store_or_fail(settings)
@@ -104,9 +127,15 @@ def _show(kind: str):
         }[kind]
         from reconciler import views
 
-        view = {"orders": views.order_view, "fills": views.fill_view, "cycles": views.cycle_view,
-                "positions": views.position_view}[kind]
-        rows = [(_as_dict(r) if fmt == "json" else view(r)) for r in query(account=account, limit=limit)]
+        view = {
+            "orders": views.order_view,
+            "fills": views.fill_view,
+            "cycles": views.cycle_view,
+            "positions": views.position_view,
+        }[kind]
+        rows = [
+            (_as_dict(r) if fmt == "json" else view(r)) for r in query(account=account, limit=limit)
+        ]
         click.echo(_render_rows(rows, fmt, kind.capitalize()), nl=False)
 
     command.__doc__ = {
@@ -119,9 +148,17 @@ def _show(kind: str):
 
 
 @click.command("risk")
-@click.option("--dir", "directory", default="desired_state", show_default=True, type=click.Path(),
-              help="Desired-state directory.")
-@click.option("--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format.")
+@click.option(
+    "--dir",
+    "directory",
+    default="desired_state",
+    show_default=True,
+    type=click.Path(),
+    help="Desired-state directory.",
+)
+@click.option(
+    "--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format."
+)
 def show_risk_command(directory, fmt):
     """Effective risk limits per RiskPolicy and where each came from (git, env, halt)."""
     from reconciler.cli.common import load_desired_or_fail
@@ -140,27 +177,50 @@ def show_risk_command(directory, fmt):
                 value = limit.value
                 if isinstance(value, tuple | list):
                     value = ",".join(value) or "-"
-                rows.append({"policy": name, "limit": limit.name,
-                             "value": "unset" if value is None else value, "source": limit.source,
-                             "note": getattr(limit, "note", "") or ""})
+                rows.append(
+                    {
+                        "policy": name,
+                        "limit": limit.name,
+                        "value": "unset" if value is None else value,
+                        "source": limit.source,
+                        "note": getattr(limit, "note", "") or "",
+                    }
+                )
     except SettingsError as exc:
         fail(str(exc))
     click.echo(_render_rows(rows, fmt, "Effective risk limits"), nl=False)
     if fmt == "text":
-        raw = {k: settings.risk_env.get(k, "") for k in (
-            "EXEC_RISK_ENABLED", "EXEC_RISK_MAX_ORDER_NOTIONAL",
-            "EXEC_RISK_MAX_POSITION_NOTIONAL", "EXEC_RISK_MAX_LEVERAGE")}
+        raw = {
+            k: settings.risk_env.get(k, "")
+            for k in (
+                "EXEC_RISK_ENABLED",
+                "EXEC_RISK_MAX_ORDER_NOTIONAL",
+                "EXEC_RISK_MAX_POSITION_NOTIONAL",
+                "EXEC_RISK_MAX_LEVERAGE",
+            )
+        }
         click.echo("\n# Raw environment variables (empty means not set)")
         for k, v in raw.items():
             click.echo(f"{k}={v}")
 
 
 @click.command("health")
-@click.option("--check-orders", is_flag=True,
-              help="Also place a far-from-market limit order on a paper account and cancel it.")
-@click.option("--account", default=None, help="Account for --check-orders (default: first managed).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")
+@click.option(
+    "--check-orders",
+    is_flag=True,
+    help="Also place a far-from-market limit order on a paper account and cancel it.",
+)
+@click.option(
+    "--account", default=None, help="Account for --check-orders (default: first managed)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 @gateway_option
 def health_command(check_orders, account, fmt, gateway):
     """Handshake, server time, managed accounts, mode and gates. Exit 0 healthy, 1 not."""
@@ -188,7 +248,9 @@ def health_command(check_orders, account, fmt, gateway):
 
 @click.command("halt")
 @click.option("--reason", required=True, help="Why trading stops; shown in status and reports.")
-@click.option("--cancel-open", is_flag=True, help="Also cancel this reconciler's open orders at the gateway.")
+@click.option(
+    "--cancel-open", is_flag=True, help="Also cancel this reconciler's open orders at the gateway."
+)
 @gateway_option
 def halt_command(reason, cancel_open, gateway):
     """Out-of-band kill switch: stop all trading now, without waiting for a pull request.
@@ -254,8 +316,11 @@ def audit_verify_command():
     if result.ok:
         click.echo(f"Ledger intact: {result.checked} event(s), hash chain verified.")
         return
-    click.echo(f"LEDGER BROKEN at seq {result.first_bad_seq}: {result.reason} "
-               f"({result.checked} event(s) checked)", err=True)
+    click.echo(
+        f"LEDGER BROKEN at seq {result.first_bad_seq}: {result.reason} "
+        f"({result.checked} event(s) checked)",
+        err=True,
+    )
     sys.exit(EXIT_ERROR)
 
 
@@ -264,6 +329,13 @@ def register(cli: click.Group) -> None:
         show_group.add_command(_show(kind))
     show_group.add_command(show_risk_command)
     audit_group.add_command(audit_verify_command)
-    for command in (status_command, show_group, health_command, halt_command, resume_command,
-                    unlock_command, audit_group):
+    for command in (
+        status_command,
+        show_group,
+        health_command,
+        halt_command,
+        resume_command,
+        unlock_command,
+        audit_group,
+    ):
         cli.add_command(command)

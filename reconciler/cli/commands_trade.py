@@ -49,11 +49,23 @@ class _TerminalProgress:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.console = Console(stderr=True)
-        self.bar = Progress(TextColumn("orders"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=self.console, transient=True)
+        self.bar = Progress(
+            TextColumn("orders"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.task = None
 
     def __call__(self, message: str) -> None:
@@ -84,9 +96,18 @@ def _progress_printer():
 
 @click.command("plan")
 @click.argument("directory", default=DEFAULT_DIR, required=False, type=click.Path())
-@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write the plan artifact (JSON) to this file.")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has orders, 0 when none.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    help="Write the plan artifact (JSON) to this file.",
+)
+@click.option(
+    "--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format."
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has orders, 0 when none."
+)
 @gateway_option
 @account_option
 def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
@@ -128,13 +149,32 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
 
 @click.command("apply")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
-@click.option("--dir", "directory", default=DEFAULT_DIR, show_default=True, type=click.Path(),
-              help="Desired-state directory.")
-@click.option("--auto-approve", is_flag=True, help="Do not ask for 'yes' before sending a fresh plan.")
-@click.option("--max-plan-age", type=float, default=300.0, show_default=True,
-              help="Seconds after which a saved plan is stale.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format of the cycle summary.")
+@click.option(
+    "--dir",
+    "directory",
+    default=DEFAULT_DIR,
+    show_default=True,
+    type=click.Path(),
+    help="Desired-state directory.",
+)
+@click.option(
+    "--auto-approve", is_flag=True, help="Do not ask for 'yes' before sending a fresh plan."
+)
+@click.option(
+    "--max-plan-age",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds after which a saved plan is stale.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format of the cycle summary.",
+)
 @gateway_option
 @account_option
 def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway, accounts):
@@ -173,19 +213,33 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
         if auto_approve:
             return True
         if not interactive:
-            click.echo("Not approved: stdin is not a terminal; use --auto-approve or a saved plan file.", err=True)
+            click.echo(
+                "Not approved: stdin is not a terminal; use --auto-approve or a saved plan file.",
+                err=True,
+            )
             return False
-        answer = click.prompt("Apply these orders? Only 'yes' will be accepted", default="", show_default=False)
+        answer = click.prompt(
+            "Apply these orders? Only 'yes' will be accepted", default="", show_default=False
+        )
         return answer.strip() == "yes"
 
     if not settings.orders_enabled:
-        click.echo("ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.", err=True)
+        click.echo(
+            "ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.",
+            err=True,
+        )
     try:
         with gateway_settings(gateway, settings) as gw:
             outcome = _run(
                 apply_cycle(
-                    desired, gw, clock=clock, store=store, plan_file=plan_file, approve=approve,
-                    progress=progress, accounts=accounts,
+                    desired,
+                    gw,
+                    clock=clock,
+                    store=store,
+                    plan_file=plan_file,
+                    approve=approve,
+                    progress=progress,
+                    accounts=accounts,
                     tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
                     reports_dir=settings.effective_reports_dir,
                 )
@@ -215,8 +269,10 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
 
 def _echo_apply_summary(report) -> None:
     for o in report.get("orders", []):
-        click.echo(f"{o['status']:<17} {o['order_ref']} {o['side']} {o['quantity']:g} {o['key']}"
-                   f" filled {o['filled']:g}" + (f" ({o['message']})" if o.get("message") else ""))
+        click.echo(
+            f"{o['status']:<17} {o['order_ref']} {o['side']} {o['quantity']:g} {o['key']}"
+            f" filled {o['filled']:g}" + (f" ({o['message']})" if o.get("message") else "")
+        )
     click.echo(f"Cycle {report['cycle_id']}: {report.get('result', report.get('status'))}.")
     if report.get("files"):
         click.echo(f"Report: {report['files'][1]}")
@@ -252,8 +308,13 @@ def lock_command(directory, gateway):
 
 
 @click.command("demo")
-@click.option("--dir", "directory", default=None, type=click.Path(),
-              help="Desired-state directory (default: the example shipped with the package).")
+@click.option(
+    "--dir",
+    "directory",
+    default=None,
+    type=click.Path(),
+    help="Desired-state directory (default: the example shipped with the package).",
+)
 def demo_command(directory):
     """Run the built-in simulator with the example desired state: plan, apply, plan again.
 
@@ -271,11 +332,20 @@ def demo_command(directory):
 
 
 @click.command("run")
-@click.option("--dir", "directory", default=DEFAULT_DIR, show_default=True, type=click.Path(),
-              help="Desired-state directory, re-read every cycle.")
+@click.option(
+    "--dir",
+    "directory",
+    default=DEFAULT_DIR,
+    show_default=True,
+    type=click.Path(),
+    help="Desired-state directory, re-read every cycle.",
+)
 @click.option("--once", is_flag=True, help="Run one cycle now and exit (for a systemd timer).")
-@click.option("--ignore-window", is_flag=True,
-              help="Run cycles outside the Schedule's trading window (e.g. against the simulator).")
+@click.option(
+    "--ignore-window",
+    is_flag=True,
+    help="Run cycles outside the Schedule's trading window (e.g. against the simulator).",
+)
 @gateway_option
 def run_command(directory, once, ignore_window, gateway):
     """Long-running scheduler: cycles on the Schedule's interval or cron (APScheduler).
@@ -288,8 +358,14 @@ def run_command(directory, once, ignore_window, gateway):
 
     settings = load_settings_or_fail()
     try:
-        code = run_scheduler(directory, settings, gateway=gateway, once=once, echo=click.echo,
-                             ignore_window=ignore_window)
+        code = run_scheduler(
+            directory,
+            settings,
+            gateway=gateway,
+            once=once,
+            echo=click.echo,
+            ignore_window=ignore_window,
+        )
     except SchedulerError as exc:
         fail(str(exc))
     sys.exit(code)

@@ -19,9 +19,26 @@ COMMANDS = list(walk(cli))
 
 def test_the_contract_commands_exist():
     names = {" ".join(p) for p, _ in COMMANDS}
-    for expected in ("validate", "lock", "plan", "apply", "run", "status", "show orders", "show fills",
-                     "show cycles", "show positions", "show risk", "health", "halt", "resume",
-                     "unlock", "audit verify", "sim", "demo"):
+    for expected in (
+        "validate",
+        "lock",
+        "plan",
+        "apply",
+        "run",
+        "status",
+        "show orders",
+        "show fills",
+        "show cycles",
+        "show positions",
+        "show risk",
+        "health",
+        "halt",
+        "resume",
+        "unlock",
+        "audit verify",
+        "sim",
+        "demo",
+    ):
         assert expected in names
 
 
@@ -35,7 +52,9 @@ def test_every_option_has_help_text():
         f"{' '.join(p)} {param.opts[0]}"
         for p, c in COMMANDS
         for param in c.params
-        if isinstance(param, click.Option) and not (param.help or "").strip() and "--help" not in param.opts
+        if isinstance(param, click.Option)
+        and not (param.help or "").strip()
+        and "--help" not in param.opts
     ]
     assert missing == []
 

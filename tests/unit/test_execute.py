@@ -5,11 +5,28 @@ from reconciler.plan import PlannedOrder
 
 
 def buy(leg, qty, price, con_id=1):
-    return PlannedOrder(leg=leg, account="DU0000001", key=f"S{con_id}", symbol=f"S{con_id}", con_id=con_id,
-                        sec_type="STK", exchange="SMART", primary_exchange="ARCA", currency="USD",
-                        side="BUY", quantity=qty, order_type="LMT", limit_price=price, time_in_force="DAY",
-                        ttl_seconds=60, outside_rth=False, arrival_price=price,
-                        est_notional=qty * price, est_commission=1.0, reason="test")
+    return PlannedOrder(
+        leg=leg,
+        account="DU0000001",
+        key=f"S{con_id}",
+        symbol=f"S{con_id}",
+        con_id=con_id,
+        sec_type="STK",
+        exchange="SMART",
+        primary_exchange="ARCA",
+        currency="USD",
+        side="BUY",
+        quantity=qty,
+        order_type="LMT",
+        limit_price=price,
+        time_in_force="DAY",
+        ttl_seconds=60,
+        outside_rth=False,
+        arrival_price=price,
+        est_notional=qty * price,
+        est_commission=1.0,
+        reason="test",
+    )
 
 
 def test_slippage_of_a_buy_filled_above_arrival_is_a_positive_cost():

@@ -35,16 +35,31 @@ def test_orders_disabled_is_not_a_refusal_but_says_dry_run():
 
 def test_live_without_override_file_is_refused():
     live = Settings(trading_mode="live", orders_enabled=True, allowed_accounts=("U0000001",))
-    names = refused_names(inputs(live, accounts=["U0000001"], managed_accounts=["U0000001"],
-                                 trading_states={"U0000001": "ACTIVE"}))
+    names = refused_names(
+        inputs(
+            live,
+            accounts=["U0000001"],
+            managed_accounts=["U0000001"],
+            trading_states={"U0000001": "ACTIVE"},
+        )
+    )
     assert names == ["LIVE_TRADING_OVERRIDE_FILE"]
 
 
 def test_live_with_override_file_allowlist_live_account_and_clean_git_passes():
-    live = Settings(trading_mode="live", orders_enabled=True, allowed_accounts=("U0000001",),
-                    live_override_file="/override")
-    i = inputs(live, accounts=["U0000001"], managed_accounts=["U0000001"],
-               trading_states={"U0000001": "ACTIVE"}, file_exists=lambda p: p == "/override")
+    live = Settings(
+        trading_mode="live",
+        orders_enabled=True,
+        allowed_accounts=("U0000001",),
+        live_override_file="/override",
+    )
+    i = inputs(
+        live,
+        accounts=["U0000001"],
+        managed_accounts=["U0000001"],
+        trading_states={"U0000001": "ACTIVE"},
+        file_exists=lambda p: p == "/override",
+    )
     assert refused_names(i) == []
 
 
@@ -60,8 +75,11 @@ def test_paper_mode_with_live_account_is_refused():
 
 def test_live_without_allowlist_is_refused():
     live = Settings(trading_mode="live", live_override_file="/o")
-    names = refused_names(inputs(live, accounts=["U0000001"], managed_accounts=["U0000001"],
-                                 file_exists=lambda _p: True))
+    names = refused_names(
+        inputs(
+            live, accounts=["U0000001"], managed_accounts=["U0000001"], file_exists=lambda _p: True
+        )
+    )
     assert "RECONCILER_ALLOWED_ACCOUNTS" in names
 
 
@@ -97,6 +115,11 @@ def test_dirty_git_is_allowed_in_paper_by_default_but_refused_when_required():
 
 def test_live_always_requires_clean_git():
     live = Settings(trading_mode="live", allowed_accounts=("U0000001",), live_override_file="/o")
-    i = inputs(live, accounts=["U0000001"], managed_accounts=["U0000001"], git_dirty=True,
-               file_exists=lambda _p: True)
+    i = inputs(
+        live,
+        accounts=["U0000001"],
+        managed_accounts=["U0000001"],
+        git_dirty=True,
+        file_exists=lambda _p: True,
+    )
     assert refused_names(i) == ["DESIRED_STATE_COMMITTED"]

@@ -10,7 +10,9 @@ from reconciler.planner import build_plan
 def a_plan():
     b = Book(cash=50_000.0).instrument("VTI", 290.0).instrument("BND", 73.0)
     desired = desired_of(portfolio(target("VTI", weight=0.5), target("BND", weight=0.3)))
-    return b, build_plan(desired, actual_of(b), b.resolved(), {"default": limits()}, now=NOW, plan_id="p1")
+    return b, build_plan(
+        desired, actual_of(b), b.resolved(), {"default": limits()}, now=NOW, plan_id="p1"
+    )
 
 
 def test_order_ref_is_a_deterministic_function_of_plan_and_leg():

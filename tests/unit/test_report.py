@@ -10,8 +10,14 @@ from reconciler.report import plan_summary, render_plan, unresolved_drift
 
 def plan_of(book, *targets, **policy):
     desired = desired_of(portfolio(*targets))
-    return build_plan(desired, actual_of(book), book.resolved(), {"default": limits(**policy)},
-                      now=NOW, plan_id="p1")
+    return build_plan(
+        desired,
+        actual_of(book),
+        book.resolved(),
+        {"default": limits(**policy)},
+        now=NOW,
+        plan_id="p1",
+    )
 
 
 def drifting():
@@ -28,7 +34,11 @@ def test_text_shows_every_order_and_the_summary():
 
 def test_markdown_is_a_pr_comment_with_tables():
     plan = plan_of(drifting(), target("VTI", weight=0.5), target("BND", weight=0.3))
-    md = render_plan(plan, "markdown", desired_changes={"DU0000001": ["portfolio.targets[VTI].weight: 0.4 -> 0.5"]})
+    md = render_plan(
+        plan,
+        "markdown",
+        desired_changes={"DU0000001": ["portfolio.targets[VTI].weight: 0.4 -> 0.5"]},
+    )
     assert md.startswith("### ib-reconciler plan")
     assert "| Leg | Side | Qty | Instrument |" in md
     assert "portfolio.targets[VTI].weight: 0.4 -> 0.5" in md

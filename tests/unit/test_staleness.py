@@ -10,13 +10,14 @@ from reconciler.staleness import StalenessTolerance, stale_reasons
 
 
 def book():
-    return (Book(cash=50_000.0).instrument("VTI", 290.0, held=100).instrument("BND", 73.0))
+    return Book(cash=50_000.0).instrument("VTI", 290.0, held=100).instrument("BND", 73.0)
 
 
 def make_plan(b):
     desired = desired_of(portfolio(target("VTI", weight=0.5), target("BND", weight=0.3)))
-    plan = build_plan(desired, actual_of(b), b.resolved(), {"default": limits()}, now=NOW,
-                      plan_id="p1")
+    plan = build_plan(
+        desired, actual_of(b), b.resolved(), {"default": limits()}, now=NOW, plan_id="p1"
+    )
     return desired, plan
 
 
@@ -65,8 +66,9 @@ def test_quote_moving_past_tolerance_is_stale_but_small_moves_are_not():
 def test_nav_moving_past_tolerance_is_stale():
     desired, plan = make_plan(book())
     richer = Book(cash=51_000.0).instrument("VTI", 290.0, held=100).instrument("BND", 73.0)
-    reasons = stale_reasons(plan, actual_of(richer), desired.content_hash, NOW,
-                            StalenessTolerance(nav_fraction=0.005))
+    reasons = stale_reasons(
+        plan, actual_of(richer), desired.content_hash, NOW, StalenessTolerance(nav_fraction=0.005)
+    )
     assert any(r.startswith("NAV of DU0000001 moved") for r in reasons)
 
 

@@ -32,5 +32,3 @@ def sim():
 @pytest.fixture
 def cli(tmp_path, sim, desired_dir) -> Cli:
     return Cli(tmp_path, f"{sim.host}:{sim.port}", base_env(tmp_path))
-
-

@@ -21,25 +21,43 @@ class Cli:
     gateway: str
     env: dict[str, str]
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 90,
-                 gateway: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def __call__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 90,
+        gateway: bool = True,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess:
         full_env = {**self.env, **(env or {})}
         command = [sys.executable, "-m", "reconciler", *args]
         if gateway and args and args[0] in ("plan", "apply", "lock", "health", "run", "halt"):
             command += ["--gateway", self.gateway]
-        result = subprocess.run(command, cwd=self.workdir, env=full_env, capture_output=True,
-                                text=True, timeout=timeout, input=stdin)
+        result = subprocess.run(
+            command,
+            cwd=self.workdir,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+        )
         # The client library must decode everything the simulator sends.
         assert "Error handling fields" not in result.stderr, result.stderr
         assert "Traceback" not in result.stderr, result.stderr
         return result
 
-
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start the command in the background (for tests that kill or race it)."""
         command = [sys.executable, "-m", "reconciler", *args, "--gateway", self.gateway]
-        return subprocess.Popen(command, cwd=self.workdir, env={**self.env, **(env or {})},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            command,
+            cwd=self.workdir,
+            env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -52,7 +70,9 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 def base_env(workdir: Path) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    keep = {
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    }
     return {
         **keep,
         "RECONCILER_STATE_DIR": str(workdir / ".reconciler"),

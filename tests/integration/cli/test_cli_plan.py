@@ -47,7 +47,9 @@ def test_plan_connects_read_only_so_no_open_orders_request_is_sent(cli, sim, des
     assert sim.journal.messages("in", 5) == []  # reqOpenOrders (sent by read-write connects only)
 
 
-def test_plan_out_writes_the_artifact_and_detailed_exitcode_says_changes(cli, desired_dir, tmp_path):
+def test_plan_out_writes_the_artifact_and_detailed_exitcode_says_changes(
+    cli, desired_dir, tmp_path
+):
     out = tmp_path / "plan.json"
     result = cli("plan", str(desired_dir), "--out", str(out), "--detailed-exitcode")
     assert result.returncode == 2, result.stderr
@@ -64,7 +66,9 @@ def test_plan_markdown_is_a_pull_request_comment(cli, desired_dir):
     assert "| Leg | Side | Qty | Instrument |" in result.stdout
 
 
-def test_plan_when_the_gateway_is_down_exits_1_with_a_clear_message_and_no_plan_file(tmp_path, desired_dir):
+def test_plan_when_the_gateway_is_down_exits_1_with_a_clear_message_and_no_plan_file(
+    tmp_path, desired_dir
+):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -77,10 +81,21 @@ def test_plan_when_the_gateway_is_down_exits_1_with_a_clear_message_and_no_plan_
     assert not out.exists()
 
 
-def test_plan_when_the_positions_request_times_out_exits_1_and_writes_no_plan(tmp_path, desired_dir):
-    with run_in_thread({"faults": {"withholdPositionEnd": True}, "accounts": [
-        {"id": "DU0000001", "cash": {"USD": 100000}}, {"id": "DU0000002", "cash": {"USD": 80000}}]}) as gw:
-        cli = Cli(tmp_path, f"{gw.host}:{gw.port}", {**base_env(tmp_path), "IB_CONNECT_TIMEOUT": "2"})
+def test_plan_when_the_positions_request_times_out_exits_1_and_writes_no_plan(
+    tmp_path, desired_dir
+):
+    with run_in_thread(
+        {
+            "faults": {"withholdPositionEnd": True},
+            "accounts": [
+                {"id": "DU0000001", "cash": {"USD": 100000}},
+                {"id": "DU0000002", "cash": {"USD": 80000}},
+            ],
+        }
+    ) as gw:
+        cli = Cli(
+            tmp_path, f"{gw.host}:{gw.port}", {**base_env(tmp_path), "IB_CONNECT_TIMEOUT": "2"}
+        )
         out = tmp_path / "plan.json"
         result = cli("plan", str(desired_dir), "--out", str(out))
     assert result.returncode == 1, result.stdout
@@ -120,7 +135,9 @@ def test_lock_writes_the_lockfile_and_plan_uses_it(cli, desired_dir):
 
 def test_lock_of_an_ambiguous_symbol_exits_1_listing_candidates(cli, desired_dir):
     core = desired_dir / "portfolios" / "us-core.yaml"
-    core.write_text(core.read_text().replace("{symbol: SGOV, quantity: 100}", "{symbol: DUAL, quantity: 10}"))
+    core.write_text(
+        core.read_text().replace("{symbol: SGOV, quantity: 100}", "{symbol: DUAL, quantity: 10}")
+    )
     result = cli("lock", str(desired_dir))
     assert result.returncode == 1
     assert "DUAL" in result.stderr and "ambiguous" in result.stderr.lower()
