@@ -245,26 +245,19 @@ async def apply_cycle(
 
     Raises `Refused` (exit 3) before anything is sent when a gate refuses, the saved plan is
     stale or another writer holds an account; `CycleError` (exit 1) when the world could not
-    be read. The cycle is recorded in the store either way.
+    be read or the cycle failed. The cycle is recorded in the store and reported either way.
     """
     from reconciler import cyclereport
-    from reconciler.execute import Executor, OrderOutcome, recover
-    from reconciler.execute import not_sent_outcome as not_sent
-    from reconciler.planner import build_plan, new_plan_id
-    from reconciler.store import LockHeld
 
     if plan_file is not None:
         chosen = [a.account for a in plan_file.accounts]
         unknown = [a for a in chosen if desired.portfolio_for(a) is None]
         if unknown:
             raise Refused(
-                [
-                    f"plan is for account(s) {', '.join(unknown)} that the desired state no longer has"
-                ]
+                [f"plan is for account(s) {', '.join(unknown)} the desired state no longer has"]
             )
     else:
         chosen = selected_accounts(desired, accounts)
-    started = clock.now()
     cycle_id = store.begin_cycle(
         "apply",
         accounts=chosen,
@@ -272,141 +265,195 @@ async def apply_cycle(
         git_commit=desired.git_commit,
         git_dirty=desired.git_dirty,
     )
-    report = cyclereport.new_report(cycle_id, "apply", started, desired, settings, chosen)
-    outcome: ApplyOutcome | None = None
+    report = cyclereport.new_report(cycle_id, "apply", clock.now(), desired, settings, chosen)
+    run = _ApplyRun(desired, settings, clock, store, chosen, cycle_id, report, progress)
     try:
-        halt = store.current_halt()
-        broker = await connect(settings, readonly=not settings.orders_enabled, clock=clock)
-        try:
-            gates = evaluate_gates(
-                _gate_inputs(
-                    desired,
-                    settings,
-                    chosen,
-                    broker.managed_accounts,
-                    halt.reason if halt else None,
-                )
-            )
-            report["gates"] = [g.__dict__ for g in gates]
-            bad = refused(gates)
-            if bad:
-                raise Refused([g.render() for g in bad], report=report)
-            try:
-                lock_cm = store.account_lock(chosen, holder=holder_name())
-                handle = lock_cm.__enter__()
-            except LockHeld as exc:
-                raise Refused([f"lock held: {exc}"], report=report) from exc
-            try:
-                report["lock_id"] = getattr(handle, "lock_id", None)
-                if settings.orders_enabled:
-                    report["recovery"] = await recover(
-                        broker, store, chosen, clock=clock, progress=progress
-                    )
-                resolved, actual, mismatches = await _resolve_and_snapshot(broker, desired, chosen)
-                report["lock_mismatches"] = list(mismatches)
-                limits = _limits(desired, settings, halt.reason if halt else None)
-                breaks = detect_breaks(store, actual, chosen)
-                for b in breaks:
-                    store.append_event(
-                        "BREAK",
-                        account=b.account,
-                        payload={
-                            "con_id": b.con_id,
-                            "symbol": b.symbol,
-                            "ledger": b.expected,
-                            "broker": b.actual,
-                        },
-                    )
-                    progress(f"break {b.render()}: instrument skipped this cycle")
-                report["breaks"] = [b.render() for b in breaks]
-                now = clock.now()
-                fresh = build_plan(
-                    desired,
-                    actual,
-                    resolved,
-                    limits,
-                    now=now,
-                    plan_id=new_plan_id(now),
-                    accounts=chosen,
-                )
-                fresh = skip_breaks(fresh, breaks)
-                if plan_file is not None:
-                    reasons = stale_reasons(plan_file, actual, desired.content_hash, now, tolerance)
-                    if reasons:
-                        report["stale_reasons"] = reasons
-                        raise Refused(
-                            [f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)],
-                            report=report,
-                        )
-                    plan = skip_breaks(plan_file, breaks)
-                else:
-                    plan = fresh
-                cyclereport.add_plan(report, plan)
-                store.record_plan(_plan_json(plan))
-                store.record_position_snapshot(cycle_id, actual)
-                store.record_denials(cycle_id, plan.plan_id, plan.decisions)
-                approved = True
-                if plan_file is None and plan.orders:
-                    approved = approve(plan)
-                outcomes: list[OrderOutcome] = []
-                dry_run = not settings.orders_enabled
-                if not plan.orders:
-                    report["result"] = "nothing to do"
-                elif not approved:
-                    report["result"] = "not approved"
-                elif dry_run:
-                    report["result"] = "dry run: ORDERS_ENABLED is false, nothing was sent"
-                    outcomes = [not_sent(plan.plan_id, o, "dry run") for o in plan.orders]
-                else:
-                    increments = {c.con_id: c.size_increment for c in actual.contracts.values()}
-                    executor = Executor(
-                        plan,
-                        broker=broker,
-                        store=store,
-                        clock=clock,
-                        cycle_id=cycle_id,
-                        progress=progress,
-                        size_increments=increments,
-                    )
-                    outcomes = await executor.run()
-                    report["notes"] = executor.notes
-                    report["result"] = "applied"
-                report["orders"] = [o.to_dict() for o in outcomes]
-                if outcomes and not dry_run and approved:
-                    _, after, _ = await _resolve_and_snapshot(broker, desired, chosen)
-                    after_plan = build_plan(
-                        desired,
-                        after,
-                        resolved,
-                        limits,
-                        now=clock.now(),
-                        plan_id=plan.plan_id + "-after",
-                        accounts=chosen,
-                    )
-                    cyclereport.add_drift_after(report, after_plan)
-                    store.record_position_snapshot(cycle_id, after)
-                if approved and not dry_run:
-                    for account, snapshot in fresh.desired_snapshot.items():
-                        store.record_desired_snapshot(account, cycle_id, snapshot)
-                outcome = ApplyOutcome(plan, dry_run, gates, report, report["orders"], approved)
-            finally:
-                lock_cm.__exit__(None, None, None)
-        finally:
-            await broker.disconnect()
+        outcome = await run.run(plan_file, approve, tolerance)
     except Refused as exc:
-        report["status"] = "refused"
-        report["errors"] = exc.reasons
+        report.update(status="refused", errors=exc.reasons)
         _finish(store, cycle_id, report, clock, reports_dir)
         exc.report = report
         raise
     except CycleError as exc:
-        report["status"] = "error"
-        report["errors"] = [str(exc)]
+        report.update(status="error", errors=[str(exc)])
         _finish(store, cycle_id, report, clock, reports_dir)
         raise
+    except Exception as exc:  # never leave a cycle "running": record it, then say what broke
+        report.update(status="error", errors=[f"{type(exc).__name__}: {exc}"])
+        _finish(store, cycle_id, report, clock, reports_dir)
+        raise CycleError(f"cycle {cycle_id} failed: {type(exc).__name__}: {exc}") from exc
     report["status"] = "ok"
     _finish(store, cycle_id, report, clock, reports_dir)
     return outcome
+
+
+class _ApplyRun:
+    """The steps of one apply cycle, sharing its broker session, store and report."""
+
+    def __init__(self, desired, settings, clock, store, accounts, cycle_id, report, progress):
+        self.desired = desired
+        self.settings = settings
+        self.clock = clock
+        self.store = store
+        self.accounts = accounts
+        self.cycle_id = cycle_id
+        self.report = report
+        self.progress = progress
+        self.broker = None
+
+    async def run(self, plan_file, approve, tolerance) -> ApplyOutcome:
+        halt = self.store.current_halt()
+        self.halt_reason = halt.reason if halt else None
+        self.broker = await connect(
+            self.settings, readonly=not self.settings.orders_enabled, clock=self.clock
+        )
+        try:
+            gates = self._check_gates()
+            with self._lock():
+                return await self._locked(gates, plan_file, approve, tolerance)
+        finally:
+            await self.broker.disconnect()
+
+    def _check_gates(self) -> list[GateResult]:
+        gates = evaluate_gates(
+            _gate_inputs(
+                self.desired,
+                self.settings,
+                self.accounts,
+                self.broker.managed_accounts,
+                self.halt_reason,
+            )
+        )
+        self.report["gates"] = [g.__dict__ for g in gates]
+        bad = refused(gates)
+        if bad:
+            raise Refused([g.render() for g in bad], report=self.report)
+        return gates
+
+    def _lock(self):
+        from reconciler.store import LockHeld
+
+        # The lease outlives the longest order TTL; a live holder keeps its OS-level lock
+        # anyway, so the lease only matters once the holder is gone.
+        longest = max((p.execution.ttl_seconds for p in self.desired.portfolios), default=0.0)
+        try:
+            handle = self.store.account_lock(
+                self.accounts, holder=holder_name(), ttl_seconds=longest + 600
+            )
+        except LockHeld as exc:
+            raise Refused([f"lock held: {exc}"], report=self.report) from exc
+        self.report["lock_id"] = getattr(handle, "lock_id", None)
+        return handle
+
+    async def _snapshot_and_plan(self, plan_id: str):
+        from reconciler.planner import build_plan
+
+        resolved, actual, mismatches = await _resolve_and_snapshot(
+            self.broker, self.desired, self.accounts
+        )
+        self.resolved = resolved
+        self.report["lock_mismatches"] = list(mismatches)
+        self.limits = _limits(self.desired, self.settings, self.halt_reason)
+        plan = build_plan(
+            self.desired,
+            actual,
+            resolved,
+            self.limits,
+            now=self.clock.now(),
+            plan_id=plan_id,
+            accounts=self.accounts,
+        )
+        return actual, plan
+
+    def _record_breaks(self, actual: ActualState):
+        breaks = detect_breaks(self.store, actual, self.accounts)
+        for b in breaks:
+            self.store.append_event(
+                "BREAK",
+                account=b.account,
+                payload={
+                    "con_id": b.con_id,
+                    "symbol": b.symbol,
+                    "ledger": b.expected,
+                    "broker": b.actual,
+                },
+            )
+            self.progress(f"break {b.render()}: instrument skipped this cycle")
+        self.report["breaks"] = [b.render() for b in breaks]
+        return breaks
+
+    async def _locked(self, gates, plan_file, approve, tolerance) -> ApplyOutcome:
+        from reconciler import cyclereport
+        from reconciler.execute import recover
+        from reconciler.planner import new_plan_id
+
+        if self.settings.orders_enabled:
+            self.report["recovery"] = await recover(
+                self.broker, self.store, self.accounts, clock=self.clock, progress=self.progress
+            )
+        actual, fresh = await self._snapshot_and_plan(new_plan_id(self.clock.now()))
+        breaks = self._record_breaks(actual)
+        fresh = skip_breaks(fresh, breaks)
+        if plan_file is not None:
+            reasons = stale_reasons(
+                plan_file, actual, self.desired.content_hash, self.clock.now(), tolerance
+            )
+            if reasons:
+                self.report["stale_reasons"] = reasons
+                raise Refused(
+                    [f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)],
+                    report=self.report,
+                )
+            plan = skip_breaks(plan_file, breaks)
+        else:
+            plan = fresh
+        cyclereport.add_plan(self.report, plan)
+        self.store.record_plan(_plan_json(plan))
+        self.store.record_position_snapshot(self.cycle_id, actual)
+        self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
+        approved = plan_file is not None or not plan.orders or approve(plan)
+        dry_run = not self.settings.orders_enabled
+        outcomes = await self._execute(plan, actual, approved, dry_run)
+        self.report["orders"] = [o.to_dict() for o in outcomes]
+        if approved and not dry_run:
+            if outcomes:
+                await self._drift_after(plan)
+            for account, snapshot in fresh.desired_snapshot.items():
+                self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
+        return ApplyOutcome(plan, dry_run, gates, self.report, self.report["orders"], approved)
+
+    async def _execute(self, plan: Plan, actual: ActualState, approved: bool, dry_run: bool):
+        from reconciler.execute import Executor, not_sent_outcome
+
+        if not plan.orders:
+            self.report["result"] = "nothing to do"
+            return []
+        if not approved:
+            self.report["result"] = "not approved"
+            return []
+        if dry_run:
+            self.report["result"] = "dry run: ORDERS_ENABLED is false, nothing was sent"
+            return [not_sent_outcome(plan.plan_id, o, "dry run") for o in plan.orders]
+        executor = Executor(
+            plan,
+            broker=self.broker,
+            store=self.store,
+            clock=self.clock,
+            cycle_id=self.cycle_id,
+            progress=self.progress,
+            size_increments={c.con_id: c.size_increment for c in actual.contracts.values()},
+        )
+        outcomes = await executor.run()
+        self.report["notes"] = executor.notes
+        self.report["result"] = "applied"
+        return outcomes
+
+    async def _drift_after(self, plan: Plan) -> None:
+        from reconciler import cyclereport
+
+        after, after_plan = await self._snapshot_and_plan(plan.plan_id + "-after")
+        cyclereport.add_drift_after(self.report, after_plan)
+        self.store.record_position_snapshot(self.cycle_id, after)
 
 
 def _plan_json(plan: Plan) -> dict:
@@ -472,8 +519,15 @@ async def lock_instruments(desired: DesiredState, settings: Settings, *, clock: 
     return lock_entries(resolved)
 
 
-async def cancel_open_orders(settings: Settings, *, clock: Clock | None = None) -> list[str]:
-    """Cancel every open order this reconciler placed (orderRef rc-...); returns their refs."""
+async def cancel_open_orders(
+    settings: Settings, *, clock: Clock | None = None, timeout: float = 15.0
+) -> list[str]:
+    """Cancel every open order this reconciler placed (orderRef rc-...) and wait until the
+    gateway no longer lists them; returns their refs. Raises CycleError naming any order
+    still working at the deadline."""
+    import asyncio
+    import time
+
     from reconciler.broker.errors import BrokerError
     from reconciler.clock import SystemClock
 
@@ -482,7 +536,16 @@ async def cancel_open_orders(settings: Settings, *, clock: Clock | None = None) 
         ours = [o for o in await broker.open_orders() if o.order_ref.startswith("rc-")]
         for order in ours:
             await broker.cancel_open_order(order)
-        return [o.order_ref for o in ours]
+        refs = {o.order_ref for o in ours}
+        deadline = time.monotonic() + timeout
+        while refs:
+            working = {o.order_ref for o in await broker.open_orders()} & refs
+            if not working:
+                break
+            if time.monotonic() > deadline:
+                raise CycleError(f"still working after {timeout:g}s: {', '.join(sorted(working))}")
+            await asyncio.sleep(0.1)  # polling the gateway's open orders, not a fixed wait
+        return sorted(o.order_ref for o in ours)
     except BrokerError as exc:
         raise CycleError(str(exc)) from exc
     finally:

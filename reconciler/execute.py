@@ -206,8 +206,21 @@ class Executor:
         return handle
 
     async def _follow(self, order: PlannedOrder, ref: str, handle, outcome: OrderOutcome) -> None:
-        deadline = order.ttl_seconds
-        handle = await self.broker.wait_order(handle, timeout=deadline)
+        from reconciler.broker.errors import BrokerError
+
+        try:
+            await self._wait_then_cancel(order, ref, handle, outcome)
+        except BrokerError as exc:
+            # The connection went away with the order at the broker: its outcome is unknown.
+            # The INTENT stays unresolved; the next cycle resolves it from what the broker
+            # knows and never resends it.
+            outcome.status = "UNKNOWN"
+            outcome.message = f"outcome unknown ({exc}); resolved at the next cycle"
+            self._hook("order_done", outcome)
+            self.progress(f"UNKNOWN {ref}: {exc}")
+
+    async def _wait_then_cancel(self, order: PlannedOrder, ref: str, handle, outcome) -> None:
+        handle = await self.broker.wait_order(handle, timeout=order.ttl_seconds)
         acked = self._record_ack(order, ref, handle)
         if _status(handle) not in FINAL_STATUSES:
             self.progress(f"ttl   {ref}: {order.ttl_seconds:g}s passed, cancelling the rest")
