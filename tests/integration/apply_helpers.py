@@ -156,8 +156,15 @@ def broker_orders(sim) -> list[BrokerOrder]:
 
     def read():
         return [
-            BrokerOrder(o.order_ref, o.client_id, sim.gateway.universe.get(o.con_id).symbol,
-                        o.action, o.total_quantity, o.filled, o.status)
+            BrokerOrder(
+                o.order_ref,
+                o.client_id,
+                sim.gateway.universe.get(o.con_id).symbol,
+                o.action,
+                o.total_quantity,
+                o.filled,
+                o.status,
+            )
             for o in sim.gateway.broker.orders.values()
         ]
 
@@ -205,7 +212,9 @@ def wait_until(
 
 
 def base_env(workdir: Path, db_url: str, client_id: int) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    keep = {
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    }
     return {
         **keep,
         "ORDERS_ENABLED": "true",
@@ -268,8 +277,10 @@ class Result:
         return json.loads(self.stdout)
 
     def explain(self) -> str:
-        return (f"`reconcile {' '.join(self.args)}` exited {self.returncode}\n"
-                f"stdout:\n{self.stdout[-4000:]}\nstderr:\n{self.stderr[-4000:]}")
+        return (
+            f"`reconcile {' '.join(self.args)}` exited {self.returncode}\n"
+            f"stdout:\n{self.stdout[-4000:]}\nstderr:\n{self.stderr[-4000:]}"
+        )
 
 
 @dataclass
@@ -300,8 +311,12 @@ class Cli:
         err = self.workdir / f"proc{self._count}.err"
         with out.open("wb") as out_file, err.open("wb") as err_file:
             popen = subprocess.Popen(
-                self._command(args), cwd=self.workdir, env=self.env(client_id),
-                stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
+                self._command(args),
+                cwd=self.workdir,
+                env=self.env(client_id),
+                stdin=subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=err_file,
             )
         proc = Process(tuple(args), popen, out, err)
         self._processes.append(proc)
@@ -312,19 +327,22 @@ class Cli:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise AssertionError(f"{proc.describe()} did not finish within {timeout}s:\n"
-                                 f"{proc.stderr()[-4000:]}") from None
+            raise AssertionError(
+                f"{proc.describe()} did not finish within {timeout}s:\n{proc.stderr()[-4000:]}"
+            ) from None
         result = Result(proc.args, proc.returncode, proc.stdout(), proc.stderr())
         assert_no_decode_errors(result)
         return result
 
-    def run(self, *args: str, client_id: int | None = None,
-            timeout: float = SUBPROCESS_TIMEOUT) -> Result:
+    def run(
+        self, *args: str, client_id: int | None = None, timeout: float = SUBPROCESS_TIMEOUT
+    ) -> Result:
         return self.finish(self.start(*args, client_id=client_id), timeout)
 
     def apply(self, *extra: str, client_id: int | None = None) -> Process:
-        return self.start("apply", "--dir", str(self.desired_dir), "--auto-approve", *extra,
-                          client_id=client_id)
+        return self.start(
+            "apply", "--dir", str(self.desired_dir), "--auto-approve", *extra, client_id=client_id
+        )
 
     def close(self) -> None:
         for proc in self._processes:
@@ -334,7 +352,9 @@ class Cli:
 
 def assert_no_decode_errors(result: Result) -> None:
     for marker in DECODE_FAILURE_MARKERS:
-        assert marker not in result.stderr, f"client failed to decode a message:\n{result.explain()}"
+        assert marker not in result.stderr, (
+            f"client failed to decode a message:\n{result.explain()}"
+        )
 
 
 # ------------------------------------------------------------------ the store (read only)
@@ -436,5 +456,16 @@ def ledger_event_kinds(db_url: str) -> list[str]:
     store = open_store(db_url)
     try:
         return [e.kind for e in reversed(store.recent_events(limit=100_000))]
+    finally:
+        store.close()
+
+
+def filled_quantity(db_url: str, order_ref: str) -> float:
+    """Shares the store's fills (one per execId) record for an orderRef."""
+    from reconciler.store import open_store
+
+    store = open_store(db_url)
+    try:
+        return store.filled_quantity(order_ref)
     finally:
         store.close()

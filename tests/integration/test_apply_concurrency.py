@@ -58,25 +58,41 @@ def cli_for(tmp_path):
 
 
 def test_apply_when_two_start_together_then_exactly_one_trades_and_the_others_exit_3(
-        db_url, cli_for):
+    db_url, cli_for
+):
     """Both start at once on a fresh store (schema creation races too); the loser is refused.
     A third apply started while the winner provably holds the lease (its orders rest at the
     gateway) is refused as well and names the holder's pid. Then the winner finishes."""
     with run_in_thread(scenario({}, closed=TARGETS)) as sim:
         cli = cli_for(sim, db_url)
-        applies = {FIRST_CLIENT: cli.apply(client_id=FIRST_CLIENT),
-                   SECOND_CLIENT: cli.apply(client_id=SECOND_CLIENT)}
+        applies = {
+            FIRST_CLIENT: cli.apply(client_id=FIRST_CLIENT),
+            SECOND_CLIENT: cli.apply(client_id=SECOND_CLIENT),
+        }
 
-        wait_until(lambda: any(p.poll() is not None for p in applies.values()), timeout=30,
-                   what="one of the two applies to give up")
-        [loser_id] = [c for c, p in applies.items() if p.poll() is not None]
+        wait_until(
+            lambda: any(p.poll() is not None for p in applies.values()),
+            timeout=30,
+            what="one of the two applies to give up",
+        )
+        exited = [c for c, p in applies.items() if p.poll() is not None]
+        assert len(exited) == 1, "both applies ended:\n" + "\n".join(
+            cli.finish(p).explain() for p in applies.values()
+        )
+        [loser_id] = exited
         [winner_id] = [c for c in applies if c != loser_id]
         winner = applies[winner_id]
         loser = cli.finish(applies[loser_id])
         assert loser.returncode == 3, loser.explain()
-        assert f"refused: lock held: account {ACCOUNT} is locked by" in loser.stderr, loser.explain()
-        wait_until(lambda: len(placed_orders(sim)) == len(TARGETS), timeout=30,
-                   what="the winner's orders at the simulator", alive=[winner])
+        assert f"refused: lock held: account {ACCOUNT} is locked by" in loser.stderr, (
+            loser.explain()
+        )
+        wait_until(
+            lambda: len(placed_orders(sim)) == len(TARGETS),
+            timeout=30,
+            what="the winner's orders at the simulator",
+            alive=[winner],
+        )
 
         late = cli.finish(cli.apply(client_id=THIRD_CLIENT))
 
