@@ -345,6 +345,24 @@ class _ApplyRun:
         self.report["lock_id"] = getattr(handle, "lock_id", None)
         return handle
 
+    def _close_abandoned_cycles(self) -> None:
+        """Cycles of these accounts still marked running died with their process: we hold
+        the accounts' lock now, so no live writer can own them. Mark them aborted."""
+        mine = set(self.accounts)
+        for cycle in self.store.list_cycles(limit=200):
+            if cycle.id == self.cycle_id or cycle.status != "running" or cycle.kind != "apply":
+                continue
+            if mine & set(cycle.accounts):
+                report = dict(cycle.report or {})
+                report.update(status="aborted", aborted_by_cycle=self.cycle_id)
+                self.store.finish_cycle(
+                    cycle.id,
+                    "aborted",
+                    report=report,
+                    error=f"its process ended without finishing; found by cycle {self.cycle_id}",
+                )
+                self.progress(f"cycle {cycle.id} was left running by a process that died: aborted")
+
     async def _snapshot_and_plan(self, plan_id: str):
         from reconciler.planner import build_plan
 
@@ -387,6 +405,7 @@ class _ApplyRun:
         from reconciler.execute import recover
         from reconciler.planner import new_plan_id
 
+        self._close_abandoned_cycles()
         if self.settings.orders_enabled:
             self.report["recovery"] = await recover(
                 self.broker, self.store, self.accounts, clock=self.clock, progress=self.progress

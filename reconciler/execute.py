@@ -186,7 +186,10 @@ class Executor:
         # Write-ahead: the INTENT is committed before the order can reach the broker, so a
         # crash after this line leaves a record that recovery resolves instead of resending.
         self.store.record_intent(
-            _order_fields(order), order_ref=ref, plan_id=self.plan.plan_id, cycle_id=self.cycle_id
+            {**asdict(order), "client_id": getattr(self.broker, "client_id", None)},
+            order_ref=ref,
+            plan_id=self.plan.plan_id,
+            cycle_id=self.cycle_id,
         )
         self.progress(
             f"send  {ref} {order.account} {order.side} {order.quantity:g} {order.key} "
@@ -361,10 +364,6 @@ def _fill_dict(fill) -> dict[str, Any]:
     }
 
 
-def _order_fields(order: PlannedOrder) -> dict[str, Any]:
-    return asdict(order)
-
-
 def record_fills(store, ref: str, account: str, fills) -> int:
     """Record fills once each (execId de-duplicates); returns how many were new."""
     new = 0
@@ -393,23 +392,44 @@ def record_fills(store, ref: str, account: str, fills) -> int:
 
 
 async def recover(
-    broker, store, accounts: Sequence[str], *, clock: Clock, progress: Progress
+    broker,
+    store,
+    accounts: Sequence[str],
+    *,
+    clock: Clock,
+    progress: Progress,
+    cancel_grace: float = CANCEL_GRACE_SECONDS,
 ) -> list[dict[str, Any]]:
     """Resolve earlier INTENTs that have no final answer, from what the broker knows.
 
-    Looks each unresolved orderRef up in open orders, completed orders and executions.
-    Fills are recorded once (execId); an order still working stays in flight (the planner
-    counts it); an order the broker has never heard of is closed as NOT_FOUND and is never
-    resent: the next plan computes the gap afresh from broker positions.
+    Looks each unresolved orderRef up in open orders, completed orders and executions (of
+    every client id that placed one). Fills are recorded once (execId). An order still
+    working past its TTL is cancelled, as its own cycle would have done; one within its TTL
+    stays in flight (the planner counts it). An order the broker has never heard of is closed
+    as RESOLVED (never reached the broker) and is never resent: the next plan computes the
+    gap afresh from broker positions.
     """
     pending = [i for i in store.unresolved_intents() if i.account in accounts]
     if not pending:
         return []
-    working = {o.order_ref: o for o in await broker.open_orders() if o.order_ref}
+    working = await _working_by_ref(broker)
+    notes: dict[str, str] = {}
+    expired = [i for i in pending if i.order_ref in working and _ttl_passed(i, clock.now())]
+    cancelled = []
+    for intent in expired:
+        order = working[intent.order_ref]
+        if order.client_id != broker.client_id:
+            notes[intent.order_ref] = (
+                f"past its TTL but placed by client id {order.client_id}: "
+                f"cancel it with IB_CLIENT_ID={order.client_id} or in TWS"
+            )
+            continue
+        await broker.cancel_open_order(order)
+        cancelled.append(intent.order_ref)
+    if cancelled:
+        working = await _wait_not_working(broker, set(cancelled), cancel_grace)
     completed = {c.order_ref: c for c in await broker.completed_orders() if c.order_ref}
-    executions: dict[str, list] = {}
-    for e in await broker.executions():
-        executions.setdefault(e.order_ref, []).append(e)
+    executions = await _executions_by_ref(broker, pending)
     results = []
     for intent in pending:
         ref = intent.order_ref
@@ -418,19 +438,28 @@ async def recover(
         filled = float(sum(f.shares for f in fills))
         if ref in working:
             o = working[ref]
-            resolution = f"still working at the broker: {o.status}, remaining {o.remaining:g}; counted as in flight"
+            resolution = notes.get(
+                ref,
+                f"still working at the broker: {o.status}, remaining {o.remaining:g}; "
+                "counted as in flight",
+            )
             kind = None
         elif ref in completed:
             c = completed[ref]
             filled = max(filled, c.filled)
             kind = "FILL" if c.status == "Filled" else ("CANCEL" if "Cancel" in c.status else "REJ")
             resolution = f"completed at the broker: {c.status}, filled {filled:g}"
+            if ref in cancelled:
+                resolution = f"cancelled by recovery after its TTL; filled {filled:g}"
         elif fills:
-            kind = "FILL"
+            kind = "FILL" if filled >= intent.quantity - 1e-9 else "CANCEL"
             resolution = f"executions found: filled {filled:g}; no longer working"
         else:
             kind = "RESOLVED"
-            resolution = "the broker has no order, completed order or execution with this orderRef: it never reached the broker (not resent)"
+            resolution = (
+                "the broker has no order, completed order or execution with this orderRef: "
+                "it never reached the broker (not resent)"
+            )
         if kind is not None:
             store.append_event(
                 kind,
@@ -448,3 +477,41 @@ async def recover(
             }
         )
     return results
+
+
+def _ttl_passed(intent, now: dt.datetime) -> bool:
+    # No grace: recovery runs under the accounts' lock, so the cycle that owned this order
+    # is gone and nobody else will cancel it.
+    ttl = float(intent.order.get("ttl_seconds") or 0.0)
+    return (now - intent.intent_at).total_seconds() > ttl
+
+
+async def _working_by_ref(broker) -> dict[str, Any]:
+    return {o.order_ref: o for o in await broker.open_orders() if o.order_ref}
+
+
+async def _wait_not_working(broker, refs: set[str], timeout: float) -> dict[str, Any]:
+    """Poll the gateway's open orders until `refs` are gone or `timeout` passes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        working = await _working_by_ref(broker)
+        if not (refs & set(working)) or time.monotonic() > deadline:
+            return working
+        await asyncio.sleep(0.1)
+
+
+async def _executions_by_ref(broker, pending) -> dict[str, list]:
+    """Executions of every client id that placed a pending order, once per execId."""
+    client_ids = {broker.client_id} | {
+        int(i.order["client_id"]) for i in pending if i.order.get("client_id") is not None
+    }
+    seen: dict[str, Any] = {}
+    for client_id in sorted(client_ids):
+        for e in await broker.executions(client_id=client_id):
+            seen.setdefault(e.exec_id, e)
+    by_ref: dict[str, list] = {}
+    for e in seen.values():
+        by_ref.setdefault(e.order_ref, []).append(e)
+    return by_ref

@@ -272,9 +272,21 @@ class Broker:
         )
         return tuple(convert.completed_order(t) for t in trades)
 
-    async def executions(self) -> tuple[Execution, ...]:
-        """Today's executions with commissions, de-duplicated by execId."""
-        fills = await self._session.request("today's executions", self._ib.reqExecutionsAsync)
+    async def executions(self, client_id: int | None = None) -> tuple[Execution, ...]:
+        """Today's executions with commissions, de-duplicated by execId.
+
+        The gateway answers with this connection's executions; `client_id` asks for another
+        client id's (e.g. a killed apply that connected with a different IB_CLIENT_ID).
+        """
+        if client_id is None or client_id == self.client_id:
+            request = self._ib.reqExecutionsAsync
+        else:
+            exec_filter = self._lib.ExecutionFilter(clientId=client_id)
+
+            def request():
+                return self._ib.reqExecutionsAsync(exec_filter)
+
+        fills = await self._session.request("today's executions", request)
         reports = {f.execution.execId: f.commissionReport for f in self._ib.fills()}
         unique = {
             f.execution.execId: convert.execution(

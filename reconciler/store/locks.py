@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -330,9 +331,21 @@ def _lock_held(lease: Any, *, detail: str = "") -> LockHeld:
     )
 
 
+LEASE_WRITE_GRACE_SECONDS = 2.0
+
+
 def _held_from_lease(engine: Engine, clock: Clock, account: str, *, detail: str) -> LockHeld:
-    with read_tx(engine) as conn:
-        lease = conn.execute(select(LEASES).where(LEASES.c.name == lease_name(account))).first()
+    # The winner writes its lease row just after taking the OS lock; give it a moment so
+    # the refusal can name the holder instead of "unknown".
+    deadline = time.monotonic() + LEASE_WRITE_GRACE_SECONDS
+    while True:
+        with read_tx(engine) as conn:
+            lease = conn.execute(
+                select(LEASES).where(LEASES.c.name == lease_name(account))
+            ).first()
+        if lease is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # polling another process's commit: no cross-process event to wait on
     if lease is None:
         return LockHeld(
             account=account,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from apply_helpers import (
     ACCOUNT,
     Cli,
     broker_orders,
+    cycle_statuses,
     duplicate_refs,
     filled_quantity,
     ledger_event_kinds,
@@ -279,15 +281,6 @@ def test_apply_when_an_intent_was_committed_but_never_sent_then_resolves_it_and_
         assert positions(sim) == {"BND": 10.0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "recover() learns fills from broker.executions(), i.e. reqExecutions of the rerun's own "
-        "client id, so a killed order placed under another IB_CLIENT_ID is closed as FILL with no "
-        "fill rows (show orders: FILL, filled 0) and detect_breaks then reports a false "
-        "LEDGER_BREAK and skips the instrument"
-    ),
-)
 def test_apply_when_rerun_uses_another_client_id_then_records_the_killed_orders_fills_without_a_break(
     make_cli,
 ):
@@ -319,3 +312,32 @@ def test_apply_when_rerun_uses_another_client_id_then_records_the_killed_orders_
             "the recovered FILL has no fill rows (execIds) in the store"
         )
         assert "BREAK" not in ledger_event_kinds(cli.db_url), rerun.stderr
+
+
+def test_apply_when_killed_orders_outlive_their_ttl_then_recovery_cancels_them_and_aborts_the_cycle(
+    make_cli,
+):
+    with run_in_thread(scenario({"BND": 20}, closed=("BND",))) as sim:
+        cli = make_cli(sim, {"BND": 10})
+        cli.desired_dir.joinpath("portfolio.yaml").write_text(
+            cli.desired_dir.joinpath("portfolio.yaml").read_text().replace("ttl: 30s", "ttl: 2s")
+        )
+        victim = cli.apply()
+        wait_until(
+            lambda: len(placed_orders(sim)) == 1, timeout=30, what="the sell", alive=[victim]
+        )
+        victim.kill()
+        [killed] = placed_orders(sim)
+        deadline = time.monotonic() + 2.5
+        wait_until(lambda: time.monotonic() > deadline, timeout=5, what="the killed order's TTL")
+
+        rerun = cli.finish(cli.apply())
+        assert rerun.returncode == 0, rerun.explain()
+        assert f"recover {killed.order_ref}: cancelled by recovery after its TTL" in rerun.stderr
+        assert ledger_kinds(cli.db_url, killed.order_ref)[-1] == "CANCEL"
+        assert (
+            next(o for o in broker_orders(sim) if o.order_ref == killed.order_ref).status
+            == "Cancelled"
+        )
+        assert "aborted" in cycle_statuses(cli.db_url)
+        assert duplicate_refs(placed_orders(sim)) == []
