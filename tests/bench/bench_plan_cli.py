@@ -6,23 +6,33 @@ simulator's built-in USD universe plus made-up listings added through the scenar
 `instruments`), this script
 
 - starts the simulator in a background thread (the real TWS socket protocol over TCP) with a
-  paper account that holds some of the instruments and a second one that the desired state
-  does not manage;
-- writes a desired state (one Portfolio targeting every instrument at 0.19% or less, a
-  generous RiskPolicy) to a temporary directory;
-- runs `reconcile plan DIR --format json --gateway HOST:PORT` as a subprocess: once to warm
-  up, then three timed runs, each in its own RECONCILER_STATE_DIR;
-- counts the messages the client sent per run (the simulator's journal, incoming entries)
-  and prints the pacing floor: messages / (45 per 1.1 s), the throttle the adapter sets on
-  the client library (`reconciler/broker/connection.py` PACING_MAX_MESSAGES /
-  PACING_INTERVAL; the library's own default is 45 per 1 s, the gateway's limit 50 per 1 s);
-- times the pieces in-process through the library (Broker.connect, resolve, snapshot,
-  build_plan + render) to show where the wall time goes.
+  paper account that holds every fifth instrument and a second account that the desired
+  state does not manage, and IB's pacing rule enforced (over 50 messages in a second: error
+  100 and a disconnect);
+- writes a desired state (one Portfolio targeting every instrument at 0.19%, a generous
+  RiskPolicy) to a temporary directory;
+- warms up (the in-process run below, which also creates the store, and one CLI run against
+  a closed port, which also measures the CLI's fixed cost), then times three runs of
+  `reconcile plan DIR --format json --gateway HOST:PORT` as a subprocess, sharing one
+  RECONCILER_STATE_DIR as an operator's runs would;
+- counts the API messages the client sent per run (the simulator's journal, incoming
+  entries; the handshake is not paced and not counted) and prints the pacing floor:
+  messages / the throttle the adapter sets on the client library
+  (`reconciler/broker/connection.py` PACING_MAX_MESSAGES per PACING_INTERVAL), beside the
+  library default (45/s) and the gateway's limit (50/s); and the most messages the gateway
+  received in any 1 s;
+- times the pieces in-process through the library (settings + desired state + store,
+  Broker.connect, resolve, snapshot, build_plan + render) to show where the wall time goes.
 
-Prints figures; asserts nothing about speed. Exits non-zero only when a run fails.
-Usage: python tests/bench/bench_plan_cli.py [--sizes 500,50] [--runs 3]
+`--stall-ms N` pauses the simulator's process for about N ms at random moments during the
+timed runs (a C loop holding the GIL, like a gateway's GC pause): the gateway then reads some
+messages late and counts them together with later ones, which shows how much jitter the
+client's pacing tolerates before error 100.
+
+Prints figures; asserts nothing about speed. Exits 1 when a run fails (e.g. disconnected for
+pacing), else 0.
+Usage: python tests/bench/bench_plan_cli.py [--sizes 500,50] [--runs 3] [--stall-ms 0]
 """
-
 from __future__ import annotations
 
 import argparse
@@ -36,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -208,7 +219,10 @@ def run_cli(desired_dir: Path, work: Path, gateway: str, sim=None) -> CliRun:
     if sim is None:
         return CliRun(elapsed, done.returncode, 0, {}, 0, 0)
     if done.returncode != 0:
-        raise SystemExit(f"`reconcile plan` exited {done.returncode}:\n{done.stderr}")
+        raise SystemExit(f"`reconcile plan` exited {done.returncode}:\n{done.stderr[:2000]}\n"
+                         f"gateway errors sent: {gateway_errors(sim, mark)}\n"
+                         f"peak API messages in 1 s at the gateway: "
+                         f"{peak_per_second(api_messages_since(sim, mark))}")
     sent = api_messages_since(sim, mark)
     return CliRun(
         seconds=elapsed,
@@ -218,6 +232,17 @@ def run_cli(desired_dir: Path, work: Path, gateway: str, sim=None) -> CliRun:
         peak_per_second=peak_per_second(sent),
         orders=count_orders(json.loads(done.stdout)),
     )
+
+
+def gateway_errors(sim, start: int) -> list[str]:
+    """Error messages (id 4) the simulator sent since `start`, other than farm notices."""
+    found = []
+    for entry in list(sim.journal)[start:]:
+        if entry["dir"] == "out" and entry["msg_id"] == 4:
+            text = " ".join(entry["fields"][1:5])
+            if "farm" not in text:
+                found.append(text)
+    return found[:5]
 
 
 def closed_port() -> int:
@@ -309,20 +334,62 @@ def floor_seconds(messages: float) -> float:
     return messages / (PACING_MAX_MESSAGES / PACING_INTERVAL)
 
 
-def bench(size: int, runs: int) -> None:
+class GatewayStalls:
+    """Pause this process (and so the simulator's thread) for ~`ms` now and then."""
+
+    def __init__(self, ms: float) -> None:
+        self.ms = ms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gateway-stalls", daemon=True)
+
+    def __enter__(self) -> GatewayStalls:
+        if self.ms > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        probe = 1_000_000
+        started = time.perf_counter()
+        sum(range(probe))
+        iterations = int(self.ms / 1000 / ((time.perf_counter() - started) / probe))
+        rng = random.Random(1)
+        while not self._stop.wait(rng.uniform(0.3, 1.5)):
+            # sum() over a range runs in C without releasing the GIL: nothing else in this
+            # process, the simulator included, runs until it returns.
+            sum(range(iterations))
+
+
+def bench(size: int, runs: int, stall_ms: float) -> bool:
+    """Print the figures for `size` instruments; False when a timed run failed."""
+    failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix=f"bench-plan-{size}-") as tmp:
         work = Path(tmp)
         desired_dir = work / "desired_state"
         desired_dir.mkdir()
         write_desired_state(desired_dir, size)
         with run_in_thread(scenario(size)) as sim:
-            # Warm-up: the in-process run warms the simulator and creates the store; the run
-            # against a closed port warms the CLI's imports and measures its fixed cost.
+            # Warm-up (the in-process split, the CLI against a closed port); then timed runs.
             split = asyncio.run(split_in_process(sim, desired_dir, work))
             fixed = run_cli(desired_dir, work, f"127.0.0.1:{closed_port()}")
-            timed = [run_cli(desired_dir, work, f"{sim.host}:{sim.port}", sim)
-                     for _ in range(runs)]
-
+            timed = []
+            with GatewayStalls(stall_ms):
+                for _ in range(runs):
+                    try:
+                        timed.append(run_cli(desired_dir, work, f"{sim.host}:{sim.port}", sim))
+                    except SystemExit as failure:
+                        failures.append(str(failure))
+    stalls = f", simulator stalls of ~{stall_ms:g} ms" if stall_ms else ""
+    if failures:
+        print(f"--- {size} instruments{stalls}: {len(failures)} of {runs} runs FAILED")
+        for failure in failures:
+            print("  " + failure.replace("\n", "\n  "))
+    if not timed:
+        return False
     walls = [r.seconds for r in timed]
     messages = statistics.median(r.messages for r in timed)
     floor = floor_seconds(messages)
@@ -331,10 +398,10 @@ def bench(size: int, runs: int) -> None:
     breakdown = ", ".join(f"{MESSAGE_NAMES.get(k, f'id {k}')} {n}"
                           for k, n in sorted(timed[-1].by_kind.items(), key=lambda kv: -kv[1]))
     print(f"--- {size} instruments: 1 portfolio, {ACCOUNT} holds {len(range(0, size, 5))} "
-          f"of them; {timed[-1].orders} orders planned")
+          f"of them; {timed[-1].orders} orders planned{stalls}")
     print(f"  client API messages per plan : {messages:g} ({breakdown})")
     print(f"  CLI wall time                : min {best:.2f} s, median {median:.2f} s over "
-          f"{runs} runs ({', '.join(f'{w:.2f}' for w in walls)})")
+          f"{len(walls)} runs ({', '.join(f'{w:.2f}' for w in walls)})")
     print(f"  pacing floor                 : {floor:.2f} s = {messages:g} msgs / {rate:.1f} msg/s "
           f"(adapter throttle {PACING_MAX_MESSAGES} per {PACING_INTERVAL:g} s; at the "
           f"library default 45/s {messages / 45:.2f} s, at the gateway's 50/s "
@@ -351,21 +418,23 @@ def bench(size: int, runs: int) -> None:
         note = f"  {sent:4d} msgs, floor {floor_seconds(sent):6.2f} s" if sent else ""
         print(f"    {name:<38} {seconds:7.3f} s{note}")
     print(f"    {'total':<38} {sum(split.phases.values()):7.3f} s")
+    return not failures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500,50", help="comma-separated instrument counts")
     parser.add_argument("--runs", type=int, default=3, help="timed CLI runs per size")
+    parser.add_argument("--stall-ms", type=float, default=0.0,
+                        help="pause the simulator ~this long at random moments (0: never)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(f"{os.cpu_count()} CPUs; simulator in a thread of this process; "
           "`reconcile plan DIR --format json --gateway HOST:PORT` as a subprocess")
     started = time.perf_counter()
-    for size in sizes:
-        bench(size, args.runs)
+    passed = [bench(size, args.runs, args.stall_ms) for size in sizes]
     print(f"total benchmark time {time.perf_counter() - started:.1f} s")
-    return 0
+    return 0 if all(passed) else 1
 
 
 if __name__ == "__main__":
