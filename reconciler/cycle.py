@@ -204,6 +204,44 @@ async def plan_cycle(
     return PlanOutcome(plan, actual, _desired_changes(desired, plan, store), mismatches)
 
 
+async def drift_report_cycle(
+    desired: DesiredState,
+    settings: Settings,
+    *,
+    clock: Clock,
+    store,
+    accounts: Sequence[str] | None = None,
+    reports_dir: str | None = None,
+) -> PlanOutcome:
+    """A scheduled cycle that only reports drift (selfHeal: false): plan, record, report.
+
+    Sends nothing; recorded in the store as a `plan` cycle with its report, like an apply.
+    """
+    from reconciler import cyclereport
+
+    chosen = selected_accounts(desired, accounts)
+    cycle_id = store.begin_cycle(
+        "plan",
+        accounts=chosen,
+        desired_hash=desired.content_hash,
+        git_commit=desired.git_commit,
+        git_dirty=desired.git_dirty,
+    )
+    report = cyclereport.new_report(cycle_id, "plan", clock.now(), desired, settings, chosen)
+    try:
+        outcome = await plan_cycle(desired, settings, clock=clock, store=store, accounts=chosen)
+    except Exception as exc:
+        report.update(status="error", errors=[str(exc)])
+        _finish(store, cycle_id, report, clock, reports_dir)
+        if isinstance(exc, CycleError):
+            raise
+        raise CycleError(f"cycle {cycle_id} failed: {type(exc).__name__}: {exc}") from exc
+    cyclereport.add_plan(report, outcome.plan)
+    report.update(status="ok", result="drift report only (selfHeal: false); nothing sent")
+    _finish(store, cycle_id, report, clock, reports_dir)
+    return outcome
+
+
 # ---------------------------------------------------------------- apply
 
 

@@ -76,7 +76,7 @@ def run_cycle(
     ignore_window: bool = False,
 ) -> str:
     """One scheduled cycle; returns a one-line outcome. Never raises for a failed cycle."""
-    from reconciler.cycle import CycleError, Refused, apply_cycle, plan_cycle
+    from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle
     from reconciler.desired import load_desired_state
     from reconciler.diagnostics import DiagnosticsError
     from reconciler.report import plan_summary
@@ -109,7 +109,14 @@ def run_cycle(
             )
             return f"apply cycle {outcome.report['cycle_id']}: {outcome.report.get('result')}"
         planned = asyncio.run(
-            plan_cycle(desired, settings, clock=clock, store=store, accounts=accounts)
+            drift_report_cycle(
+                desired,
+                settings,
+                clock=clock,
+                store=store,
+                accounts=accounts,
+                reports_dir=settings.effective_reports_dir,
+            )
         )
         return f"drift report (selfHeal false): {plan_summary(planned.plan)}"
     except Refused as exc:

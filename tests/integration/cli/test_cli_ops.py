@@ -77,6 +77,11 @@ def test_run_once_with_self_heal_false_only_reports_drift(cli, sim, desired_dir)
     assert result.returncode == 0, result.stderr
     assert "drift report (selfHeal false)" in result.stdout and "7 order(s)" in result.stdout
     assert sim.journal.messages("in", 3) == []
+    cycles = json.loads(cli("show", "cycles", "--format", "json").stdout)
+    assert [(c["kind"], c["status"]) for c in cycles] == [("plan", "ok")]
+    [report] = list((cli.workdir / "reports").glob("*-cycle*.json"))
+    body = json.loads(report.read_text())
+    assert body["planned_orders"] == 7 and body["orders"] == []
 
 
 def test_run_once_with_self_heal_true_applies(cli, sim, desired_dir):
