@@ -10,6 +10,7 @@ questions (approval) and progress go through callbacks the caller supplies.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +61,21 @@ class ApplyOutcome:
 
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(holder: str | None) -> bool:
+    """True only when `holder` (host:pid) is a process on this host that no longer runs;
+    a holder on another host, or one we cannot parse, is never presumed dead."""
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = None):
@@ -222,6 +238,7 @@ async def drift_report_cycle(
     chosen = selected_accounts(desired, accounts)
     cycle_id = store.begin_cycle(
         "plan",
+        holder=holder_name(),
         accounts=chosen,
         desired_hash=desired.content_hash,
         git_commit=desired.git_commit,
@@ -298,6 +315,7 @@ async def apply_cycle(
         chosen = selected_accounts(desired, accounts)
     cycle_id = store.begin_cycle(
         "apply",
+        holder=holder_name(),
         accounts=chosen,
         desired_hash=desired.content_hash,
         git_commit=desired.git_commit,
@@ -384,11 +402,13 @@ class _ApplyRun:
         return handle
 
     def _close_abandoned_cycles(self) -> None:
-        """Cycles of these accounts still marked running died with their process: we hold
-        the accounts' lock now, so no live writer can own them. Mark them aborted."""
+        """Cycles of these accounts left "running" by a process on this host that has died
+        are marked aborted (a live one, e.g. an apply being refused right now, is left)."""
         mine = set(self.accounts)
         for cycle in self.store.list_cycles(limit=200):
-            if cycle.id == self.cycle_id or cycle.status != "running" or cycle.kind != "apply":
+            if cycle.id == self.cycle_id or cycle.status != "running":
+                continue
+            if not holder_is_dead(cycle.holder):
                 continue
             if mine & set(cycle.accounts):
                 report = dict(cycle.report or {})
@@ -531,9 +551,15 @@ def _finish(store, cycle_id: int, report: dict, clock: Clock, reports_dir: str |
     report["tca"] = cyclereport.tca(report)
     if reports_dir:
         report["files"] = write_report_files(report, reports_dir)
-    store.finish_cycle(
-        cycle_id, report["status"], report=report, error="; ".join(report.get("errors", [])) or None
-    )
+    try:
+        store.finish_cycle(
+            cycle_id,
+            report["status"],
+            report=report,
+            error="; ".join(report.get("errors", [])) or None,
+        )
+    except ValueError as exc:  # closed by someone else (operator, recovery): keep theirs
+        logging.getLogger("reconciler.cycle").warning("cycle %s not recorded: %s", cycle_id, exc)
 
 
 def write_report_files(report: dict, reports_dir: str) -> list[str]:

@@ -313,6 +313,7 @@ class Store:
         git_dirty: bool | None = None,
         plan_id: str | None = None,
         gates: Any = None,
+        holder: str | None = None,
     ) -> int:
         if kind not in CYCLE_KINDS:
             raise ValueError(f"cycle kind {kind!r} must be one of {sorted(CYCLE_KINDS)}")
@@ -330,6 +331,7 @@ class Store:
                     plan_id=plan_id,
                     accounts=accounts,
                     gates=to_jsonable(gates),
+                    holder=holder,
                 )
                 .returning(Cycle.id)
             ).scalar_one()

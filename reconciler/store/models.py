@@ -122,6 +122,9 @@ class Cycle(Base):
     gates: Mapped[Any | None] = mapped_column(JSONValue())
     report: Mapped[Any | None] = mapped_column(JSONValue())
     error: Mapped[str | None] = mapped_column(Text)
+    # host:pid of the process running the cycle, so a cycle left "running" by a process
+    # that died can be told from one still in progress.
+    holder: Mapped[str | None] = mapped_column(String(128))
 
 
 class CycleAccount(Base):

@@ -99,6 +99,7 @@ class CycleView(_AsDict):
     gates: Any
     report: Any
     error: str | None
+    holder: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -183,6 +184,7 @@ def _cycle_view(row: Any) -> CycleView:
         gates=row.gates,
         report=row.report,
         error=row.error,
+        holder=row.holder,
     )
 
 

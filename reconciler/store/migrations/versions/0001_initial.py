@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("gates", _json()),
         sa.Column("report", _json()),
         sa.Column("error", sa.Text),
+        sa.Column("holder", sa.String(128)),
     )
     op.create_table(
         "cycle_accounts",
