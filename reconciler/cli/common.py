@@ -26,10 +26,13 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 def load_settings_or_fail(**overrides):
+    """Settings from the environment and `.env`, with this command's flags on top."""
     from reconciler.settings import SettingsError, load_settings
 
+    ctx = click.get_current_context(silent=True)
+    flags = dict(ctx.meta.get("settings_flags", {})) if ctx is not None else {}
     try:
-        return load_settings().with_overrides(**overrides)
+        return load_settings().with_overrides(**{**flags, **overrides})
     except SettingsError as exc:
         fail(str(exc))
 
@@ -65,7 +68,21 @@ def redact(url: str) -> str:
         return "<database url>"
 
 
+def _remember_client_id(ctx: click.Context, _param: click.Parameter, value: int | None):
+    if value is not None:
+        ctx.meta.setdefault("settings_flags", {})["client_id"] = value
+    return value
+
+
 def gateway_option(func):
+    func = click.option(
+        "--client-id",
+        type=click.IntRange(0, 2**31 - 1),
+        default=None,
+        expose_value=False,
+        callback=_remember_client_id,
+        help="API client id for this connection. Default: IB_CLIENT_ID, else 17.",
+    )(func)
     return click.option(
         "--gateway",
         "gateway",
