@@ -211,8 +211,10 @@ class Executor:
     async def _follow(self, order: PlannedOrder, ref: str, handle, outcome: OrderOutcome) -> None:
         from reconciler.broker.errors import BrokerError
 
+        journal = _OrderJournal(self.store, order, ref, handle)
+        watcher = asyncio.create_task(journal.watch())
         try:
-            await self._wait_then_cancel(order, ref, handle, outcome)
+            await self._wait_then_cancel(order, ref, handle, outcome, journal)
         except BrokerError as exc:
             # The connection went away with the order at the broker: its outcome is unknown.
             # The INTENT stays unresolved; the next cycle resolves it from what the broker
@@ -221,10 +223,12 @@ class Executor:
             outcome.message = f"outcome unknown ({exc}); resolved at the next cycle"
             self._hook("order_done", outcome)
             self.progress(f"UNKNOWN {ref}: {exc}")
+        finally:
+            watcher.cancel()
+            journal.drain()
 
-    async def _wait_then_cancel(self, order: PlannedOrder, ref: str, handle, outcome) -> None:
+    async def _wait_then_cancel(self, order, ref, handle, outcome, journal) -> None:
         handle = await self.broker.wait_order(handle, timeout=order.ttl_seconds)
-        acked = self._record_ack(order, ref, handle)
         if _status(handle) not in FINAL_STATUSES:
             self.progress(f"ttl   {ref}: {order.ttl_seconds:g}s passed, cancelling the rest")
             outcome.message = f"TTL {order.ttl_seconds:g}s reached, rest cancelled"
@@ -234,28 +238,10 @@ class Executor:
             except Exception as exc:  # the final answer below decides; keep the reason
                 outcome.message = f"TTL reached, cancel failed: {exc}"
             handle = await self.broker.wait_order(handle, timeout=self.cancel_grace)
-            if not acked:
-                self._record_ack(order, ref, handle)
+        journal.drain()  # status changes and fills up to the final answer, in order
         self._record_outcome(order, ref, handle, outcome)
 
     # ------------------------------------------------------------ recording
-
-    def _record_ack(self, order: PlannedOrder, ref: str, handle) -> bool:
-        perm_id = getattr(handle, "perm_id", None)
-        status = _status(handle)
-        if perm_id and status not in ("Inactive",):
-            self.store.append_event(
-                "ACK",
-                order_ref=ref,
-                account=order.account,
-                payload={
-                    "perm_id": perm_id,
-                    "order_id": getattr(handle, "order_id", None),
-                    "status": status,
-                },
-            )
-            return True
-        return False
 
     def _record_outcome(self, order: PlannedOrder, ref: str, handle, outcome: OrderOutcome) -> None:
         status = _status(handle)
@@ -333,6 +319,70 @@ class Executor:
         )
 
 
+class _OrderJournal:
+    """Records one order's broker events as they arrive: the first acknowledgement as ACK,
+    every later status change as STATUS, each fill once (PARTIAL) and late commissions."""
+
+    ACK_STATUSES = frozenset({"PreSubmitted", "Submitted", "Filled", "PendingCancel"})
+
+    def __init__(self, store, order: PlannedOrder, ref: str, handle) -> None:
+        self.store = store
+        self.order = order
+        self.ref = ref
+        self.handle = handle
+        self.acked = False
+        self.last_status: str | None = None
+
+    async def watch(self) -> None:
+        queue = getattr(self.handle, "events", None)
+        if queue is None:
+            return
+        while True:
+            self.record(await queue.get())
+
+    def drain(self) -> None:
+        queue = getattr(self.handle, "events", None)
+        while queue is not None and not queue.empty():
+            self.record(queue.get_nowait())
+
+    def record(self, event) -> None:
+        account = self.order.account
+        if event.kind == "status" and event.status != self.last_status:
+            self.last_status = event.status
+            perm_id = getattr(self.handle, "perm_id", None)
+            kind = "STATUS"
+            if not self.acked and event.status in self.ACK_STATUSES and perm_id:
+                self.acked, kind = True, "ACK"
+            self.store.append_event(
+                kind,
+                order_ref=self.ref,
+                account=account,
+                payload={
+                    "status": event.status,
+                    "filled": event.filled,
+                    "remaining": event.remaining,
+                    "perm_id": perm_id,
+                    "order_id": getattr(self.handle, "order_id", None),
+                    "at": event.time.isoformat(),
+                },
+            )
+        elif event.kind == "fill" and event.fill is not None:
+            record_fills(self.store, self.ref, account, [event.fill])
+        elif event.kind == "commission" and event.fill is not None:
+            record_fills(self.store, self.ref, account, [event.fill])
+            if event.fill.commission is not None:
+                self.store.record_commission(
+                    event.fill.exec_id, event.fill.commission, event.fill.commission_currency
+                )
+        elif event.kind == "error":
+            self.store.append_event(
+                "STATUS",
+                order_ref=self.ref,
+                account=account,
+                payload={"error_code": event.error_code, "message": event.message},
+            )
+
+
 def not_sent_outcome(plan_id: str, order: PlannedOrder, message: str = "") -> OrderOutcome:
     """A NOT_SENT outcome for an order, to be filled in as answers arrive."""
     return OrderOutcome(
@@ -380,6 +430,10 @@ def record_fills(store, ref: str, account: str, fills) -> int:
             time=getattr(f, "time", None),
             commission=getattr(f, "commission", None),
         )
+        commission = getattr(f, "commission", None)
+        if not inserted and commission is not None:
+            # The fill was recorded before its commission report arrived.
+            store.record_commission(f.exec_id, commission, getattr(f, "commission_currency", None))
         if inserted:
             new += 1
             store.append_event(
