@@ -401,6 +401,24 @@ class _ApplyRun:
         self.report["lock_id"] = getattr(handle, "lock_id", None)
         return handle
 
+    def _refuse_if_already_applied(self, plan: Plan) -> None:
+        """A saved plan is applied at most once: its orderRefs are already in the ledger."""
+        from reconciler.plan import order_ref
+
+        sent = [
+            order_ref(plan.plan_id, o.leg)
+            for o in plan.orders
+            if self.store.order_events(order_ref(plan.plan_id, o.leg))
+        ]
+        if sent:
+            raise Refused(
+                [
+                    f"plan {plan.plan_id} was already applied ({len(sent)} of its orders are in "
+                    "the ledger, e.g. " + sent[0] + "); make a new plan"
+                ],
+                report=self.report,
+            )
+
     def _close_abandoned_cycles(self) -> None:
         """Cycles of these accounts left "running" by a process on this host that has died
         are marked aborted (a live one, e.g. an apply being refused right now, is left)."""
@@ -472,6 +490,7 @@ class _ApplyRun:
         breaks = self._record_breaks(actual)
         fresh = skip_breaks(fresh, breaks)
         if plan_file is not None:
+            self._refuse_if_already_applied(plan_file)
             reasons = stale_reasons(
                 plan_file, actual, self.desired.content_hash, self.clock.now(), tolerance
             )

@@ -238,3 +238,17 @@ def _ledger_kinds(workdir, order_ref: str) -> list[str]:
         ]
     finally:
         db.close()
+
+
+def test_a_saved_plan_is_applied_at_most_once(cli, sim, desired_dir, tmp_path):
+    for symbol in ("GLD", "TLT", "VTI", "VXUS", "BND", "SGOV"):
+        sim.call(sim.faults.reject_symbol, symbol)
+    out = tmp_path / "plan.json"
+    assert cli("plan", str(desired_dir), "--out", str(out)).returncode == 0
+    first = cli("apply", str(out), "--dir", str(desired_dir), env=ENABLED)
+    assert first.returncode == 0, first.stderr
+    sent = placed_order_refs(sim)
+    assert len(sent) == 7  # all rejected: positions and open orders are unchanged
+    again = cli("apply", str(out), "--dir", str(desired_dir), env=ENABLED)
+    assert again.returncode == 3 and "already applied" in again.stderr
+    assert placed_order_refs(sim) == sent
