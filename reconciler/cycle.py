@@ -254,6 +254,8 @@ async def drift_report_cycle(
             raise
         raise CycleError(f"cycle {cycle_id} failed: {type(exc).__name__}: {exc}") from exc
     cyclereport.add_plan(report, outcome.plan)
+    for account, snapshot in outcome.plan.desired_snapshot.items():
+        store.record_desired_snapshot(account, cycle_id, snapshot)
     report.update(status="ok", result="drift report only (selfHeal: false); nothing sent")
     _finish(store, cycle_id, report, clock, reports_dir)
     return outcome

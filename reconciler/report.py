@@ -201,7 +201,7 @@ def render_plan_markdown(
         changes = (desired_changes or {}).get(account.account)
         if changes:
             lines += [
-                "<details><summary>Desired-state changes since the last applied cycle</summary>",
+                "<details><summary>Desired-state changes since the last recorded cycle</summary>",
                 "",
             ]
             lines += [f"- `{c}`" for c in changes]

@@ -143,3 +143,13 @@ def test_invalid_environment_value_is_a_clear_error(cli, desired_dir):
     result = cli("plan", str(desired_dir), env={"IB_GATEWAY_PORT": "four"})
     assert result.returncode == 1
     assert "IB_GATEWAY_PORT='four'" in result.stderr
+
+
+def test_plan_markdown_shows_desired_state_changes_since_the_last_recorded_cycle(cli, desired_dir):
+    assert cli("run", "--once", "--ignore-window", "--dir", str(desired_dir)).returncode == 0
+    core = desired_dir / "portfolios" / "us-core.yaml"
+    core.write_text(core.read_text().replace("weight: 50%", "weight: 45%"))
+    result = cli("plan", str(desired_dir), "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    assert "Desired-state changes since the last recorded cycle" in result.stdout
+    assert "portfolio.targets[VTI].weight: 0.5 -> 0.45" in result.stdout
