@@ -273,7 +273,9 @@ def acquire(
     )
     try:
         for account in wanted:
-            if not os_locks.try_acquire(account):
+            if not os_locks.try_acquire(account) and not _retry_after_dead_holder(
+                engine, os_locks, account
+            ):
                 raise _held_from_lease(engine, clock, account, detail="its process is running")
         lock_id = uuid.uuid4().hex[:16]
         now = clock.now()
@@ -332,6 +334,23 @@ def _lock_held(lease: Any, *, detail: str = "") -> LockHeld:
 
 
 LEASE_WRITE_GRACE_SECONDS = 2.0
+DEAD_HOLDER_GRACE_SECONDS = 5.0
+
+
+def _retry_after_dead_holder(engine: Engine, os_locks, account: str) -> bool:
+    """PostgreSQL frees a dead session's advisory lock only once it notices the closed
+    connection, a moment after the process died. When the lease names a process on this
+    host that is gone, try again for a few seconds instead of refusing at once."""
+    with read_tx(engine) as conn:
+        lease = conn.execute(select(LEASES).where(LEASES.c.name == lease_name(account))).first()
+    if lease is None or lease.host != socket.gethostname() or _process_alive(lease.pid):
+        return False
+    deadline = time.monotonic() + DEAD_HOLDER_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting on the server to reap the session: nothing to wait on
+        if os_locks.try_acquire(account):
+            return True
+    return False
 
 
 def _held_from_lease(engine: Engine, clock: Clock, account: str, *, detail: str) -> LockHeld:
@@ -340,9 +359,7 @@ def _held_from_lease(engine: Engine, clock: Clock, account: str, *, detail: str)
     deadline = time.monotonic() + LEASE_WRITE_GRACE_SECONDS
     while True:
         with read_tx(engine) as conn:
-            lease = conn.execute(
-                select(LEASES).where(LEASES.c.name == lease_name(account))
-            ).first()
+            lease = conn.execute(select(LEASES).where(LEASES.c.name == lease_name(account))).first()
         if lease is not None or time.monotonic() > deadline:
             break
         time.sleep(0.05)  # polling another process's commit: no cross-process event to wait on

@@ -3,6 +3,8 @@ concurrent writers, advisory-lock writer locks across processes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -205,6 +207,9 @@ def test_a_second_process_gets_lock_held_and_a_crashed_holder_is_taken_over(pg_s
         assert worker.wait() == 0
     finally:
         worker.kill()
+    # The server releases a dead session's advisory locks once it notices the closed
+    # connection, a moment after the process exit: wait for that, with a deadline.
+    _wait_for_no_advisory_locks(pg_store)
     # The crashed session's advisory lock is gone; its lease is stale and taken over.
     with pg_store.account_lock(["DU0000001"], "apply-by-test") as handle:
         assert [(h.lock_id, h.holder) for h in pg_store.lock_holders()] == [
@@ -212,6 +217,20 @@ def test_a_second_process_gets_lock_held_and_a_crashed_holder_is_taken_over(pg_s
         ]
         handle.renew()
     assert pg_store.lock_holders() == []
+
+
+def _wait_for_no_advisory_locks(store, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    while True:
+        with store.engine.connect() as conn:
+            if conn.execute(query).scalar_one() == 0:
+                return
+        assert time.monotonic() < deadline, "a dead session's advisory lock was never released"
+        time.sleep(0.02)
 
 
 def test_halt_and_resume_on_postgresql(pg_store):
