@@ -179,6 +179,10 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         accounts=accounts,
         desired_snapshot=dict(plan.desired_snapshot),
         totals=plan.totals,
+        # Flat views across accounts, for readers that want every order or denial at once;
+        # `accounts` stays the source the plan is loaded from.
+        orders=[o for a in accounts for o in a["orders"]],
+        decisions=[d for a in accounts for d in a["decisions"]],
     )
     return {"format": "ib-reconciler/plan", **body}
 

@@ -35,6 +35,8 @@ def test_plan_json_lists_exactly_the_expected_orders_and_sends_none(cli, sim, de
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert orders_of(plan) == EXPECTED_ORDERS
+    assert len(plan["orders"]) == len(EXPECTED_ORDERS) and plan["decisions"] == []
+    assert all(o["con_id"] and o["est_notional"] > 0 and o["reason"] for o in plan["orders"])
     assert plan["totals"]["denials"] == 0
     assert placed_order_refs(sim) == []
     legs = [o["leg"] for a in plan["accounts"] for o in a["orders"]]
