@@ -154,7 +154,7 @@ async def test_check_orders_places_far_limit_and_cancels_it(sim, client_lib):
 
 async def test_check_orders_refuses_a_live_account_before_connecting(client_lib):
     with pytest.raises(OrderError, match="only paper accounts"):
-        await check_orders(Settings(gateway_port=1), "U1234567", library=client_lib.__name__)
+        await check_orders(Settings(gateway_port=1), "U0000001", library=client_lib.__name__)
 
 
 async def test_wait_when_connection_drops_before_ack_then_outcome_unknown_and_recoverable(
