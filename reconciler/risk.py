@@ -21,7 +21,8 @@ Rules worth knowing (decided here, documented for reviewers):
   effective position towards zero without crossing it is never blocked by the position or
   leverage checks, by REDUCING, or by the restricted list (a restricted holding may be sold).
 - A check that cannot be evaluated denies with its own code (PRICE_MISSING,
-  PRICE_TIME_MISSING, QUOTE_NOT_TWO_SIDED, FX_RATE_MISSING, NAV_UNKNOWN,
+  QUOTE_DELAYED (delayed/frozen data: its true age is unknown; RiskPolicy allowDelayedData
+  lifts it), PRICE_TIME_MISSING, QUOTE_NOT_TWO_SIDED, FX_RATE_MISSING, NAV_UNKNOWN,
   GROSS_EXPOSURE_UNKNOWN, DAILY_NOTIONAL_UNKNOWN).
 - `on_breach: clip` shrinks an order to the largest size that fits, rounded down to the
   contract's size increment; a clip that leaves less than one increment, or less than the
@@ -63,6 +64,7 @@ TRADING_REDUCING_DENIES_INCREASE = "TRADING_REDUCING_DENIES_INCREASE"
 INSTRUMENT_RESTRICTED = "INSTRUMENT_RESTRICTED"
 PRICE_MISSING = "PRICE_MISSING"
 PRICE_TIME_MISSING = "PRICE_TIME_MISSING"
+QUOTE_DELAYED = "QUOTE_DELAYED"
 PRICE_TOO_OLD = "PRICE_TOO_OLD"
 QUOTE_NOT_TWO_SIDED = "QUOTE_NOT_TWO_SIDED"
 SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
@@ -125,6 +127,7 @@ class EffectiveLimits:
     max_spread: Limit
     restricted: Limit
     on_breach: Limit
+    allow_delayed_data: Limit
 
     def rows(self) -> list[Limit]:
         """The limits in display order, for `reconcile show risk`."""
@@ -203,6 +206,11 @@ def effective_limits(
         trading_state=trading_state,
         restricted=Limit("restricted", tuple(policy.restricted), git),
         on_breach=Limit("on_breach", policy.on_breach, git),
+        allow_delayed_data=Limit(
+            "allow_delayed_data",
+            policy.allow_delayed_data,
+            git if policy.allow_delayed_data else "default",
+        ),
         **limits,
     )
 
@@ -378,9 +386,7 @@ Verdict = _Deny | _Clip | None
 
 def _check_halted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
     if limits.state == "HALTED":
-        return _Deny(
-            TRADING_HALTED, {"state": "HALTED", "source": limits.trading_state.source}
-        )
+        return _Deny(TRADING_HALTED, {"state": "HALTED", "source": limits.trading_state.source})
     return None
 
 
@@ -394,9 +400,7 @@ def _check_reducing(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _
     )
 
 
-def _check_restricted(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
+def _check_restricted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
     if not limits.is_restricted(v.order.key, v.order.symbol) or v.reduces:
         return None
     return _Clip(
@@ -412,9 +416,18 @@ def _check_price(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Boo
     return None
 
 
-def _check_price_age(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
+def _check_live_data(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    """Delayed or frozen quotes are stamped when received, so the age check cannot see that
+    they are minutes old: deny unless the policy allows delayed data."""
+    assert v.quote is not None  # _check_price ran first
+    if v.quote.market_data_type == 1 or limits.allow_delayed_data.value:
+        return None
+    return _Deny(
+        QUOTE_DELAYED, {"symbol": v.order.symbol, "market_data_type": v.quote.market_data_type}
+    )
+
+
+def _check_price_age(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
     max_age = limits.max_price_age_seconds.value
     if max_age is None:
         return None
@@ -489,9 +502,7 @@ def _check_nav(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book)
     return None
 
 
-def _check_leverage(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
+def _check_leverage(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
     cap = limits.max_leverage.value
     if cap is None or v.reduces:
         return None
@@ -559,6 +570,7 @@ CHECKS = (
     _check_reducing,
     _check_restricted,
     _check_price,
+    _check_live_data,
     _check_price_age,
     _check_spread,
     _check_fx,

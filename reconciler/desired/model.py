@@ -110,6 +110,7 @@ class RiskPolicy:
     max_spread: float | None = None  # fraction of mid (0.005 = 50 bps)
     restricted: tuple[str, ...] = ()  # instrument keys / symbols
     on_breach: str = "clip"  # clip | deny
+    allow_delayed_data: bool = False  # trade on delayed/frozen quotes (market data type != 1)
     source: SourceRef | None = field(default=None, compare=False)
 
 

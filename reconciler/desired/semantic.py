@@ -315,6 +315,7 @@ def build_risk_policy(doc: SourceDocument, findings: Findings) -> RiskPolicy:
         max_spread=spread,
         restricted=tuple(spec.get("restricted", ())),
         on_breach=spec.get("onBreach", "clip"),
+        allow_delayed_data=bool(spec.get("allowDelayedData", False)),
         source=doc.source(),
     )
 

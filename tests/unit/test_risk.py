@@ -110,7 +110,7 @@ def test_effective_limits_rows_list_every_limit_once_for_show_risk():
     assert names == [
         "trading_state", "max_order_notional", "max_position_notional", "max_leverage",
         "max_orders_per_cycle", "max_cycle_turnover", "max_daily_notional",
-        "max_price_age_seconds", "max_spread", "restricted", "on_breach",
+        "max_price_age_seconds", "max_spread", "restricted", "on_breach", "allow_delayed_data",
     ]
 
 
@@ -170,6 +170,15 @@ def test_price_time_missing_denies_when_max_price_age_is_set(book):
     with_quote(book, "BND", time=None)
     _, decisions = run(book, planned(book, "BND", "BUY", 1), max_price_age_seconds=30)
     assert codes(decisions) == [("PRICE_TIME_MISSING", "deny")]
+
+
+def test_quote_delayed_denies_delayed_or_frozen_data_unless_the_policy_allows_it(book):
+    with_quote(book, "BND", market_data_type=3)
+    _, decisions = run(book, planned(book, "BND", "BUY", 1))
+    assert codes(decisions) == [("QUOTE_DELAYED", "deny")]
+    assert decisions[0].render() == "QUOTE_DELAYED: symbol=BND market_data_type=3"
+    accepted, decisions = run(book, planned(book, "BND", "BUY", 1), allow_delayed_data=True)
+    assert decisions == () and len(accepted) == 1
 
 
 def test_price_too_old_denies_a_quote_older_than_max_price_age(book):
@@ -338,7 +347,7 @@ def test_two_clips_on_one_order_are_both_recorded_and_only_shrink_it(book):
 def test_check_list_is_ordered_as_documented():
     assert [c.__name__ for c in risk.CHECKS] == [
         "_check_halted", "_check_reducing", "_check_restricted", "_check_price",
-        "_check_price_age", "_check_spread", "_check_fx", "_check_order_notional",
+        "_check_live_data", "_check_price_age", "_check_spread", "_check_fx", "_check_order_notional",
         "_check_position_notional", "_check_nav", "_check_leverage", "_check_orders_per_cycle",
         "_check_cycle_turnover", "_check_daily_notional",
     ]
