@@ -225,7 +225,7 @@ def _message(code: str, error: Any) -> str:
         )
     if code == "E_BAD_ACCOUNT_ID":
         return (
-            f"expected an IB account id like DU0000001 (paper) or U0000001, got {_describe(value)}"
+            f"expected an IB account id like DU0000001 (paper) or a U-prefixed live id, got {_describe(value)}"
         )
     if code == "E_WEIGHT_NOT_FRACTION":
         return (
