@@ -15,14 +15,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler.actual import (
-    ActualState,
-    CompletedOrder,
-    ContractInfo,
-    Execution,
-    OpenOrder,
-    Quote,
-)
 from reconciler.broker import contracts as rules
 from reconciler.broker import convert
 from reconciler.broker import library as client_library
@@ -39,13 +31,21 @@ from reconciler.broker.errors import (
 )
 from reconciler.broker.orders import OrderHandle, build_order
 from reconciler.broker.snapshot import LIVE, gather_checked, snapshot_quotes, take_snapshot
-from reconciler.clock import Clock, SystemClock
+from reconciler.model.actual import (
+    ActualState,
+    CompletedOrder,
+    ContractInfo,
+    Execution,
+    OpenOrder,
+    Quote,
+)
+from reconciler.model.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from reconciler.broker.health import OrderCheckReport
-from reconciler.desired.model import Instrument, LockedInstrument
-from reconciler.plan import PlannedOrder
-from reconciler.settings import Settings
+from reconciler.model.desired import Instrument, LockedInstrument
+from reconciler.model.plan import PlannedOrder
+from reconciler.model.settings import Settings
 
 
 class Broker:

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-from reconciler.actual import ContractInfo
 from reconciler.broker import convert
 from reconciler.broker.errors import ResolutionProblem
-from reconciler.desired.model import Instrument, LockedInstrument
+from reconciler.model.actual import ContractInfo
+from reconciler.model.desired import Instrument, LockedInstrument
 
 UNKNOWN_CONTRACT = 200  # "No security definition has been found for the request"
 

@@ -1,7 +1,7 @@
 """Pure conversions from IB client objects to the reconciler's own value types.
 
 Responsible for turning `ib_async`/`ib_insync` objects (contract details, positions, tickers,
-trades, fills, account values) into `reconciler.actual` values: unset sentinels become None,
+trades, fills, account values) into `reconciler.model.actual` values: unset sentinels become None,
 BOT/SLD become BUY/SELL, every time becomes timezone-aware UTC, and account values are
 checked for completeness. Works by attribute access, so both libraries' objects (and plain
 stand-ins in tests) are accepted. Must not import a client library, send requests or read
@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reconciler.actual import (
+from reconciler.broker.errors import Candidate
+from reconciler.model.actual import (
     AccountState,
     CompletedOrder,
     ContractInfo,
@@ -27,7 +28,6 @@ from reconciler.actual import (
     Position,
     Quote,
 )
-from reconciler.broker.errors import Candidate
 
 UNSET_DOUBLE = sys.float_info.max
 UNSET_INTEGER = 2**31 - 1

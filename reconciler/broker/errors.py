@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from reconciler.actual import SnapshotError as _ActualSnapshotError
+from reconciler.model.actual import SnapshotError as _ActualSnapshotError
 
 
 class BrokerError(Exception):

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from reconciler.broker import library as client_library
 from reconciler.broker.adapter import Broker
 from reconciler.broker.errors import BrokerError, OrderError
-from reconciler.clock import Clock, SystemClock
-from reconciler.settings import Settings
+from reconciler.model.clock import Clock, SystemClock
+from reconciler.model.settings import Settings
 
 PAPER_ACCOUNT_PREFIX = "DU"
 FAR_FROM_MARKET = 0.5  # the test order's limit is this fraction of the bid

@@ -16,7 +16,7 @@ import os
 from types import ModuleType
 
 from reconciler.broker.errors import BrokerError
-from reconciler.settings import read_dotenv
+from reconciler.model.settings import read_dotenv
 
 SUPPORTED = ("ib_async", "ib_insync")
 PREFERRED = "ib_async"

@@ -3,7 +3,7 @@
 Responsible for `build_order` (a `PlannedOrder` + orderRef -> the client's `Order`: LMT, MKT,
 MIDPRICE or IBKR's Adaptive algo; tif, outsideRth, account, orderRef, transmit) and
 `OrderHandle`, our view of one order in flight: ids, status, filled/remaining, average price,
-fills with commission (as `reconciler.actual.Execution`), gateway errors and a queue of
+fills with commission (as `reconciler.model.actual.Execution`), gateway errors and a queue of
 `OrderEvent`s for the executor to record. Must not decide whether to send an order (gates and
 risk do), read the clock directly, or import a client library at module level.
 """
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from reconciler.actual import Execution
 from reconciler.broker import convert
 from reconciler.broker.errors import OrderError
-from reconciler.plan import PlannedOrder
+from reconciler.model.actual import Execution
+from reconciler.model.plan import PlannedOrder
 
 FINAL_STATUSES = convert.FINAL_STATUSES
 ACKED_STATUSES = frozenset({"PreSubmitted", "Submitted", "Filled", "PendingCancel"})

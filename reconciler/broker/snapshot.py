@@ -17,7 +17,6 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reconciler.actual import ActualState, ContractInfo, Quote
 from reconciler.broker import contracts as contract_rules
 from reconciler.broker import convert
 from reconciler.broker.connection import (
@@ -26,7 +25,8 @@ from reconciler.broker.connection import (
     GatewaySession,
 )
 from reconciler.broker.errors import BrokerError, ResolutionProblem, SnapshotError
-from reconciler.clock import Clock
+from reconciler.model.actual import ActualState, ContractInfo, Quote
+from reconciler.model.clock import Clock
 
 LIVE, FROZEN, DELAYED, DELAYED_FROZEN = 1, 2, 3, 4
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from reconciler.desired.gitinfo import git_revision
 from reconciler.desired.lockfile import LOCK_FILENAME, parse_lock
-from reconciler.desired.model import DesiredState, LockedInstrument
 from reconciler.desired.schema import schema_directory
 from reconciler.desired.semantic import SourceDocument, build_state
 from reconciler.desired.snapshot import content_hash
 from reconciler.desired.yaml_strict import ParsedDocument, parse_yaml
-from reconciler.diagnostics import Diagnostic, DiagnosticsError
+from reconciler.model.desired import DesiredState, LockedInstrument
+from reconciler.model.diagnostics import Diagnostic, DiagnosticsError
 
 API_VERSION = "reconciler/v1"
 KINDS = ("Portfolio", "RiskPolicy", "Schedule")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.desired.model import Instrument, LockedInstrument
 from reconciler.desired.yaml_strict import ParsedDocument, needs_quotes, parse_yaml
-from reconciler.diagnostics import Diagnostic, DiagnosticsError
+from reconciler.model.desired import Instrument, LockedInstrument
+from reconciler.model.diagnostics import Diagnostic, DiagnosticsError
 
 LOCK_FILENAME = "instruments.lock.yaml"
 LOCK_API_VERSION = "reconciler/v1"

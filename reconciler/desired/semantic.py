@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.desired.model import (
+from reconciler.desired.units import parse_duration, parse_percent, parse_spread, parse_weight
+from reconciler.desired.yaml_strict import ParsedDocument
+from reconciler.model.desired import (
     Band,
     Execution,
     Instrument,
@@ -31,9 +33,7 @@ from reconciler.desired.model import (
     Target,
     TradingWindow,
 )
-from reconciler.desired.units import parse_duration, parse_percent, parse_spread, parse_weight
-from reconciler.desired.yaml_strict import ParsedDocument
-from reconciler.diagnostics import Diagnostic
+from reconciler.model.diagnostics import Diagnostic
 
 DEFAULT_RISK_POLICY = "default"
 DEFAULT_TIMEZONE = "America/New_York"

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from typing import Any
 
-from reconciler.desired.model import (
+from reconciler.model.desired import (
     Instrument,
     LockedInstrument,
     Portfolio,

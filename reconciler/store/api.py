@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from reconciler.clock import Clock, SystemClock
+from reconciler.model.clock import Clock, SystemClock
 from reconciler.store import ledger, locks, queries
 from reconciler.store.engine import (
     configure_engine,
@@ -262,7 +262,7 @@ class Store:
             return conn.execute(statement).first() is not None
 
     def record_execution(self, execution: Any) -> bool:
-        """`record_fill` from a reconciler.actual.Execution (or anything with its fields)."""
+        """`record_fill` from a reconciler.model.actual.Execution (or anything with its fields)."""
         return self.record_fill(
             exec_id=execution.exec_id,
             order_ref=execution.order_ref,
@@ -381,9 +381,9 @@ class Store:
             return queries.get_cycle(conn, cycle_id)
 
     def record_plan(self, plan_json: Mapping[str, Any] | Any) -> str:
-        """Store a plan's JSON form (reconciler.plan.to_dict, or a Plan); idempotent."""
+        """Store a plan's JSON form (reconciler.model.plan.to_dict, or a Plan); idempotent."""
         if not isinstance(plan_json, Mapping):
-            from reconciler.plan import to_dict
+            from reconciler.model.plan import to_dict
 
             plan_json = to_dict(plan_json)
         body = to_jsonable(plan_json)

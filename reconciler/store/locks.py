@@ -34,7 +34,7 @@ from typing import Any
 import filelock
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
-from reconciler.clock import Clock
+from reconciler.model.clock import Clock
 from reconciler.store.engine import is_postgresql, read_tx, sqlite_file, write_tx
 from reconciler.store.models import Lease
 

@@ -14,7 +14,7 @@ import datetime as dt
 import random
 import time
 
-from reconciler.actual import (
+from reconciler.model.actual import (
     AccountState,
     ActualState,
     ContractInfo,
@@ -23,10 +23,10 @@ from reconciler.actual import (
     Position,
     Quote,
 )
-from reconciler.desired.model import Band, DesiredState, Instrument, Portfolio, RiskPolicy, Target
-from reconciler.plan import dumps
-from reconciler.planner import build_plan
-from reconciler.risk import effective_limits
+from reconciler.model.desired import Band, DesiredState, Instrument, Portfolio, RiskPolicy, Target
+from reconciler.model.plan import dumps
+from reconciler.decide.planner import build_plan
+from reconciler.decide.risk import effective_limits
 
 NOW = dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC)
 POLICY = RiskPolicy(

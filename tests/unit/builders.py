@@ -1,6 +1,6 @@
 """Value builders for tests: broker snapshots, portfolios, policies and limits in one line.
 
-Responsible for making the frozen values of `reconciler.actual` and `reconciler.desired.model`
+Responsible for making the frozen values of `reconciler.model.actual` and `reconciler.model.desired`
 with sensible defaults, so a test states only what it is about. Must not do I/O or mock
 anything: these are plain values, the same types the broker adapter and loader produce.
 
@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.actual import (
+from reconciler.model.actual import (
     AccountState,
     ActualState,
     ContractInfo,
@@ -26,7 +26,7 @@ from reconciler.actual import (
     Position,
     Quote,
 )
-from reconciler.desired.model import (
+from reconciler.model.desired import (
     Band,
     DesiredState,
     Instrument,
@@ -34,9 +34,9 @@ from reconciler.desired.model import (
     RiskPolicy,
     Target,
 )
-from reconciler.desired.model import Execution as ExecutionSettings
-from reconciler.plan import PlannedOrder
-from reconciler.risk import EffectiveLimits, effective_limits, estimate_commission
+from reconciler.model.desired import Execution as ExecutionSettings
+from reconciler.model.plan import PlannedOrder
+from reconciler.decide.risk import EffectiveLimits, effective_limits, estimate_commission
 
 NOW = dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC)
 ACCOUNT = "DU0000001"

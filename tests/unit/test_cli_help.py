@@ -3,7 +3,7 @@
 import click
 from click.testing import CliRunner
 
-from reconciler.cli import cli
+from reconciler.app.cli import cli
 
 
 def walk(group, prefix=()):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from reconciler.cli import cli
+from reconciler.app.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "desired_state"
@@ -108,7 +108,7 @@ def test_validate_in_a_fresh_process_imports_no_ib_client_or_database_library():
     script = textwrap.dedent(
         f"""
         import json, sys
-        from reconciler.cli import cli
+        from reconciler.app.cli import cli
         try:
             cli.main(["validate", {str(EXAMPLE)!r}], standalone_mode=False)
         except SystemExit as exc:

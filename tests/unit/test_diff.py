@@ -7,15 +7,15 @@ import dataclasses
 import pytest
 from builders import Book, policy, portfolio, target
 
-from reconciler.desired.model import Band, SourceRef
-from reconciler.diff import (
+from reconciler.model.desired import Band, SourceRef
+from reconciler.decide.drift import (
     NO_EARLIER_CYCLE,
     desired_changes,
     drift_table,
     quantity_in_band,
     weight_in_band,
 )
-from reconciler.planner import capital_for, desired_snapshot
+from reconciler.decide.planner import capital_for, desired_snapshot
 
 
 def rows_of(book: Book, p, capital: float | None = None):

@@ -1,7 +1,7 @@
 """Pure helpers of execution: slippage and cash-driven scaling of buys."""
 
-from reconciler.execute import scale_buys_to_cash, slippage_bps
-from reconciler.plan import PlannedOrder
+from reconciler.apply.executor import scale_buys_to_cash, slippage_bps
+from reconciler.model.plan import PlannedOrder
 
 
 def buy(leg, qty, price, con_id=1):

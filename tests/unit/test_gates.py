@@ -1,7 +1,7 @@
 """Safety gates, one rule at a time (values in, verdicts out)."""
 
-from reconciler.gates import GateInputs, evaluate_gates, refused
-from reconciler.settings import Settings
+from reconciler.apply.gates import GateInputs, evaluate_gates, refused
+from reconciler.model.settings import Settings
 
 
 def inputs(settings=None, **kw):

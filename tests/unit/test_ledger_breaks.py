@@ -1,6 +1,6 @@
 """Ledger vs broker: a break is a position the last snapshot plus recorded fills can't explain."""
 
-from reconciler.diff import ledger_breaks
+from reconciler.decide.drift import ledger_breaks
 
 
 def test_no_break_when_snapshot_plus_fills_equals_broker():

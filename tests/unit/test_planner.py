@@ -19,10 +19,10 @@ from builders import (
     with_quote,
 )
 
-from reconciler.actual import fingerprint_parts
-from reconciler.desired.model import Band
-from reconciler.plan import dumps, loads, order_ref
-from reconciler.planner import (
+from reconciler.model.actual import fingerprint_parts
+from reconciler.model.desired import Band
+from reconciler.model.plan import dumps, loads, order_ref
+from reconciler.decide.planner import (
     PlanningError,
     build_plan,
     capital_for,

@@ -4,8 +4,8 @@ import json
 
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 
-from reconciler.planner import build_plan
-from reconciler.report import plan_summary, render_plan, unresolved_drift
+from reconciler.decide.planner import build_plan
+from reconciler.render.plan import plan_summary, render_plan, unresolved_drift
 
 
 def plan_of(book, *targets, **policy):

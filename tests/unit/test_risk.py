@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from builders import NOW, Book, limits, planned, policy, with_quote
 
-from reconciler import risk
-from reconciler.risk import (
+from reconciler.decide import risk
+from reconciler.decide.risk import (
     EffectiveLimits,
     RiskContext,
     check_orders,
@@ -17,7 +17,7 @@ from reconciler.risk import (
     floor_to_increment,
     risk_price,
 )
-from reconciler.settings import SettingsError
+from reconciler.model.settings import SettingsError
 
 
 def run(book: Book, *orders, min_trade: float = 0.0, lim: EffectiveLimits | None = None,

@@ -2,8 +2,8 @@
 
 import datetime as dt
 
-from reconciler.desired.model import Schedule, TradingWindow
-from reconciler.scheduler import in_trading_window, trigger_for
+from reconciler.model.desired import Schedule, TradingWindow
+from reconciler.app.scheduler import in_trading_window, trigger_for
 
 SCHEDULE = Schedule(name="default", interval_seconds=900, window=TradingWindow(5, 10))
 

@@ -5,8 +5,8 @@ import datetime as dt
 
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target, with_quote
 
-from reconciler.planner import build_plan
-from reconciler.staleness import StalenessTolerance, stale_reasons
+from reconciler.decide.planner import build_plan
+from reconciler.decide.staleness import StalenessTolerance, stale_reasons
 
 
 def book():
@@ -80,7 +80,7 @@ def test_missing_quote_for_an_ordered_instrument_is_stale():
 
 
 def test_round_trip_through_json_keeps_staleness_inputs():
-    from reconciler.plan import dumps, loads
+    from reconciler.model.plan import dumps, loads
 
     desired, plan = make_plan(book())
     again = loads(dumps(plan))

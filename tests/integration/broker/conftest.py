@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from reconciler.plan import PlannedOrder
+from reconciler.model.plan import PlannedOrder
 
 AAPL_CON_ID = 265598
 

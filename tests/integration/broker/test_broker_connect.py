@@ -16,7 +16,7 @@ from reconciler.broker import (
     ReadOnlyConnection,
     health,
 )
-from reconciler.settings import Settings
+from reconciler.model.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 

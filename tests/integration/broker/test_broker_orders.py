@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from reconciler.broker import Broker, BrokerError, ConnectionLost, OrderError, check_orders
-from reconciler.settings import Settings
+from reconciler.model.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 

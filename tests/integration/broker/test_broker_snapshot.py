@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from reconciler.actual import ActualState
+from reconciler.model.actual import ActualState
 from reconciler.broker import (
     Broker,
     LockMismatch,
@@ -17,8 +17,8 @@ from reconciler.broker import (
     StartupSyncIncomplete,
     lock_entries,
 )
-from reconciler.desired.model import Instrument
-from reconciler.settings import Settings
+from reconciler.model.desired import Instrument
+from reconciler.model.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from reconciler.clock import FixedClock
+from reconciler.model.clock import FixedClock
 from reconciler.store import Store, open_store
 
 __all__ = ["Worker"]

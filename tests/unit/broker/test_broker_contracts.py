@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.actual import ContractInfo
+from reconciler.model.actual import ContractInfo
 from reconciler.broker import contracts
 from reconciler.broker.errors import LockMismatch, ResolutionError, ResolutionProblem
-from reconciler.desired.model import Instrument, LockedInstrument
+from reconciler.model.desired import Instrument, LockedInstrument
 
 ib_async = pytest.importorskip("ib_async")
 

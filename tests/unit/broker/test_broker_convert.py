@@ -1,4 +1,4 @@
-"""Pure conversions from both client libraries' objects to reconciler.actual values."""
+"""Pure conversions from both client libraries' objects to reconciler.model.actual values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from reconciler.actual import Position
+from reconciler.model.actual import Position
 from reconciler.broker import convert
 from reconciler.broker.errors import SnapshotError
 

@@ -9,7 +9,7 @@ import pytest
 from reconciler.broker.errors import OrderError
 from reconciler.broker.health import far_limit_price
 from reconciler.broker.orders import build_order
-from reconciler.plan import PlannedOrder
+from reconciler.model.plan import PlannedOrder
 
 LIBS = [pytest.importorskip("ib_async"), pytest.importorskip("ib_insync")]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.desired import load_desired_state, validate_directory
-from reconciler.diagnostics import DiagnosticsError
+from reconciler.model.diagnostics import DiagnosticsError
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 

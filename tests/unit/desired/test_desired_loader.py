@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.desired import load_desired_state, validate_directory
-from reconciler.desired.model import Band, Execution, Instrument, TradingWindow
+from reconciler.model.desired import Band, Execution, Instrument, TradingWindow
 
 RISK = """
 apiVersion: reconciler/v1

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from reconciler.desired.lockfile import LOCK_FILENAME, parse_lock, read_lock, render_lock
-from reconciler.desired.model import LockedInstrument
-from reconciler.diagnostics import DiagnosticsError
+from reconciler.model.desired import LockedInstrument
+from reconciler.model.diagnostics import DiagnosticsError
 
 
 def entry(key="VTI", symbol="VTI", **changes) -> LockedInstrument:

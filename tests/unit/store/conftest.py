@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.clock import FixedClock
+from reconciler.model.clock import FixedClock
 from reconciler.store import Store, open_store
 
 START = dt.datetime(2025, 1, 2, 14, 30, tzinfo=dt.UTC)

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from reconciler.actual import AccountState, ActualState, Position
-from reconciler.plan import RiskDecision
+from reconciler.model.actual import AccountState, ActualState, Position
+from reconciler.model.plan import RiskDecision
 from reconciler.store import PlanConflict
 
 

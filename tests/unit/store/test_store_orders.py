@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from reconciler.plan import PlannedOrder, order_ref
+from reconciler.model.plan import PlannedOrder, order_ref
 from reconciler.store import DuplicateIntent
 from reconciler.store.models import OrderEvent, OrderRow
 

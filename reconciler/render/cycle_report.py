@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.plan import Plan
-from reconciler.report import _md_table, _money, _pct, _pts, _qty
+from reconciler.model.plan import Plan
+from reconciler.render.plan import _md_table, _money, _pct, _pts, _qty
 
 REPORT_FORMAT = "ib-reconciler/cycle-report"
 

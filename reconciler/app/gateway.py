@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from reconciler.settings import Settings, SettingsError
+from reconciler.model.settings import Settings, SettingsError
 
 
 def parse_gateway(spec: str | None) -> tuple[str, str | None]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.clock import SystemClock
-from reconciler.gates import (
+from reconciler.apply.gates import (
     GateInputs,
     gate_allowed_accounts,
     gate_live_override_file,
@@ -19,7 +18,8 @@ from reconciler.gates import (
     gate_orders_enabled,
     gate_trading_mode,
 )
-from reconciler.settings import Settings
+from reconciler.model.clock import SystemClock
+from reconciler.model.settings import Settings
 
 MAX_CLOCK_SKEW_SECONDS = 30.0
 

@@ -206,7 +206,7 @@ class ActualState:
 
         Quotes and NAV are included rounded (prices to 4 significant digits' worth of cents,
         NAV to whole units) so jitter below any tolerance a plan uses does not matter; the
-        precise staleness tolerances are applied by `reconciler.plan.staleness`.
+        precise staleness tolerances are applied by `reconciler.model.plan.staleness`.
         """
         return fingerprint_parts(self)["all"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.settings import Settings
+from reconciler.model.settings import Settings
 
 
 @dataclass(frozen=True)

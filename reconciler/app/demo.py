@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.clock import SystemClock
-from reconciler.settings import Settings
+from reconciler.model.clock import SystemClock
+from reconciler.model.settings import Settings
 
 
 class DemoError(Exception):
@@ -37,8 +37,8 @@ def example_directory() -> Path:
 def run_demo(directory: str | None, *, echo: Callable[[str], None]) -> None:
     from reconciler.cycle import CycleError, Refused, apply_cycle, plan_cycle
     from reconciler.desired import load_desired_state
-    from reconciler.diagnostics import DiagnosticsError, render_text
-    from reconciler.report import render_plan_text
+    from reconciler.model.diagnostics import DiagnosticsError, render_text
+    from reconciler.render.plan import render_plan_text
     from reconciler.sim import run_in_thread
     from reconciler.store import open_store
 
@@ -86,7 +86,7 @@ def run_demo(directory: str | None, *, echo: Callable[[str], None]) -> None:
             echo(render_plan_text(second.plan).rstrip())
         except (CycleError, Refused) as exc:
             raise DemoError(str(exc)) from exc
-    from reconciler.report import unresolved_drift
+    from reconciler.render.plan import unresolved_drift
 
     if second.plan.orders or unresolved_drift(second.plan):
         raise DemoError(

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from reconciler.actual import ActualState, fingerprint_parts
-from reconciler.plan import Plan
+from reconciler.model.actual import ActualState, fingerprint_parts
+from reconciler.model.plan import Plan
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from reconciler.clock import Clock, SystemClock
-from reconciler.desired.model import Schedule
-from reconciler.settings import Settings
+from reconciler.model.clock import Clock, SystemClock
+from reconciler.model.desired import Schedule
+from reconciler.model.settings import Settings
 
-log = logging.getLogger("reconciler.scheduler")
+log = logging.getLogger("reconciler.app.scheduler")
 
 SESSION_OPEN = dt.time(9, 30)
 SESSION_CLOSE = dt.time(16, 0)
@@ -78,8 +78,8 @@ def run_cycle(
     """One scheduled cycle; returns a one-line outcome. Never raises for a failed cycle."""
     from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle
     from reconciler.desired import load_desired_state
-    from reconciler.diagnostics import DiagnosticsError
-    from reconciler.report import plan_summary
+    from reconciler.model.diagnostics import DiagnosticsError
+    from reconciler.render.plan import plan_summary
 
     try:
         desired = load_desired_state(directory)
@@ -137,9 +137,9 @@ def run_scheduler(
 ) -> int:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    from reconciler.app.gateway import gateway_settings
     from reconciler.desired import load_desired_state
-    from reconciler.diagnostics import DiagnosticsError, render_text
-    from reconciler.gateway import gateway_settings
+    from reconciler.model.diagnostics import DiagnosticsError, render_text
     from reconciler.store import open_store
 
     clock = clock or SystemClock()

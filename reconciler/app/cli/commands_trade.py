@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.common import (
+from reconciler.app.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
@@ -116,11 +116,11 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
     Sends nothing and connects read-only. Exit 0 no changes (or any plan without
     --detailed-exitcode), 2 changes with --detailed-exitcode, 1 error.
     """
-    from reconciler.clock import SystemClock
+    from reconciler.app.gateway import gateway_settings
     from reconciler.cycle import CycleError, plan_cycle
-    from reconciler.gateway import gateway_settings
-    from reconciler.report import render_plan
-    from reconciler.settings import SettingsError
+    from reconciler.model.clock import SystemClock
+    from reconciler.model.settings import SettingsError
+    from reconciler.render.plan import render_plan
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
@@ -137,7 +137,7 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
         click.echo(f"warning: {mismatch}", err=True)
     plan = outcome.plan
     if out:
-        from reconciler.plan import dumps
+        from reconciler.model.plan import dumps
 
         _write_atomic(out, dumps(plan) + "\n")
     kwargs = {"desired_changes": outcome.desired_changes} if fmt == "markdown" else {}
@@ -184,13 +184,13 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     sends nothing. Exit 0 applied or nothing to do, 1 error, 3 refused (gate, stale plan,
     lock held).
     """
-    from reconciler.clock import SystemClock
+    from reconciler.app.gateway import gateway_settings
     from reconciler.cycle import CycleError, Refused, apply_cycle
-    from reconciler.gateway import gateway_settings
-    from reconciler.plan import loads
-    from reconciler.report import render_json, render_plan_text
-    from reconciler.settings import SettingsError
-    from reconciler.staleness import StalenessTolerance
+    from reconciler.decide.staleness import StalenessTolerance
+    from reconciler.model.clock import SystemClock
+    from reconciler.model.plan import loads
+    from reconciler.model.settings import SettingsError
+    from reconciler.render.plan import render_json, render_plan_text
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
@@ -287,11 +287,11 @@ def lock_command(directory, gateway):
     Commit the lockfile: a symbol then never silently resolves to a different contract.
     Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument).
     """
-    from reconciler.clock import SystemClock
-    from reconciler.cycle import CycleError, lock_instruments
+    from reconciler.app.gateway import gateway_settings
+    from reconciler.app.operations import CycleError, lock_instruments
     from reconciler.desired.lockfile import LOCK_FILENAME, render_lock
-    from reconciler.gateway import gateway_settings
-    from reconciler.settings import SettingsError
+    from reconciler.model.clock import SystemClock
+    from reconciler.model.settings import SettingsError
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
@@ -322,7 +322,7 @@ def demo_command(directory):
     orders go to the simulator's paper accounts only. Exit 0 when the second plan shows no
     drift.
     """
-    from reconciler.demo import DemoError, run_demo
+    from reconciler.app.demo import DemoError, run_demo
 
     try:
         run_demo(directory, echo=click.echo)
@@ -354,7 +354,7 @@ def run_command(directory, once, ignore_window, gateway):
     selfHeal: false a cycle only plans and reports drift; with selfHeal: true it applies
     (still subject to every gate, ORDERS_ENABLED included). Stops on SIGINT/SIGTERM.
     """
-    from reconciler.scheduler import SchedulerError, run_scheduler
+    from reconciler.app.scheduler import SchedulerError, run_scheduler
 
     settings = load_settings_or_fail()
     try:

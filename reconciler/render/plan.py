@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.plan import AccountPlan, Plan, dumps
+from reconciler.model.plan import AccountPlan, Plan, dumps
 
 
 def _money(value: float | None, places: int = 2) -> str:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from reconciler.cli.common import (
+from reconciler.app.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     fail,
@@ -33,7 +33,7 @@ def _as_dict(row) -> dict:
 
 
 def _render_rows(rows: list[dict], fmt: str, title: str) -> str:
-    from reconciler.report import _md_table, render_json
+    from reconciler.render.plan import _md_table, render_json
 
     if fmt == "json":
         return render_json(rows)
@@ -66,12 +66,12 @@ def status_command(fmt):
     """Last cycle per account, its drift, the lock holder and the halt switch."""
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
-    from reconciler.views import status_view
+    from reconciler.render.views import status_view
 
     halt = store.current_halt()
     rows = [status_view(r) for r in store.status_rows()]
     if fmt == "json":
-        from reconciler.report import render_json
+        from reconciler.render.plan import render_json
 
         click.echo(
             render_json(
@@ -125,7 +125,7 @@ def _show(kind: str):
             "cycles": store.list_cycles,
             "positions": store.latest_positions,
         }[kind]
-        from reconciler import views
+        from reconciler.render import views
 
         view = {
             "orders": views.order_view,
@@ -161,9 +161,9 @@ def _show(kind: str):
 )
 def show_risk_command(directory, fmt):
     """Effective risk limits per RiskPolicy and where each came from (git, env, halt)."""
-    from reconciler.cli.common import load_desired_or_fail
-    from reconciler.risk import effective_limits
-    from reconciler.settings import SettingsError
+    from reconciler.app.cli.common import load_desired_or_fail
+    from reconciler.decide.risk import effective_limits
+    from reconciler.model.settings import SettingsError
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
@@ -226,9 +226,9 @@ def health_command(check_orders, account, fmt, gateway):
     """Handshake, server time, managed accounts, mode and gates. Exit 0 healthy, 1 not."""
     import asyncio
 
-    from reconciler.gateway import gateway_settings
-    from reconciler.health import run_health
-    from reconciler.settings import SettingsError
+    from reconciler.app.gateway import gateway_settings
+    from reconciler.app.health import run_health
+    from reconciler.model.settings import SettingsError
 
     settings = load_settings_or_fail()
     try:
@@ -237,7 +237,7 @@ def health_command(check_orders, account, fmt, gateway):
     except SettingsError as exc:
         fail(str(exc))
     if fmt == "json":
-        from reconciler.report import render_json
+        from reconciler.render.plan import render_json
 
         click.echo(render_json(result), nl=False)
     else:
@@ -257,7 +257,7 @@ def halt_command(reason, cancel_open, gateway):
 
     Honoured before every order by running cycles. Only ever stricter than git.
     """
-    from reconciler.cycle import holder_name
+    from reconciler.cycle.common import holder_name
 
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
@@ -266,8 +266,8 @@ def halt_command(reason, cancel_open, gateway):
     if cancel_open:
         import asyncio
 
-        from reconciler.cycle import CycleError, cancel_open_orders
-        from reconciler.gateway import gateway_settings
+        from reconciler.app.gateway import gateway_settings
+        from reconciler.app.operations import CycleError, cancel_open_orders
 
         try:
             with gateway_settings(gateway, settings) as gw:
@@ -280,7 +280,7 @@ def halt_command(reason, cancel_open, gateway):
 @click.command("resume")
 def resume_command():
     """Lift the out-of-band halt (git's RiskPolicy tradingState still applies)."""
-    from reconciler.cycle import holder_name
+    from reconciler.cycle.common import holder_name
 
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)

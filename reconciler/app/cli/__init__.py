@@ -26,7 +26,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from reconciler.cli import commands_desired, commands_ops, commands_sim, commands_trade
+    from reconciler.app.cli import commands_desired, commands_ops, commands_sim, commands_trade
 
     for module in (commands_desired, commands_sim, commands_trade, commands_ops):
         module.register(cli)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli.common import fail
+from reconciler.app.cli.common import fail
 
 
 def register(cli: click.Group) -> None:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from reconciler.cli.common import EXIT_ERROR, EXIT_OK
+from reconciler.app.cli.common import EXIT_ERROR, EXIT_OK
 
 DEFAULT_DIRECTORY = "desired_state"
 
@@ -62,7 +62,7 @@ def validate_command(directory: str, output_format: str) -> None:
     stable code. Exit 0 valid (warnings allowed), 1 invalid.
     """
     from reconciler.desired import validate_directory
-    from reconciler.diagnostics import render_json, render_text
+    from reconciler.model.diagnostics import render_json, render_text
 
     state, diagnostics = validate_directory(directory)
     if output_format == "json":

@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.actual import AccountState, ActualState, ContractInfo, Quote
-from reconciler.desired.model import Band, Portfolio, Target
-from reconciler.plan import DriftRow
+from reconciler.model.actual import AccountState, ActualState, ContractInfo, Quote
+from reconciler.model.desired import Band, Portfolio, Target
+from reconciler.model.plan import DriftRow
 
 BAND_EPS = 1e-9  # float slack: a book exactly on its band edge is inside
 

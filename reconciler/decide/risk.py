@@ -46,7 +46,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.actual import (
+from reconciler.model.actual import (
     AccountState,
     ActualState,
     ContractInfo,
@@ -54,9 +54,9 @@ from reconciler.actual import (
     OpenOrder,
     Quote,
 )
-from reconciler.desired.model import RiskPolicy
-from reconciler.plan import PlannedOrder, RiskDecision
-from reconciler.settings import parse_bool, parse_float
+from reconciler.model.desired import RiskPolicy
+from reconciler.model.plan import PlannedOrder, RiskDecision
+from reconciler.model.settings import parse_bool, parse_float
 
 # Codes, in the order the checks run.
 TRADING_HALTED = "TRADING_HALTED"

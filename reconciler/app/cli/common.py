@@ -27,7 +27,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 def load_settings_or_fail(**overrides):
     """Settings from the environment and `.env`, with this command's flags on top."""
-    from reconciler.settings import SettingsError, load_settings
+    from reconciler.model.settings import SettingsError, load_settings
 
     ctx = click.get_current_context(silent=True)
     flags = dict(ctx.meta.get("settings_flags", {})) if ctx is not None else {}
@@ -40,7 +40,7 @@ def load_settings_or_fail(**overrides):
 def load_desired_or_fail(directory: str):
     """The desired state, or every diagnostic on stderr and exit 1."""
     from reconciler.desired import load_desired_state
-    from reconciler.diagnostics import DiagnosticsError, render_text
+    from reconciler.model.diagnostics import DiagnosticsError, render_text
 
     try:
         return load_desired_state(directory)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reconciler.clock import Clock
-from reconciler.plan import Plan, PlannedOrder, order_ref
+from reconciler.model.clock import Clock
+from reconciler.model.plan import Plan, PlannedOrder, order_ref
 
 FINAL_STATUSES = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
 CANCEL_GRACE_SECONDS = 10.0

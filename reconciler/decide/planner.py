@@ -10,7 +10,7 @@ in), talk to a broker or print; executing a plan is someone else's job.
 Rules (decided here, documented for reviewers):
 - Capital is the portfolio's `capital` when set, else the account's NAV; a weight is a share
   of capital, and the cash reserve (a share of capital) is never spent on buys.
-- An instrument outside its band (see `reconciler.diff`) trades all the way to its target,
+- An instrument outside its band (see `reconciler.decide.drift`) trades all the way to its target,
   not to the band edge. The gap is measured from the *effective* position (held + signed
   remaining of open orders), so an open order is never doubled.
 - Quantities round toward zero to the contract's size increment (whole shares by default):
@@ -49,11 +49,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.actual import AccountState, ActualState, ContractInfo, Quote, fingerprint_parts
-from reconciler.desired.model import DesiredState, Portfolio, RiskPolicy, Target
-from reconciler.diff import drift_table, held_by_con_id
-from reconciler.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
-from reconciler.risk import (
+from reconciler.decide.drift import drift_table, held_by_con_id
+from reconciler.decide.risk import (
     FX_RATE_MISSING,
     NAV_UNKNOWN,
     PRICE_MISSING,
@@ -64,6 +61,15 @@ from reconciler.risk import (
     floor_to_increment,
     resize,
 )
+from reconciler.model.actual import (
+    AccountState,
+    ActualState,
+    ContractInfo,
+    Quote,
+    fingerprint_parts,
+)
+from reconciler.model.desired import DesiredState, Portfolio, RiskPolicy, Target
+from reconciler.model.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
 _EPS = 1e-9

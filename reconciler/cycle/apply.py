@@ -1,0 +1,332 @@
+"""The apply cycle: gates, lock, recovery, snapshot, plan (or check a saved plan), execute,
+drift after, report.
+
+Responsible for sequencing the apply steps over one broker session and one store and for
+recording the cycle whatever happens. Must not print or prompt: approval and progress go
+through callbacks the caller supplies. See ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from reconciler.apply.gates import GateInputs, GateResult, evaluate_gates, refused
+from reconciler.cycle.common import (
+    ApplyOutcome,
+    CycleError,
+    Progress,
+    Refused,
+    connect,
+    detect_breaks,
+    finish_cycle,
+    holder_is_dead,
+    holder_name,
+    limits_for,
+    resolve_and_snapshot,
+    selected_accounts,
+    skip_breaks,
+)
+from reconciler.decide.staleness import StalenessTolerance, stale_reasons
+from reconciler.model.actual import ActualState
+from reconciler.model.clock import Clock
+from reconciler.model.desired import DesiredState
+from reconciler.model.plan import Plan
+from reconciler.model.settings import Settings
+
+
+def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str, str]:
+    states = {}
+    for portfolio in desired.portfolios:
+        if portfolio.account in accounts:
+            policy = desired.risk_policies.get(portfolio.risk_policy)
+            states[portfolio.account] = policy.trading_state if policy else "HALTED"
+    return states
+
+
+def _gate_inputs(desired, settings, accounts, managed, halt_reason) -> GateInputs:
+    return GateInputs(
+        settings=settings,
+        accounts=accounts,
+        managed_accounts=managed,
+        git_commit=desired.git_commit,
+        git_dirty=desired.git_dirty,
+        halt_reason=halt_reason,
+        trading_states=_trading_states(desired, accounts),
+    )
+
+
+async def apply_cycle(
+    desired: DesiredState,
+    settings: Settings,
+    *,
+    clock: Clock,
+    store,
+    plan_file: Plan | None = None,
+    approve: Callable[[Plan], bool] = lambda _plan: False,
+    progress: Progress = lambda _msg: None,
+    accounts: Sequence[str] | None = None,
+    tolerance: StalenessTolerance = StalenessTolerance(),
+    reports_dir: str | None = None,
+) -> ApplyOutcome:
+    """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
+
+    Raises `Refused` (exit 3) before anything is sent when a gate refuses, the saved plan is
+    stale or another writer holds an account; `CycleError` (exit 1) when the world could not
+    be read or the cycle failed. The cycle is recorded in the store and reported either way.
+    """
+    from reconciler.render import cycle_report as cyclereport
+
+    if plan_file is not None:
+        chosen = [a.account for a in plan_file.accounts]
+        unknown = [a for a in chosen if desired.portfolio_for(a) is None]
+        if unknown:
+            raise Refused(
+                [f"plan is for account(s) {', '.join(unknown)} the desired state no longer has"]
+            )
+    else:
+        chosen = selected_accounts(desired, accounts)
+    cycle_id = store.begin_cycle(
+        "apply",
+        holder=holder_name(),
+        accounts=chosen,
+        desired_hash=desired.content_hash,
+        git_commit=desired.git_commit,
+        git_dirty=desired.git_dirty,
+    )
+    report = cyclereport.new_report(cycle_id, "apply", clock.now(), desired, settings, chosen)
+    run = _ApplyRun(desired, settings, clock, store, chosen, cycle_id, report, progress)
+    try:
+        outcome = await run.run(plan_file, approve, tolerance)
+    except Refused as exc:
+        report.update(status="refused", errors=exc.reasons)
+        finish_cycle(store, cycle_id, report, clock, reports_dir)
+        exc.report = report
+        raise
+    except CycleError as exc:
+        report.update(status="error", errors=[str(exc)])
+        finish_cycle(store, cycle_id, report, clock, reports_dir)
+        raise
+    except Exception as exc:  # never leave a cycle "running": record it, then say what broke
+        report.update(status="error", errors=[f"{type(exc).__name__}: {exc}"])
+        finish_cycle(store, cycle_id, report, clock, reports_dir)
+        raise CycleError(f"cycle {cycle_id} failed: {type(exc).__name__}: {exc}") from exc
+    report["status"] = "ok"
+    finish_cycle(store, cycle_id, report, clock, reports_dir)
+    return outcome
+
+
+class _ApplyRun:
+    """The steps of one apply cycle, sharing its broker session, store and report."""
+
+    def __init__(self, desired, settings, clock, store, accounts, cycle_id, report, progress):
+        self.desired = desired
+        self.settings = settings
+        self.clock = clock
+        self.store = store
+        self.accounts = accounts
+        self.cycle_id = cycle_id
+        self.report = report
+        self.progress = progress
+        self.broker = None
+
+    async def run(self, plan_file, approve, tolerance) -> ApplyOutcome:
+        halt = self.store.current_halt()
+        self.halt_reason = halt.reason if halt else None
+        self.broker = await connect(
+            self.settings, readonly=not self.settings.orders_enabled, clock=self.clock
+        )
+        try:
+            gates = self._check_gates()
+            with self._lock():
+                return await self._locked(gates, plan_file, approve, tolerance)
+        finally:
+            await self.broker.disconnect()
+
+    def _check_gates(self) -> list[GateResult]:
+        gates = evaluate_gates(
+            _gate_inputs(
+                self.desired,
+                self.settings,
+                self.accounts,
+                self.broker.managed_accounts,
+                self.halt_reason,
+            )
+        )
+        self.report["gates"] = [g.__dict__ for g in gates]
+        bad = refused(gates)
+        if bad:
+            raise Refused([g.render() for g in bad], report=self.report)
+        return gates
+
+    def _lock(self):
+        from reconciler.store import LockHeld
+
+        # The lease outlives the longest order TTL; a live holder keeps its OS-level lock
+        # anyway, so the lease only matters once the holder is gone.
+        longest = max((p.execution.ttl_seconds for p in self.desired.portfolios), default=0.0)
+        try:
+            handle = self.store.account_lock(
+                self.accounts, holder=holder_name(), ttl_seconds=longest + 600
+            )
+        except LockHeld as exc:
+            raise Refused([f"lock held: {exc}"], report=self.report) from exc
+        self.report["lock_id"] = getattr(handle, "lock_id", None)
+        return handle
+
+    def _refuse_if_already_applied(self, plan: Plan) -> None:
+        """A saved plan is applied at most once: its orderRefs are already in the ledger."""
+        from reconciler.model.plan import order_ref
+
+        sent = [
+            order_ref(plan.plan_id, o.leg)
+            for o in plan.orders
+            if self.store.order_events(order_ref(plan.plan_id, o.leg))
+        ]
+        if sent:
+            raise Refused(
+                [
+                    f"plan {plan.plan_id} was already applied ({len(sent)} of its orders are in "
+                    "the ledger, e.g. " + sent[0] + "); make a new plan"
+                ],
+                report=self.report,
+            )
+
+    def _close_abandoned_cycles(self) -> None:
+        """Cycles of these accounts left "running" by a process on this host that has died
+        are marked aborted (a live one, e.g. an apply being refused right now, is left)."""
+        mine = set(self.accounts)
+        for cycle in self.store.list_cycles(limit=200):
+            if cycle.id == self.cycle_id or cycle.status != "running":
+                continue
+            if not holder_is_dead(cycle.holder):
+                continue
+            if mine & set(cycle.accounts):
+                report = dict(cycle.report or {})
+                report.update(status="aborted", aborted_by_cycle=self.cycle_id)
+                self.store.finish_cycle(
+                    cycle.id,
+                    "aborted",
+                    report=report,
+                    error=f"its process ended without finishing; found by cycle {self.cycle_id}",
+                )
+                self.progress(f"cycle {cycle.id} was left running by a process that died: aborted")
+
+    async def _snapshot_and_plan(self, plan_id: str):
+        from reconciler.decide.planner import build_plan
+
+        resolved, actual, mismatches = await resolve_and_snapshot(
+            self.broker, self.desired, self.accounts
+        )
+        self.resolved = resolved
+        self.report["lock_mismatches"] = list(mismatches)
+        self.limits = limits_for(self.desired, self.settings, self.halt_reason)
+        plan = build_plan(
+            self.desired,
+            actual,
+            resolved,
+            self.limits,
+            now=self.clock.now(),
+            plan_id=plan_id,
+            accounts=self.accounts,
+        )
+        return actual, plan
+
+    def _record_breaks(self, actual: ActualState):
+        breaks = detect_breaks(self.store, actual, self.accounts)
+        for b in breaks:
+            self.store.append_event(
+                "BREAK",
+                account=b.account,
+                payload={
+                    "con_id": b.con_id,
+                    "symbol": b.symbol,
+                    "ledger": b.expected,
+                    "broker": b.actual,
+                },
+            )
+            self.progress(f"break {b.render()}: instrument skipped this cycle")
+        self.report["breaks"] = [b.render() for b in breaks]
+        return breaks
+
+    async def _locked(self, gates, plan_file, approve, tolerance) -> ApplyOutcome:
+        from reconciler.apply.executor import recover
+        from reconciler.decide.planner import new_plan_id
+        from reconciler.render import cycle_report as cyclereport
+
+        self._close_abandoned_cycles()
+        if self.settings.orders_enabled:
+            self.report["recovery"] = await recover(
+                self.broker, self.store, self.accounts, clock=self.clock, progress=self.progress
+            )
+        actual, fresh = await self._snapshot_and_plan(new_plan_id(self.clock.now()))
+        breaks = self._record_breaks(actual)
+        fresh = skip_breaks(fresh, breaks)
+        if plan_file is not None:
+            self._refuse_if_already_applied(plan_file)
+            reasons = stale_reasons(
+                plan_file, actual, self.desired.content_hash, self.clock.now(), tolerance
+            )
+            if reasons:
+                self.report["stale_reasons"] = reasons
+                raise Refused(
+                    [f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)],
+                    report=self.report,
+                )
+            plan = skip_breaks(plan_file, breaks)
+        else:
+            plan = fresh
+        cyclereport.add_plan(self.report, plan)
+        self.store.record_plan(_plan_json(plan))
+        self.store.record_position_snapshot(self.cycle_id, actual)
+        self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
+        approved = plan_file is not None or not plan.orders or approve(plan)
+        dry_run = not self.settings.orders_enabled
+        outcomes = await self._execute(plan, actual, approved, dry_run)
+        self.report["orders"] = [o.to_dict() for o in outcomes]
+        if approved and not dry_run:
+            if outcomes:
+                await self._drift_after(plan)
+            for account, snapshot in fresh.desired_snapshot.items():
+                self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
+        return ApplyOutcome(plan, dry_run, gates, self.report, self.report["orders"], approved)
+
+    async def _execute(self, plan: Plan, actual: ActualState, approved: bool, dry_run: bool):
+        from reconciler.apply.executor import Executor, not_sent_outcome
+
+        if not plan.orders:
+            self.report["result"] = "nothing to do"
+            return []
+        if not approved:
+            self.report["result"] = "not approved"
+            return []
+        if dry_run:
+            self.report["result"] = "dry run: ORDERS_ENABLED is false, nothing was sent"
+            return [not_sent_outcome(plan.plan_id, o, "dry run") for o in plan.orders]
+        executor = Executor(
+            plan,
+            broker=self.broker,
+            store=self.store,
+            clock=self.clock,
+            cycle_id=self.cycle_id,
+            progress=self.progress,
+            size_increments={c.con_id: c.size_increment for c in actual.contracts.values()},
+        )
+        outcomes = await executor.run()
+        self.report["notes"] = executor.notes
+        self.report["result"] = "applied"
+        return outcomes
+
+    async def _drift_after(self, plan: Plan) -> None:
+        from reconciler.render import cycle_report as cyclereport
+
+        after, after_plan = await self._snapshot_and_plan(plan.plan_id + "-after")
+        cyclereport.add_drift_after(self.report, after_plan)
+        self.store.record_position_snapshot(self.cycle_id, after)
+
+
+def _plan_json(plan: Plan) -> dict:
+    import json
+
+    from reconciler.model.plan import to_dict
+
+    return json.loads(json.dumps(to_dict(plan), default=str))
