@@ -1,6 +1,6 @@
 """Safety gates: the checks that must all pass before apply sends its first order.
 
-Responsible for evaluating each gate of DESIGN.md's safety model as a small pure function over
+Responsible for evaluating each gate of the safety model (README, ARCHITECTURE.md) as a small pure function over
 values (settings, the desired state's git facts, the gateway's managed accounts, the halt
 switch, trading states) and returning every result, passed or refused, so the cycle report
 shows all of them. Must not read the environment, touch files other than checking that the

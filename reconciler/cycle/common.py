@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,25 +55,6 @@ class ApplyOutcome:
     report: dict[str, Any]
     orders: list[dict[str, Any]] = field(default_factory=list)
     approved: bool = True
-
-
-def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_is_dead(holder: str | None) -> bool:
-    """True only when `holder` (host:pid) is a process on this host that no longer runs;
-    a holder on another host, or one we cannot parse, is never presumed dead."""
-    host, _, pid = (holder or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = None):

@@ -24,7 +24,6 @@ import os
 import re
 import socket
 import tempfile
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from reconciler.model.clock import Clock
 from reconciler.store.engine import is_postgresql, read_tx, sqlite_file, write_tx
 from reconciler.store.models import Lease
+from reconciler.util.polling import poll_until
+from reconciler.util.process import process_alive
 
 DEFAULT_TTL_SECONDS = 300.0
 LEASES = Lease.__table__
@@ -94,16 +95,6 @@ def lease_name(account: str) -> str:
 def advisory_key(account: str) -> int:
     digest = hashlib.sha256(f"reconciler-account:{account}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _safe_file_stem(account: str) -> str:
@@ -319,7 +310,7 @@ def acquire(
 def _may_take_over(lease: Any, now: dt.datetime, host: str) -> bool:
     if lease.expires_at <= now:
         return True
-    return lease.host == host and (lease.pid == os.getpid() or not _process_alive(lease.pid))
+    return lease.host == host and (lease.pid == os.getpid() or not process_alive(lease.pid))
 
 
 def _lock_held(lease: Any, *, detail: str = "") -> LockHeld:
@@ -343,26 +334,27 @@ def _retry_after_dead_holder(engine: Engine, os_locks, account: str) -> bool:
     host that is gone, try again for a few seconds instead of refusing at once."""
     with read_tx(engine) as conn:
         lease = conn.execute(select(LEASES).where(LEASES.c.name == lease_name(account))).first()
-    if lease is None or lease.host != socket.gethostname() or _process_alive(lease.pid):
+    if lease is None or lease.host != socket.gethostname() or process_alive(lease.pid):
         return False
-    deadline = time.monotonic() + DEAD_HOLDER_GRACE_SECONDS
-    while time.monotonic() < deadline:
-        time.sleep(0.05)  # waiting on the server to reap the session: nothing to wait on
-        if os_locks.try_acquire(account):
-            return True
-    return False
+    # Waiting on the server to reap the dead session: there is no event to wait on.
+    return bool(
+        poll_until(
+            lambda: os_locks.try_acquire(account),
+            timeout=DEAD_HOLDER_GRACE_SECONDS,
+            interval=0.05,
+        )
+    )
 
 
 def _held_from_lease(engine: Engine, clock: Clock, account: str, *, detail: str) -> LockHeld:
     # The winner writes its lease row just after taking the OS lock; give it a moment so
     # the refusal can name the holder instead of "unknown".
-    deadline = time.monotonic() + LEASE_WRITE_GRACE_SECONDS
-    while True:
+    def read_lease():
         with read_tx(engine) as conn:
-            lease = conn.execute(select(LEASES).where(LEASES.c.name == lease_name(account))).first()
-        if lease is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)  # polling another process's commit: no cross-process event to wait on
+            return conn.execute(select(LEASES).where(LEASES.c.name == lease_name(account))).first()
+
+    # Polling another process's commit: there is no cross-process event to wait on.
+    lease = poll_until(read_lease, timeout=LEASE_WRITE_GRACE_SECONDS, interval=0.05)
     if lease is None:
         return LockHeld(
             account=account,

@@ -1,6 +1,6 @@
 """CLI commands that read the broker and may trade: plan, apply, lock, demo, run.
 
-Parse flags, call `reconciler.cycle` (or the scheduler), render, exit with DESIGN.md's codes.
+Parse flags, call `reconciler.cycle` (or the scheduler), render, exit with the documented codes (README).
 No logic here; heavy modules (the IB client, SQLAlchemy) are imported inside the commands.
 """
 
@@ -24,6 +24,7 @@ from reconciler.app.cli.common import (
     load_settings_or_fail,
     open_store_or_fail,
 )
+from reconciler.util.files import atomic_write
 
 DEFAULT_DIR = "desired_state"
 
@@ -32,16 +33,6 @@ def _run(coroutine):
     import asyncio  # imported here: `validate` shares this module list and must stay fast
 
     return asyncio.run(coroutine)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    import os
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
 
 
 class _TerminalProgress:
@@ -139,7 +130,7 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
     if out:
         from reconciler.model.plan import dumps
 
-        _write_atomic(out, dumps(plan) + "\n")
+        atomic_write(out, dumps(plan) + "\n")
     kwargs = {"desired_changes": outcome.desired_changes} if fmt == "markdown" else {}
     click.echo(render_plan(plan, fmt, **kwargs), nl=False)
     if out and fmt != "json":
@@ -303,7 +294,7 @@ def lock_command(directory, gateway):
     except CycleError as exc:
         fail(str(exc))
     path = Path(directory) / LOCK_FILENAME
-    _write_atomic(str(path), render_lock(entries))
+    atomic_write(str(path), render_lock(entries))
     click.echo(f"Wrote {path} ({len(entries)} instrument(s)). Review and commit it.")
 
 
