@@ -18,6 +18,7 @@ from reconciler.apply.gates import (
     gate_orders_enabled,
     gate_trading_mode,
 )
+from reconciler.model.accounts import is_paper_account
 from reconciler.model.clock import SystemClock
 from reconciler.model.settings import Settings
 
@@ -27,10 +28,13 @@ MAX_CLOCK_SKEW_SECONDS = 30.0
 async def run_health(
     settings: Settings, *, check_orders: bool = False, account: str | None = None
 ) -> dict[str, Any]:
-    from reconciler.broker import Broker
+    """The broker's health check (handshake, server time, accounts), the gates that can be
+    judged without a desired state and, on request, the paper test order; as a JSON-able
+    dict with `healthy` and one human line per check."""
     from reconciler.broker.errors import BrokerError
+    from reconciler.broker.health import check_orders as paper_order_round_trip
+    from reconciler.broker.health import health
 
-    clock = SystemClock()
     lines: list[str] = []
     result: dict[str, Any] = {
         "gateway": f"{settings.gateway_host}:{settings.gateway_port}",
@@ -39,62 +43,65 @@ async def run_health(
         "healthy": False,
         "lines": lines,
     }
-    started = clock.now()
-    try:
-        broker = await Broker.connect(settings, readonly=not check_orders, clock=clock)
-    except BrokerError as exc:
-        lines.append(f"FAIL connect {result['gateway']}: {exc}")
-        result["error"] = str(exc)
+    report = await health(settings, clock=SystemClock())
+    if not report.handshake_ok:
+        lines.append(f"FAIL connect {result['gateway']}: {report.error}")
+        result["error"] = report.error
         return result
     healthy = True
-    try:
-        latency = (clock.now() - started).total_seconds()
-        lines.append(
-            f"OK   connected to {result['gateway']} in {latency * 1000:.0f} ms (client id {settings.client_id})"
-        )
-        server_time = await broker.server_time()
-        skew = abs((server_time - clock.now()).total_seconds())
-        result["server_time"] = server_time.isoformat()
+    latency_ms = (report.connect_latency or 0.0) * 1000
+    lines.append(
+        f"OK   connected to {result['gateway']} in {latency_ms:.0f} ms (client id {report.client_id})"
+    )
+    if report.server_time is None:
+        healthy = False
+        lines.append(f"FAIL server time: {report.error}")
+    else:
+        skew = abs(report.clock_skew or 0.0)
+        result["server_time"] = report.server_time.isoformat()
         result["clock_skew_seconds"] = round(skew, 3)
         ok = skew <= MAX_CLOCK_SKEW_SECONDS
         healthy &= ok
         lines.append(
-            f"{'OK  ' if ok else 'FAIL'} server time {server_time:%Y-%m-%d %H:%M:%S} UTC (skew {skew:.1f}s)"
+            f"{'OK  ' if ok else 'FAIL'} server time {report.server_time:%Y-%m-%d %H:%M:%S} UTC (skew {skew:.1f}s)"
         )
-        managed = list(broker.managed_accounts)
-        result["accounts"] = managed
+    managed = list(report.managed_accounts)
+    result["accounts"] = managed
+    if managed:
         lines.append(f"OK   managed accounts: {', '.join(managed)}")
-        inputs = GateInputs(settings, managed, managed, None, None, None, {})
-        gates = [
-            g(inputs)
-            for g in (
-                gate_trading_mode,
-                gate_orders_enabled,
-                gate_live_override_file,
-                gate_allowed_accounts,
-                gate_mode_matches_account_kind,
+    else:
+        healthy = False
+        lines.append("FAIL managed accounts: the gateway reports none")
+    inputs = GateInputs(settings, managed, managed, None, None, None, {})
+    gates = [
+        g(inputs)
+        for g in (
+            gate_trading_mode,
+            gate_orders_enabled,
+            gate_live_override_file,
+            gate_allowed_accounts,
+            gate_mode_matches_account_kind,
+        )
+    ]
+    result["gates"] = [g.__dict__ for g in gates]
+    for g in gates:
+        lines.append(("OK   " if g.passed else "WARN ") + f"{g.name}: {g.detail}")
+    if check_orders:
+        target = account or (managed[0] if managed else None)
+        if not is_paper_account(target):
+            healthy = False
+            lines.append(
+                f"FAIL check-orders: refused on {target or 'no account'} (paper accounts only)"
             )
-        ]
-        result["gates"] = [g.__dict__ for g in gates]
-        for g in gates:
-            lines.append(("OK   " if g.passed else "WARN ") + f"{g.name}: {g.detail}")
-        if check_orders:
-            target = account or (managed[0] if managed else None)
-            if target is None or not target.upper().startswith("D"):
+        else:
+            try:
+                check = await paper_order_round_trip(settings, target)
+                lines.append(f"{'OK  ' if check.ok else 'FAIL'} check-orders on {target}: {check}")
+                result["check_orders"] = str(check)
+                healthy &= check.ok
+            except BrokerError as exc:
                 healthy = False
-                lines.append(
-                    f"FAIL check-orders: refused on {target or 'no account'} (paper accounts only)"
-                )
-            else:
-                try:
-                    check = await broker.check_orders(target)
-                    lines.append(f"OK   check-orders on {target}: {check}")
-                    result["check_orders"] = str(check)
-                except BrokerError as exc:
-                    healthy = False
-                    lines.append(f"FAIL check-orders on {target}: {exc}")
-    finally:
-        await broker.disconnect()
+                lines.append(f"FAIL check-orders on {target}: {exc}")
     result["healthy"] = healthy
     lines.append("healthy" if healthy else "NOT healthy")
     return result

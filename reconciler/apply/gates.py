@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.model.accounts import is_paper_account
 from reconciler.model.settings import Settings
 
 
@@ -36,11 +37,6 @@ class GateInputs:
     halt_reason: str | None
     trading_states: Mapping[str, str]  # account -> effective trading state from git
     file_exists: Callable[[str], bool] = lambda p: Path(p).expanduser().is_file()
-
-
-def is_paper_account(account: str) -> bool:
-    """IBKR paper accounts start with D (DU..., DF... for paper advisors)."""
-    return account.upper().startswith("D")
 
 
 def gate_trading_mode(i: GateInputs) -> GateResult:

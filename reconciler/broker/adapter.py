@@ -42,7 +42,7 @@ from reconciler.model.actual import (
 from reconciler.model.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
-    from reconciler.broker.health import OrderCheckReport
+    from reconciler.broker.order_check import OrderCheckReport
 from reconciler.model.desired import Instrument, LockedInstrument
 from reconciler.model.plan import PlannedOrder
 from reconciler.model.settings import Settings
@@ -398,7 +398,11 @@ class Broker:
         """The seeds' sanity-cancel: on a paper account, a 1-share BUY limit at half the bid
         (rounded down to the tick, orderRef rc-health-<time>) is placed, acknowledged and
         cancelled. Refuses non-DU accounts before anything is sent."""
-        from reconciler.broker.health import OrderCheckReport, far_limit_price, refuse_unless_paper
+        from reconciler.broker.order_check import (
+            OrderCheckReport,
+            far_limit_price,
+            refuse_unless_paper,
+        )
 
         refuse_unless_paper(account)
         self._require_trading()

@@ -10,17 +10,14 @@ account other than the one named, and must never run against a live (non-DU) acc
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 from reconciler.broker import library as client_library
 from reconciler.broker.adapter import Broker
-from reconciler.broker.errors import BrokerError, OrderError
+from reconciler.broker.errors import BrokerError
+from reconciler.broker.order_check import OrderCheckReport, refuse_unless_paper
 from reconciler.model.clock import Clock, SystemClock
 from reconciler.model.settings import Settings
-
-PAPER_ACCOUNT_PREFIX = "DU"
-FAR_FROM_MARKET = 0.5  # the test order's limit is this fraction of the bid
 
 
 @dataclass(frozen=True)
@@ -88,47 +85,6 @@ async def health(
             error=error or (None if broker.managed_accounts else "gateway reports no accounts"),
             **base,
         )
-
-
-@dataclass(frozen=True)
-class OrderCheckReport:
-    ok: bool
-    account: str
-    symbol: str
-    order_ref: str
-    limit_price: float
-    order_id: int | None
-    perm_id: int | None
-    acknowledged: bool
-    ack_status: str
-    cancelled: bool
-    final_status: str
-    filled: float
-    errors: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        ack = f"ACK {self.ack_status}" if self.acknowledged else "no ACK"
-        cancel = "CANCEL" if self.cancelled else f"not cancelled ({self.final_status})"
-        problems = f"; {'; '.join(self.errors)}" if self.errors else ""
-        return (
-            f"{ack}, {cancel}: BUY 1 {self.symbol} LMT {self.limit_price:g} on {self.account} "
-            f"orderRef {self.order_ref} permId {self.perm_id or '-'}{problems}"
-        )
-
-
-def refuse_unless_paper(account: str) -> None:
-    if not account.startswith(PAPER_ACCOUNT_PREFIX):
-        raise OrderError(
-            f"refusing the order check on {account}: only paper accounts "
-            f"({PAPER_ACCOUNT_PREFIX}...) may receive test orders"
-        )
-
-
-def far_limit_price(reference: float, min_tick: float) -> float:
-    """FAR_FROM_MARKET of the reference, rounded down to the tick (at least one tick)."""
-    tick = min_tick if min_tick > 0 else 0.01
-    ticks = max(math.floor(reference * FAR_FROM_MARKET / tick + 1e-9), 1)
-    return round(ticks * tick, 10)
 
 
 async def check_orders(

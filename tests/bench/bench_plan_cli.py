@@ -267,13 +267,13 @@ class Split:
 async def split_in_process(sim, desired_dir: Path, work: Path) -> Split:
     """The CLI's steps through the library, each timed (and its messages counted)."""
     from reconciler.broker import Broker
-    from reconciler.model.clock import SystemClock
     from reconciler.cycle.common import detect_breaks, skip_breaks, target_instruments
-    from reconciler.desired import load_desired_state
     from reconciler.decide.planner import build_plan, new_plan_id
-    from reconciler.render.plan import render_plan
     from reconciler.decide.risk import effective_limits
+    from reconciler.desired import load_desired_state
+    from reconciler.model.clock import SystemClock
     from reconciler.model.settings import load_settings
+    from reconciler.render.plan import render_plan
     from reconciler.store import open_store
 
     phases: dict[str, float] = {}

@@ -14,6 +14,8 @@ import datetime as dt
 import random
 import time
 
+from reconciler.decide.planner import build_plan
+from reconciler.decide.risk import effective_limits
 from reconciler.model.actual import (
     AccountState,
     ActualState,
@@ -25,8 +27,6 @@ from reconciler.model.actual import (
 )
 from reconciler.model.desired import Band, DesiredState, Instrument, Portfolio, RiskPolicy, Target
 from reconciler.model.plan import dumps
-from reconciler.decide.planner import build_plan
-from reconciler.decide.risk import effective_limits
 
 NOW = dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC)
 POLICY = RiskPolicy(

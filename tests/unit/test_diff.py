@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 from builders import Book, policy, portfolio, target
 
-from reconciler.model.desired import Band, SourceRef
 from reconciler.decide.drift import (
     NO_EARLIER_CYCLE,
     desired_changes,
@@ -16,6 +15,7 @@ from reconciler.decide.drift import (
     weight_in_band,
 )
 from reconciler.decide.planner import capital_for, desired_snapshot
+from reconciler.model.desired import Band, SourceRef
 
 
 def rows_of(book: Book, p, capital: float | None = None):

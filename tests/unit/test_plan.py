@@ -3,8 +3,8 @@
 import pytest
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 
-from reconciler.model.plan import dumps, loads, order_ref, without_instruments
 from reconciler.decide.planner import build_plan
+from reconciler.model.plan import dumps, loads, order_ref, without_instruments
 
 
 def a_plan():

@@ -19,9 +19,6 @@ from builders import (
     with_quote,
 )
 
-from reconciler.model.actual import fingerprint_parts
-from reconciler.model.desired import Band
-from reconciler.model.plan import dumps, loads, order_ref
 from reconciler.decide.planner import (
     PlanningError,
     build_plan,
@@ -30,6 +27,9 @@ from reconciler.decide.planner import (
     new_plan_id,
     plan_account,
 )
+from reconciler.model.actual import fingerprint_parts
+from reconciler.model.desired import Band
+from reconciler.model.plan import dumps, loads, order_ref
 
 MKT = {"order_type": "MKT"}
 

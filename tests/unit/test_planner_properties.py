@@ -14,9 +14,9 @@ from builders import NOW, Book, limits, portfolio, target
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.model.desired import Band
 from reconciler.decide.drift import quantity_in_band, weight_in_band
 from reconciler.decide.planner import plan_account
+from reconciler.model.desired import Band
 
 PROPERTY_SETTINGS = settings(
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]

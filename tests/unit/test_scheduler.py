@@ -2,8 +2,8 @@
 
 import datetime as dt
 
-from reconciler.model.desired import Schedule, TradingWindow
 from reconciler.app.scheduler import in_trading_window, trigger_for
+from reconciler.model.desired import Schedule, TradingWindow
 
 SCHEDULE = Schedule(name="default", interval_seconds=900, window=TradingWindow(5, 10))
 

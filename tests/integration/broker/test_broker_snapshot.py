@@ -8,7 +8,6 @@ import datetime as dt
 
 import pytest
 
-from reconciler.model.actual import ActualState
 from reconciler.broker import (
     Broker,
     LockMismatch,
@@ -17,6 +16,7 @@ from reconciler.broker import (
     StartupSyncIncomplete,
     lock_entries,
 )
+from reconciler.model.actual import ActualState
 from reconciler.model.desired import Instrument
 from reconciler.model.settings import Settings
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.model.actual import ContractInfo
 from reconciler.broker import contracts
 from reconciler.broker.errors import LockMismatch, ResolutionError, ResolutionProblem
+from reconciler.model.actual import ContractInfo
 from reconciler.model.desired import Instrument, LockedInstrument
 
 ib_async = pytest.importorskip("ib_async")

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from reconciler.model.actual import Position
 from reconciler.broker import convert
 from reconciler.broker.errors import SnapshotError
+from reconciler.model.actual import Position
 
 ib_async = pytest.importorskip("ib_async")
 ib_insync = pytest.importorskip("ib_insync")

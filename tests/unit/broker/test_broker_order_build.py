@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from reconciler.broker.errors import OrderError
-from reconciler.broker.health import far_limit_price
+from reconciler.broker.order_check import far_limit_price
 from reconciler.broker.orders import build_order
 from reconciler.model.plan import PlannedOrder
 
