@@ -22,51 +22,34 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from reconciler.model.status import FINAL_EVENT_KINDS, EventKind
 from reconciler.store.models import GENESIS_HASH, LedgerHead, OrderEvent, to_jsonable
 
 UTC = dt.UTC
 
-INTENT = "INTENT"
-ACK = "ACK"
-REJ = "REJ"
-PARTIAL = "PARTIAL"
-FILL = "FILL"
-CANCEL = "CANCEL"
-PNL_SNAPSHOT = "PNL_SNAPSHOT"
-RESOLVED = "RESOLVED"  # recovery settled an order's outcome from the broker: final
-BREAK = "BREAK"  # ledger and broker disagree
-STATUS = "STATUS"  # any other broker status change worth keeping
-HALT = "HALT"
-RESUME = "RESUME"
-UNLOCK = "UNLOCK"
+INTENT = EventKind.INTENT
+ACK = EventKind.ACK
+REJ = EventKind.REJ
+PARTIAL = EventKind.PARTIAL
+FILL = EventKind.FILL
+CANCEL = EventKind.CANCEL
+PNL_SNAPSHOT = EventKind.PNL_SNAPSHOT
+RESOLVED = EventKind.RESOLVED
+BREAK = EventKind.BREAK
+STATUS = EventKind.STATUS
+HALT = EventKind.HALT
+RESUME = EventKind.RESUME
+UNLOCK = EventKind.UNLOCK
 
-KNOWN_KINDS = frozenset(
-    {
-        INTENT,
-        ACK,
-        REJ,
-        PARTIAL,
-        FILL,
-        CANCEL,
-        PNL_SNAPSHOT,
-        RESOLVED,
-        BREAK,
-        STATUS,
-        HALT,
-        RESUME,
-        UNLOCK,
-    }
-)
+KNOWN_KINDS = frozenset(EventKind)
 # An order with one of these after its INTENT has a known, final outcome.
-FINAL_KINDS = (FILL, CANCEL, REJ, RESOLVED)
-_KIND_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+FINAL_KINDS = tuple(str(kind) for kind in sorted(FINAL_EVENT_KINDS))
 
 
 @dataclass(frozen=True)
@@ -126,9 +109,13 @@ def compute_row_hash(
 
 
 def check_kind(kind: str) -> str:
-    if not isinstance(kind, str) or not _KIND_PATTERN.match(kind):
-        raise ValueError(f"event kind {kind!r} must be SCREAMING_SNAKE (e.g. INTENT, FILL)")
-    return kind
+    """The kind as stored, or ValueError for anything outside `EventKind` (a typo would
+    otherwise be stored and never count as final)."""
+    try:
+        return str(EventKind(kind))
+    except ValueError:
+        known = ", ".join(sorted(EventKind))
+        raise ValueError(f"unknown ledger event kind {kind!r} (known: {known})") from None
 
 
 def append_event(

@@ -164,10 +164,22 @@ def test_a_payload_that_is_not_plain_json_is_refused(store):
     assert store.verify_ledger().checked == 0
 
 
-def test_an_event_kind_must_be_screaming_snake(store):
-    with pytest.raises(ValueError, match="SCREAMING_SNAKE"):
-        store.append_event("fill", payload={})
+@pytest.mark.parametrize("kind", ["fill", "FILLED", "CANCELED", "INTNET", ""])
+def test_an_unknown_event_kind_is_refused_and_nothing_is_stored(store, kind):
+    with pytest.raises(ValueError, match="unknown ledger event kind"):
+        store.append_event(kind, payload={})
     assert store.verify_ledger().checked == 0
+
+
+def test_every_known_event_kind_is_stored_as_its_plain_name(store):
+    from reconciler.model.status import EventKind
+
+    for kind in EventKind:
+        store.append_event(kind, payload={})
+    assert store.verify_ledger().checked == len(EventKind)
+    kinds = [e.kind for e in sorted(store.recent_events(limit=100), key=lambda e: e.seq)]
+    assert kinds == [k.value for k in EventKind]
+    assert all(type(k) is str for k in kinds)
 
 
 def test_payload_datetimes_are_stored_as_iso_utc(store):
