@@ -29,7 +29,8 @@ def test_text_shows_every_order_and_the_summary():
     text = render_plan(plan, "text")
     assert "Account DU0000001" in text
     assert "VTI" in text and "BND" in text
-    assert f"Plan: {len(plan.orders)} order(s)" in text
+    assert [(o.side, o.symbol) for o in plan.orders] == [("BUY", "BND"), ("BUY", "VTI")]
+    assert "Plan: 2 order(s)" in text
 
 
 def test_markdown_is_a_pr_comment_with_tables():
@@ -48,7 +49,9 @@ def test_json_is_the_plan_artifact():
     plan = plan_of(drifting(), target("VTI", weight=0.5))
     body = json.loads(render_plan(plan, "json"))
     assert body["format"] == "ib-reconciler/plan" and body["plan_id"] == "p1"
-    assert body["totals"]["orders"] == len(plan.orders)
+    assert len(plan.orders) == 1
+    assert body["totals"]["orders"] == 1
+    assert [o["symbol"] for o in body["orders"]] == ["VTI"]
 
 
 def test_summary_of_a_book_in_band_says_no_changes():

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import ib_async
 
 from reconciler.broker import contracts
 from reconciler.broker.errors import LockMismatch, ResolutionError, ResolutionProblem
 from reconciler.model.actual import ContractInfo
 from reconciler.model.desired import Instrument, LockedInstrument
-
-ib_async = pytest.importorskip("ib_async")
 
 VTI = ContractInfo(756733, "VTI", "STK", "SMART", "ARCA", "USD", 0.01, 1.0)
 

@@ -6,14 +6,14 @@ import datetime as dt
 import math
 import sys
 
+import ib_async
+import ib_insync
 import pytest
 
 from reconciler.broker import convert
 from reconciler.broker.errors import SnapshotError
 from reconciler.model.actual import Position
 
-ib_async = pytest.importorskip("ib_async")
-ib_insync = pytest.importorskip("ib_insync")
 LIBS = [ib_async, ib_insync]
 UTC = dt.UTC
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import ib_async
+import ib_insync
 import pytest
 
 from reconciler.broker.errors import OrderError
@@ -11,7 +13,7 @@ from reconciler.broker.order_check import far_limit_price
 from reconciler.broker.orders import build_order
 from reconciler.model.plan import PlannedOrder
 
-LIBS = [pytest.importorskip("ib_async"), pytest.importorskip("ib_insync")]
+LIBS = [ib_async, ib_insync]
 
 PLANNED = PlannedOrder(
     leg=1,
