@@ -277,7 +277,7 @@ class _ApplyRun:
             plan = fresh
         cyclereport.add_plan(self.report, plan)
         self.store.record_plan(_plan_json(plan))
-        self.store.record_position_snapshot(self.cycle_id, actual)
+        self.store.record_actual_state(self.cycle_id, actual)
         self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
         approved = plan_file is not None or not plan.orders or approve(plan)
         dry_run = not self.settings.orders_enabled
@@ -321,7 +321,7 @@ class _ApplyRun:
 
         after, after_plan = await self._snapshot_and_plan(plan.plan_id + "-after")
         cyclereport.add_drift_after(self.report, after_plan)
-        self.store.record_position_snapshot(self.cycle_id, after)
+        self.store.record_actual_state(self.cycle_id, after)
 
 
 def _plan_json(plan: Plan) -> dict:

@@ -417,20 +417,18 @@ class Store:
         return None if row is None else row.body
 
     def record_position_snapshot(
-        self, cycle_id: int | None, account: Any, positions: Iterable[Any] | None = None
-    ) -> int | list[int]:
-        """One broker snapshot of an account (Position objects or dicts; empty means flat)
-        and its id. Given an ActualState instead of an account, every account in it is
-        recorded and the ids are returned."""
-        if not isinstance(account, str):
-            state_accounts = getattr(account, "accounts", None)
-            if not isinstance(state_accounts, Mapping):
-                raise TypeError("record_position_snapshot needs an account id or an ActualState")
-            return [
-                self._record_positions(cycle_id, name, acct.positions)
-                for name, acct in sorted(state_accounts.items())
-            ]
-        return self._record_positions(cycle_id, account, positions or ())
+        self, cycle_id: int | None, account: str, positions: Iterable[Any]
+    ) -> int:
+        """One broker snapshot of one account (Position objects or dicts; empty means flat);
+        returns its id."""
+        return self._record_positions(cycle_id, account, positions)
+
+    def record_actual_state(self, cycle_id: int | None, actual: Any) -> list[int]:
+        """A position snapshot of every account in an `ActualState`, in account order."""
+        return [
+            self._record_positions(cycle_id, name, state.positions)
+            for name, state in sorted(actual.accounts.items())
+        ]
 
     def _record_positions(
         self, cycle_id: int | None, account: str, positions: Iterable[Any]

@@ -104,7 +104,7 @@ def test_latest_positions_come_from_each_accounts_newest_snapshot(store, clock):
         quotes={},
         contracts={},
     )
-    assert len(store.record_position_snapshot(cycle_id, state)) == 2
+    assert len(store.record_actual_state(cycle_id, state)) == 2
     clock.advance(60)
     store.record_position_snapshot(
         cycle_id,
