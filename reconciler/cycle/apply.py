@@ -19,8 +19,6 @@ from reconciler.cycle.common import (
     connect,
     detect_breaks,
     finish_cycle,
-    holder_is_dead,
-    holder_name,
     limits_for,
     resolve_and_snapshot,
     selected_accounts,
@@ -32,6 +30,7 @@ from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Plan
 from reconciler.model.settings import Settings
+from reconciler.util.process import holder_is_dead, holder_name
 
 
 def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str, str]:

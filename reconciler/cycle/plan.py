@@ -15,7 +15,6 @@ from reconciler.cycle.common import (
     desired_changes_since_applied,
     detect_breaks,
     finish_cycle,
-    holder_name,
     limits_for,
     resolve_and_snapshot,
     selected_accounts,
@@ -24,6 +23,7 @@ from reconciler.cycle.common import (
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
 from reconciler.model.settings import Settings
+from reconciler.util.process import holder_name
 
 
 async def plan_cycle(

@@ -257,7 +257,7 @@ def halt_command(reason, cancel_open, gateway):
 
     Honoured before every order by running cycles. Only ever stricter than git.
     """
-    from reconciler.cycle.common import holder_name
+    from reconciler.util.process import holder_name
 
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
@@ -280,7 +280,7 @@ def halt_command(reason, cancel_open, gateway):
 @click.command("resume")
 def resume_command():
     """Lift the out-of-band halt (git's RiskPolicy tradingState still applies)."""
-    from reconciler.cycle.common import holder_name
+    from reconciler.util.process import holder_name
 
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
