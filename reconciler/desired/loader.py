@@ -4,13 +4,18 @@ Responsible for the whole `validate` pipeline over one directory: discover `*.ya
 files at any depth (hidden files and directories skipped, the lockfile read separately),
 strict YAML reading, dispatch on apiVersion/kind, JSON Schema validation, semantic checks,
 the content hash and git provenance. Every problem in every file is collected before the
-result is decided. Must not talk to a broker, print, or raise for a user's mistake: problems
-become diagnostics (`validate_directory`) or one `DiagnosticsError` (`load_desired_state`).
+result is decided. Diagnostics name files relative to the working directory (where the
+command ran), so a CI annotation or an editor jumps to the right file; they are ordered by
+file, line, then cause before consequence. Must not talk to a broker, print, or raise for a
+user's mistake: problems become diagnostics (`validate_directory`) or one `DiagnosticsError`
+(`load_desired_state`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.desired.gitinfo import git_revision
@@ -25,6 +30,76 @@ from reconciler.model.diagnostics import Diagnostic, DiagnosticsError
 API_VERSION = "reconciler/v1"
 KINDS = ("Portfolio", "RiskPolicy", "Schedule")
 YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def display_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> str:
+    """`path` as diagnostics show it: relative to `base` (default: the working directory)
+    when it lies inside it, else absolute. POSIX separators either way."""
+    base_absolute = Path(os.path.abspath(base if base is not None else os.getcwd()))
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(base_absolute).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+# Within one line, what a user must fix first comes first: a file that cannot be read
+# explains everything after it, an unknown field often explains a missing one, a wrong value
+# explains a check across fields, and checks across documents come last.
+_READING = (
+    "E_YAML_",
+    "E_NOT_UTF8",
+    "E_DUPLICATE_KEY",
+    "E_NUMBER_",
+    "E_EMPTY_FILE",
+    "E_EMPTY_DOCUMENT",
+    "E_READ_FAILED",
+)
+_DISPATCH = ("E_NOT_A_MAPPING", "E_UNKNOWN_API_VERSION", "E_UNKNOWN_KIND", "E_UNKNOWN_FIELD")
+_COMBINATION = (
+    "E_MISSING_FIELD",
+    "E_TARGET_AMOUNT",
+    "E_TARGET_INSTRUMENT",
+    "E_BAND_EMPTY",
+    "E_SCHEDULE_TRIGGER",
+    "E_TOO_FEW_FIELDS",
+)
+_SEMANTIC_CODES = frozenset(
+    {
+        "E_WEIGHTS_EXCEED_100",
+        "E_DUPLICATE_INSTRUMENT",
+        "E_DUPLICATE_ACCOUNT",
+        "E_DUPLICATE_NAME",
+        "E_UNKNOWN_RISK_POLICY",
+        "E_RESTRICTED_TARGET",
+        "E_UNKNOWN_ACCOUNT",
+        "E_SCHEDULE_OVERLAP",
+        "E_LOCK_CONID_MISMATCH",
+    }
+)
+
+
+def cause_rank(diagnostic: Diagnostic) -> int:
+    """0 reading, 1 unknown field or kind, 2 a value, 3 a combination of fields, 4 checks
+    across fields or documents, 5 warnings."""
+    code = diagnostic.code
+    if diagnostic.severity != "error":
+        return 5
+    if code.startswith(_READING):
+        return 0
+    if code in _DISPATCH:
+        return 1
+    if code in _COMBINATION:
+        return 3
+    if code in _SEMANTIC_CODES:
+        return 4
+    return 2
+
+
+def diagnostic_order(diagnostic: Diagnostic) -> tuple:
+    """Sort key: file, line, cause before consequence, column, then code and message."""
+    d = diagnostic
+    return (d.file, d.line or 0, cause_rank(d), d.column or 0, d.code, d.message)
 
 
 def discover_files(root: Path) -> list[str]:
@@ -119,7 +194,7 @@ def _schema_diagnostics(file: str, doc: ParsedDocument, kind: str) -> list[Diagn
 
 
 def _read_documents(
-    root: Path, files: list[str]
+    root: Path, files: list[str], shown: Callable[[str], str]
 ) -> tuple[list[SourceDocument], list[Diagnostic], bool]:
     documents: list[SourceDocument] = []
     diagnostics: list[Diagnostic] = []
@@ -152,7 +227,7 @@ def _read_documents(
             schema_diagnostics = _schema_diagnostics(file, doc, kind)
             diagnostics.extend(schema_diagnostics)
             valid = not doc.problems and not schema_diagnostics
-            documents.append(SourceDocument(file, doc, kind, valid))
+            documents.append(SourceDocument(file, doc, kind, valid, shown(file)))
     return documents, diagnostics, complete
 
 
@@ -171,16 +246,26 @@ def _read_lock(root: Path) -> tuple[dict[str, LockedInstrument], list[Diagnostic
 
 def validate_directory(
     directory: str | os.PathLike[str],
+    *,
+    base: str | os.PathLike[str] | None = None,
 ) -> tuple[DesiredState | None, list[Diagnostic]]:
     """Validate everything under `directory`; the state is None when any error was found.
 
-    Diagnostics are sorted by file, line and column; warnings may accompany a valid state.
+    Diagnostic paths are relative to `base` (default: the working directory), absolute when
+    outside it. Diagnostics are sorted by file, line, cause before consequence, column;
+    warnings may accompany a valid state. The model's `SourceRef`s stay relative to
+    `directory`, so a plan does not depend on where it was made.
     """
     root = Path(directory)
+    shown_root = display_path(root, base)
+
+    def shown(file: str) -> str:
+        return shown_root if file == "." else Path(shown_root, file).as_posix()
+
     if not root.exists():
         return None, [
             Diagnostic(
-                str(directory),
+                shown_root,
                 None,
                 None,
                 "",
@@ -191,7 +276,7 @@ def validate_directory(
     if not root.is_dir():
         return None, [
             Diagnostic(
-                str(directory),
+                shown_root,
                 None,
                 None,
                 "",
@@ -203,7 +288,7 @@ def validate_directory(
     try:
         schema_directory()
     except FileNotFoundError as exc:  # a broken installation, not the operator's YAML
-        return None, [Diagnostic(".", None, None, "", "E_SCHEMAS_NOT_FOUND", str(exc))]
+        return None, [Diagnostic(shown_root, None, None, "", "E_SCHEMAS_NOT_FOUND", str(exc))]
     files = discover_files(root)
     diagnostics: list[Diagnostic] = []
     if not files:
@@ -217,7 +302,7 @@ def validate_directory(
                 f"no *.yaml or *.yml files under {str(directory)!r}",
             )
         )
-    documents, read_diagnostics, complete = _read_documents(root, files)
+    documents, read_diagnostics, complete = _read_documents(root, files, shown)
     diagnostics.extend(read_diagnostics)
     lock, lock_diagnostics = _read_lock(root)
     diagnostics.extend(lock_diagnostics)
@@ -248,7 +333,7 @@ def validate_directory(
             )
         )
     diagnostics = sorted(
-        set(diagnostics), key=lambda d: (d.file, d.line or 0, d.column or 0, d.code, d.message)
+        {dataclasses.replace(d, file=shown(d.file)) for d in diagnostics}, key=diagnostic_order
     )
     if any(d.severity == "error" for d in diagnostics):
         return None, diagnostics

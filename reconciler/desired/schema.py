@@ -5,15 +5,19 @@ Responsible for finding the schema files, compiling one Draft 2020-12 validator 
 turning each jsonschema error into a `SchemaProblem`: a JSON pointer, a stable code and a
 plain message. Codes come from the schema where it says so (`x-errorCode`, either one code
 for every keyword of that subschema or a keyword -> code mapping), else from the failing
-keyword. `jsonschema` is imported only when a validator is first needed, so importing this
-package stays cheap. Must not read desired-state files or know about source positions.
+keyword. A misspelled field is a cause, not one problem among several: when renaming it to
+the suggested field makes another problem of the same object go away (a target's "missing
+weight" after `weigth: 30%`), only the misspelling is reported. `jsonschema` is imported only
+when a validator is first needed, so importing this package stays cheap. Must not read
+desired-state files or know about source positions.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,10 @@ class SchemaProblem:
     code: str
     message: str
     at_key: bool = False  # the position to report is the field's key, not its value
+    # An unknown field with a close known name: the known name, and the path of the mapping
+    # holding both, so the consequences of the misspelling can be told apart.
+    suggestion: str | None = field(default=None, compare=False)
+    parent_path: tuple = field(default=(), compare=False)
 
 
 def schema_directory() -> Path:
@@ -102,12 +110,67 @@ def validator_for(kind: str):
 
 
 def schema_problems(kind: str, instance: Any) -> list[SchemaProblem]:
-    """Every structural problem of one document of `kind`, in a stable order."""
+    """Every structural problem of one document of `kind`, in a stable order, without the
+    consequences of a misspelled field."""
+    problems = _all_problems(kind, instance)
+    if any(p.suggestion for p in problems):
+        problems = _without_consequences(kind, instance, problems)
+    return problems
+
+
+def _all_problems(kind: str, instance: Any) -> list[SchemaProblem]:
     problems: list[SchemaProblem] = []
     for error in validator_for(kind).iter_errors(instance):
         problems.extend(_problems_from_error(error))
     unique = {(p.pointer, p.code, p.message): p for p in problems}
     return sorted(unique.values(), key=lambda p: (p.pointer, p.code, p.message))
+
+
+def _without_consequences(
+    kind: str, instance: Any, problems: list[SchemaProblem]
+) -> list[SchemaProblem]:
+    """Drop problems of a mapping (or its ancestors) that a suggested rename would fix.
+
+    The document is validated again with every misspelled field renamed to its suggestion;
+    a problem that then disappears was caused by a misspelling. Only the mapping holding the
+    misspelling and the mappings above it are considered: nothing else can depend on it.
+    """
+    corrected = copy.deepcopy(instance)
+    affected: set[str] = set()
+    for problem in problems:
+        if not problem.suggestion:
+            continue
+        holder = _at(corrected, problem.parent_path)
+        misspelled = problem.pointer.rsplit("/", 1)[1].replace("~1", "/").replace("~0", "~")
+        if not isinstance(holder, dict) or misspelled not in holder or problem.suggestion in holder:
+            continue
+        holder[problem.suggestion] = holder.pop(misspelled)
+        parent = _pointer(problem.parent_path)
+        affected.update(_ancestors(parent))
+    remaining = {(p.pointer, p.code) for p in _all_problems(kind, corrected)}
+    return [
+        p
+        for p in problems
+        if p.suggestion or p.pointer not in affected or (p.pointer, p.code) in remaining
+    ]
+
+
+def _at(instance: Any, path: tuple) -> Any:
+    for token in path:
+        try:
+            instance = instance[token]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return instance
+
+
+def _ancestors(pointer: str) -> list[str]:
+    """`/spec/targets/1` -> [`/spec/targets/1`, `/spec/targets`, `/spec`, ``]."""
+    found = [pointer]
+    while pointer:
+        pointer = pointer.rsplit("/", 1)[0]
+        found.append(pointer)
+    return found
 
 
 def _pointer(path: Any) -> str:
@@ -147,9 +210,9 @@ def _problems_from_error(error: Any) -> list[SchemaProblem]:
             SchemaProblem(
                 pointer,
                 code or "E_MISSING_FIELD",
-                _FIXED_MESSAGES.get(code or "", f"missing required field {field!r}"),
+                _FIXED_MESSAGES.get(code or "", f"missing required field {name!r}"),
             )
-            for field in missing
+            for name in missing
         ]
     code = code or _KEYWORD_CODES.get(error.validator, "E_SCHEMA")
     return [SchemaProblem(pointer, code, _message(code, error))]
@@ -160,16 +223,18 @@ def _unknown_fields(error: Any, pointer: str, code: str | None) -> list[SchemaPr
 
     allowed = sorted(error.schema.get("properties", {}))
     problems = []
-    for field in sorted(set(error.instance) - set(allowed)):
-        close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+    for name in sorted(set(error.instance) - set(allowed)):
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        message = f"unknown field {field!r}{hint} (allowed here: {', '.join(allowed)})"
+        message = f"unknown field {name!r}{hint} (allowed here: {', '.join(allowed)})"
         problems.append(
             SchemaProblem(
-                f"{pointer}/{escape_pointer_token(field)}",
+                f"{pointer}/{escape_pointer_token(name)}",
                 code or "E_UNKNOWN_FIELD",
                 message,
                 at_key=True,
+                suggestion=close[0] if close else None,
+                parent_path=tuple(error.absolute_path),
             )
         )
     return problems
@@ -224,9 +289,7 @@ def _message(code: str, error: Any) -> str:
             f"got {_describe(value)}"
         )
     if code == "E_BAD_ACCOUNT_ID":
-        return (
-            f"expected an IB account id like DU0000001 (paper) or a U-prefixed live id, got {_describe(value)}"
-        )
+        return f"expected an IB account id like DU0000001 (paper) or a U-prefixed live id, got {_describe(value)}"
     if code == "E_WEIGHT_NOT_FRACTION":
         return (
             f"weight {value} is a bare number above 1, but a bare weight is a fraction of "

@@ -49,10 +49,15 @@ class SourceDocument:
     document: ParsedDocument
     kind: str
     schema_valid: bool
+    shown_file: str = ""  # the path as diagnostics show it (relative to the working directory)
 
     @property
     def value(self) -> dict[str, Any]:
         return self.document.value
+
+    @property
+    def shown(self) -> str:
+        return self.shown_file or self.file
 
     @property
     def name(self) -> str | None:
@@ -408,7 +413,7 @@ def _check_unique_names(documents: list[SourceDocument], findings: Findings) -> 
                 "/metadata/name",
                 "E_DUPLICATE_NAME",
                 f"another {doc.kind} is already named {doc.name!r} "
-                f"({first.file}:{first.document.position_of('/metadata/name').line})",
+                f"({first.shown}:{first.document.position_of('/metadata/name').line})",
             )
 
 
@@ -425,7 +430,7 @@ def _check_unique_accounts(documents: list[SourceDocument], findings: Findings) 
                 "/spec/account",
                 "E_DUPLICATE_ACCOUNT",
                 f"account {account} is already driven by Portfolio {first.name!r} "
-                f"({first.file}); one portfolio per account",
+                f"({first.shown}); one portfolio per account",
             )
 
 

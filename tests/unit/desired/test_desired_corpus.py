@@ -1,8 +1,9 @@
 """The bad-input corpus: every directory under tests/corpus/ is one mistake an operator makes.
 
-Each case must be refused with exactly the listed errors: the stable code, the file
-(relative to the case directory) and the line. Extra errors would be noise an operator has
-to read; a missing one is a mistake that slipped through.
+Each case must be refused with exactly the listed errors: the stable code, the file and the
+line. The table names files within the case directory; diagnostics name them relative to the
+working directory (the repository root here), as CI annotations need. Extra errors would be
+noise an operator has to read; a missing one is a mistake that slipped through.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pytest
 from reconciler.desired import load_desired_state, validate_directory
 from reconciler.model.diagnostics import DiagnosticsError
 
-CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+ROOT = Path(__file__).resolve().parents[3]
+CORPUS = ROOT / "tests" / "corpus"
 
 P, R, S, L = "portfolio.yaml", "risk.yaml", "schedule.yaml", "instruments.lock.yaml"
 
@@ -52,6 +54,9 @@ EXPECTED: dict[str, list[tuple[str, str, int | None]]] = {
     # schema
     "unknown-field-typo": [("E_UNKNOWN_FIELD", P, 11)],
     "unknown-field-nested": [("E_UNKNOWN_FIELD", P, 13)],
+    # a misspelling is reported, not what it causes ("missing weight", "missing targets")
+    "target-weight-misspelled": [("E_UNKNOWN_FIELD", P, 9)],
+    "targets-misspelled": [("E_UNKNOWN_FIELD", P, 7)],
     "missing-name": [("E_MISSING_FIELD", P, 3)],
     "bad-name": [("E_BAD_NAME", P, 4)],
     "bad-account-id": [("E_BAD_ACCOUNT_ID", P, 6)],
@@ -108,12 +113,21 @@ def test_corpus_has_at_least_forty_cases_and_every_case_is_in_the_table():
     assert on_disk == set(EXPECTED)
 
 
+def from_working_directory(case: str, file: str) -> str:
+    """A file of the table as diagnostics name it when validation runs at the repository root."""
+    return f"tests/corpus/{case}" if file == "." else f"tests/corpus/{case}/{file}"
+
+
 @pytest.mark.parametrize("case", sorted(EXPECTED))
-def test_bad_input_is_refused_with_exact_code_file_and_line(case):
+def test_bad_input_is_refused_with_exact_code_file_and_line(case, monkeypatch):
+    monkeypatch.chdir(ROOT)
     state, diagnostics = validate_directory(CORPUS / case)
     assert state is None, f"{case} was accepted"
     errors = sorted((d.code, d.file, d.line) for d in diagnostics if d.severity == "error")
-    assert errors == sorted(EXPECTED[case])
+    expected = [
+        (code, from_working_directory(case, file), line) for code, file, line in EXPECTED[case]
+    ]
+    assert errors == sorted(expected)
     for diagnostic in diagnostics:  # and each one reads as a plain sentence with a location
         assert diagnostic.message and "Traceback" not in diagnostic.message
         assert diagnostic.pointer == "" or diagnostic.pointer.startswith("/")

@@ -20,6 +20,13 @@ spec: {maxOrderNotional: 10000}
 """
 
 
+@pytest.fixture(autouse=True)
+def run_in_tmp_path(tmp_path, monkeypatch):
+    """Validate where the files are, as an operator would: diagnostics name files relative to
+    the working directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 def write(directory: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = directory / name
@@ -446,3 +453,100 @@ def test_validation_never_raises_whatever_the_file_holds(tmp_path, text):
     assert state is not None or any(d.severity == "error" for d in diagnostics)
     for diagnostic in diagnostics:
         assert diagnostic.code.startswith(("E_", "W_")) and diagnostic.message
+
+
+def test_diagnostics_name_files_relative_to_the_working_directory(tmp_path):
+    write(tmp_path / "repo" / "desired_state", {"sub/p.yaml": RISK + "  extra: 1\n"})
+    _, diagnostics = validate_directory(tmp_path / "repo" / "desired_state")
+    assert [d.file for d in diagnostics] == ["repo/desired_state/sub/p.yaml"]
+    _, diagnostics = validate_directory("repo/desired_state", base=tmp_path / "repo")
+    assert [d.file for d in diagnostics] == ["desired_state/sub/p.yaml"]
+
+
+def test_diagnostics_outside_the_working_directory_name_absolute_paths(tmp_path):
+    write(tmp_path / "elsewhere", {"p.yaml": RISK + "  extra: 1\n"})
+    (tmp_path / "here").mkdir()
+    _, diagnostics = validate_directory(tmp_path / "elsewhere", base=tmp_path / "here")
+    assert [d.file for d in diagnostics] == [(tmp_path / "elsewhere" / "p.yaml").as_posix()]
+
+
+def test_messages_that_name_another_file_name_it_as_diagnostics_do(tmp_path):
+    write(
+        tmp_path / "ds",
+        {
+            "a.yaml": portfolio_yaml("targets: [{symbol: VTI, weight: 50%}]", "first"),
+            "b.yaml": portfolio_yaml("targets: [{symbol: VTI, weight: 50%}]", "second"),
+            "risk.yaml": RISK,
+        },
+    )
+    _, diagnostics = validate_directory("ds")
+    (diagnostic,) = diagnostics
+    assert (diagnostic.file, diagnostic.code) == ("ds/b.yaml", "E_DUPLICATE_ACCOUNT")
+    assert "(ds/a.yaml)" in diagnostic.message
+
+
+def test_source_references_in_the_model_stay_relative_to_the_directory(tmp_path):
+    write(
+        tmp_path / "ds",
+        {"p/p.yaml": portfolio_yaml("targets: [{symbol: VTI, weight: 50%}]"), "risk.yaml": RISK},
+    )
+    state = load_desired_state("ds")
+    assert state.portfolios[0].source.file == "p/p.yaml"
+
+
+def test_misspelled_weight_is_reported_without_its_missing_amount_consequence(tmp_path):
+    write(
+        tmp_path,
+        {
+            "p.yaml": portfolio_yaml(
+                """
+                targets:
+                  - {symbol: VTI, weight: 50%}
+                  - {symbol: BND, weigth: 30%}
+                  - symbol: TLT
+                    wieght: 5%
+                """
+            ),
+            "risk.yaml": RISK,
+        },
+    )
+    _, diagnostics = validate_directory(tmp_path)
+    assert [(d.code, d.line, d.pointer) for d in diagnostics] == [
+        ("E_UNKNOWN_FIELD", 8, "/spec/targets/1/weigth"),
+        ("E_UNKNOWN_FIELD", 10, "/spec/targets/2/wieght"),
+    ]
+    assert "did you mean 'weight'?" in diagnostics[0].message
+
+
+def test_an_unknown_field_without_a_close_name_keeps_the_missing_field_error(tmp_path):
+    write(
+        tmp_path,
+        {"p.yaml": portfolio_yaml("targets: [{symbol: VTI, share: 30%}]"), "risk.yaml": RISK},
+    )
+    _, diagnostics = validate_directory(tmp_path)
+    assert sorted(d.code for d in diagnostics) == ["E_TARGET_AMOUNT", "E_UNKNOWN_FIELD"]
+
+
+def test_a_misspelling_does_not_hide_a_problem_the_rename_would_not_fix(tmp_path):
+    write(
+        tmp_path,
+        {
+            "p.yaml": portfolio_yaml("targets: [{weigth: 30%}]"),
+            "risk.yaml": RISK,
+        },
+    )
+    _, diagnostics = validate_directory(tmp_path)
+    assert [d.code for d in diagnostics] == ["E_UNKNOWN_FIELD", "E_TARGET_INSTRUMENT"]
+
+
+def test_on_one_line_the_cause_comes_before_its_consequence(tmp_path):
+    write(
+        tmp_path,
+        {"p.yaml": portfolio_yaml("targets: [{symbol: VTI, share: 30%}]"), "risk.yaml": RISK},
+    )
+    _, diagnostics = validate_directory(tmp_path)
+    assert [(d.code, d.line) for d in diagnostics] == [
+        ("E_UNKNOWN_FIELD", 6),
+        ("E_TARGET_AMOUNT", 6),
+    ]
+    assert diagnostics[0].column > diagnostics[1].column  # column alone would say otherwise

@@ -33,7 +33,7 @@ def test_schema_is_valid_draft_2020_12_with_an_id(kind):
     schema = load(kind)
     Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"].startswith("urn:ib-reconciler:schema:")
+    assert schema["$id"] == f"https://ib-reconciler.invalid/schemas/v1/{SCHEMA_FILES[kind]}"
 
 
 @pytest.mark.parametrize("kind", KINDS)
