@@ -111,6 +111,10 @@ class SimOrder:
     completed_time: str = ""
     completed_status: str = ""
     expires_at: str = ""
+    # Latency state is part of the book so it survives a restart from the state file: an
+    # order the exchange acknowledged keeps working, one whose fill latency elapsed may fill.
+    acknowledged: bool = False
+    eligible: bool = False
 
     @property
     def remaining(self) -> float:
@@ -529,6 +533,18 @@ class Broker:
     def mark_submitted(self, order: SimOrder, open_now: bool) -> None:
         if order.is_working:
             order.status = "Submitted" if open_now else "PreSubmitted"
+            self.touch()
+
+    def acknowledge(self, order: SimOrder, open_now: bool) -> None:
+        """The exchange has the order: Submitted, or PreSubmitted until the market opens."""
+        order.acknowledged = True
+        self.mark_submitted(order, open_now)
+        self.touch()
+
+    def make_eligible(self, order: SimOrder) -> None:
+        """The order's fill latency has elapsed: from now on it fills when marketable."""
+        if not order.eligible:
+            order.eligible = True
             self.touch()
 
     def is_open_for(self, order: SimOrder, now: dt.datetime) -> bool:

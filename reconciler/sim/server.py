@@ -201,8 +201,7 @@ class SimGateway:
         self._sessions: set[Session] = set()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
-        self._eligible: set[int] = set()
-        self._acked: set[int] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
         self._silent: set[int] = set()
         self._last_step = time.monotonic()
         self._dirty_accounts: set[str] = set()
@@ -242,6 +241,9 @@ class SimGateway:
                  ",".join(self.managed_accounts))
 
     async def stop(self) -> None:
+        for timer in self._timers:  # a stopped gateway must not fill or persist later
+            timer.cancel()
+        self._timers.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -266,6 +268,7 @@ class SimGateway:
         state = self._state.load() if self._state is not None else None
         if state is not None:
             self.broker.load_state(state)
+            self._resume_restored_orders()
         else:
             for spec in self.scenario.accounts:
                 self._add_account_spec(spec)
@@ -331,7 +334,7 @@ class SimGateway:
         self.broker.touch()
         self._quotes_changed([inst.con_id])
         for order in self.broker.working_orders():
-            if order.con_id == inst.con_id and order.perm_id in self._eligible:
+            if order.con_id == inst.con_id and order.eligible:
                 self._fill_once(order)
         self._after_change()
 
@@ -687,8 +690,7 @@ class SimGateway:
             self._fill_once(order)
             return
         if self.ack_delay > 0:
-            asyncio.get_running_loop().call_later(self.ack_delay, self._acknowledge_later,
-                                                  order)
+            self._later(self.ack_delay, self._acknowledge_later, order)
         else:
             self._acknowledge(order)
 
@@ -696,20 +698,46 @@ class SimGateway:
         self._acknowledge(order)
         self._after_change()
 
+    def _later(self, delay: float, callback: Callable, *args) -> None:
+        """Run callback after delay unless the gateway stops first."""
+        def fire() -> None:
+            self._timers.discard(handle)
+            callback(*args)
+
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(handle)
+
     def _acknowledge(self, order: SimOrder) -> None:
-        if not order.is_working or order.perm_id in self._acked:
+        if not order.is_working or order.acknowledged:
             return
-        self._acked.add(order.perm_id)
-        self.broker.mark_submitted(order, self.broker.is_open_for(order, self.clock.now()))
+        self.broker.acknowledge(order, self.broker.is_open_for(order, self.clock.now()))
         self._send_order_state(order)
+        self._schedule_eligible(order)
+
+    def _schedule_eligible(self, order: SimOrder) -> None:
         remaining_delay = self.fill_delay - self.ack_delay
         if remaining_delay > 0:
-            asyncio.get_running_loop().call_later(remaining_delay, self._make_eligible, order)
+            self._later(remaining_delay, self._make_eligible, order)
         else:
             self._make_eligible(order, persist=False)
 
+    def _resume_restored_orders(self) -> None:
+        """Working orders loaded from the state file keep working after a restart.
+
+        The exchange holds them while the gateway is down: one whose acknowledgement was
+        pending is acknowledged now (its client learns of it from reqOpenOrders on
+        reconnect), one still inside its fill latency gets that latency again from now.
+        """
+        for order in self.broker.working_orders():
+            if not order.acknowledged:
+                self._acknowledge(order)
+            elif not order.eligible:
+                self._schedule_eligible(order)
+
     def _make_eligible(self, order: SimOrder, persist: bool = True) -> None:
-        self._eligible.add(order.perm_id)
+        if not order.is_working:
+            return
+        self.broker.make_eligible(order)
         self._fill_once(order)
         if order.is_working and order.tif == "IOC":
             self._cancel_with_notice(order, "Cancelled: IOC remainder")
@@ -727,7 +755,7 @@ class SimGateway:
         to.send(m.order_status(order))
 
     def _fill_once(self, order: SimOrder) -> Fill | None:
-        if order.perm_id not in self._eligible:
+        if not order.eligible:
             return None
         fill = self.broker.try_fill(order, self.clock.now())
         if fill is not None:
@@ -854,7 +882,7 @@ class SimGateway:
                 owner.send(m.order_status(order))
                 owner.error(order.order_id, 202, "Order Canceled - reason:DAY order expired")
         for order in self.broker.working_orders():
-            if order.perm_id not in self._acked:
+            if not order.acknowledged:
                 continue
             if order.status == "PreSubmitted" and self.broker.is_open_for(order, now):
                 self.broker.mark_submitted(order, True)

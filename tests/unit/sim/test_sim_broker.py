@@ -141,3 +141,30 @@ def test_state_round_trip_keeps_accounts_orders_executions_and_ids(broker):
     assert restored.to_state() == state
     assert restored.find(1, 2).perm_id == resting.perm_id
     assert restored.next_order_id(1) == 3
+
+
+def test_state_round_trip_keeps_whether_a_working_order_was_acknowledged_and_may_fill(broker):
+    acked, _ = broker.place(1, request(qty=1, order_type="LMT", lmt=100.0), NOW, ["DU0000001"])
+    broker.acknowledge(acked, open_now=True)
+    broker.make_eligible(acked)
+    pending, _ = broker.place(1, request(qty=1, order_type="LMT", lmt=100.0, order_id=2),
+                              NOW, ["DU0000001"])
+    universe = Universe(builtin_universe())
+    restored = Broker(universe, PriceModel(universe))
+    restored.load_state(broker.to_state())
+    again, waiting = restored.find(1, 1), restored.find(1, 2)
+    assert (again.acknowledged, again.eligible, again.status) == (True, True, "Submitted")
+    assert (waiting.acknowledged, waiting.eligible) == (False, False)
+    assert [o.perm_id for o in restored.working_orders()] == [acked.perm_id, pending.perm_id]
+
+
+def test_state_from_before_latency_was_saved_loads_its_working_orders(broker):
+    resting, _ = broker.place(1, request(qty=1, order_type="LMT", lmt=100.0), NOW,
+                              ["DU0000001"])
+    state = broker.to_state()
+    for data in state["orders"]:
+        del data["acknowledged"], data["eligible"]
+    universe = Universe(builtin_universe())
+    restored = Broker(universe, PriceModel(universe))
+    restored.load_state(state)
+    assert [o.perm_id for o in restored.working_orders()] == [resting.perm_id]
