@@ -58,6 +58,7 @@ class Scenario:
     hours: str = "always"
     outside_hours: str = "queue"
     holidays: frozenset[dt.date] = frozenset()
+    early_closes: dict[dt.date, str] = field(default_factory=dict)
     fx: dict[str, float] = field(default_factory=dict)
     ack_delay: float = 0.0
     fill_delay: float = 0.0
@@ -269,6 +270,8 @@ def _from_mapping(data: dict, source: str, root) -> Scenario:
         hours=market.get("hours", "always"),
         outside_hours=market.get("outsideHours", "queue"),
         holidays=frozenset(dt.date.fromisoformat(d) for d in market.get("holidays", [])),
+        early_closes={dt.date.fromisoformat(d): close
+                      for d, close in market.get("earlyCloses", {}).items()},
         fx={k: float(v) for k, v in market.get("fx", {}).items()},
         ack_delay=float(latency.get("ack", 0.0)),
         fill_delay=float(latency.get("fill", 0.0)),

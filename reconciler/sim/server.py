@@ -27,7 +27,7 @@ from reconciler.sim.broker import Broker, BrokerError, Fill, SimOrder
 from reconciler.sim.clock import SimClock
 from reconciler.sim.faults import Faults, RateWindow
 from reconciler.sim.journal import Journal
-from reconciler.sim.market import Instrument, MarketHours, PriceModel, hours_text
+from reconciler.sim.market import Instrument, MarketHours, PriceModel
 from reconciler.sim.protocol import (
     FrameReader,
     ProtocolError,
@@ -184,7 +184,8 @@ class SimGateway:
         self.prices = PriceModel(self.universe, self.seed, scenario.volatility)
         self.hours = MarketHours(enabled=scenario.hours == "regular",
                                  outside_hours=scenario.outside_hours,
-                                 holidays=scenario.holidays)
+                                 holidays=scenario.holidays,
+                                 early_closes=dict(scenario.early_closes))
         self.broker = Broker(self.universe, self.prices, self.hours, scenario.fx,
                              scenario.liquidity)
         self.faults = Faults()
@@ -556,10 +557,9 @@ class SimGateway:
             session.error(req_id, 200, NO_SECURITY)
             return
         now = self.clock.now()
-        always = not self.hours.enabled
         for inst in matches:
-            trading = hours_text(inst, now, inst.extended, always, self.hours.holidays)
-            liquid = hours_text(inst, now, inst.rth, always, self.hours.holidays)
+            trading = self.hours.hours_text(inst, now, extended=True)
+            liquid = self.hours.hours_text(inst, now, extended=False)
             session.send(m.contract_details(session.version, req_id, inst, trading, liquid))
         session.send(m.contract_details_end(req_id))
 

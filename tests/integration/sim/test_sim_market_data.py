@@ -43,8 +43,40 @@ async def test_contract_details_carry_ticks_sizes_and_hours(sim, connect, client
     assert details.sizeIncrement == 1
     assert details.timeZoneId == "US/Eastern"
     assert details.stockType == "ETF"
-    assert details.liquidHours.count(":0000-") == 7  # always open by default
-    assert details.tradingHours
+    days = details.liquidHours.split(";")  # always open by default: whole days
+    assert len(days) == 7 and days[0].endswith(":0000") and ":0000-" in days[0]
+    assert details.tradingHours == details.liquidHours
+
+
+THANKSGIVING_WEEK = {
+    "accounts": [{"id": "DU0000001", "cash": {"USD": 10000}}],
+    "market": {"hours": "regular", "holidays": ["2026-11-26"],
+               "earlyCloses": {"2026-11-27": "13:00"}},
+    "clock": {"start": "2026-11-23T15:00:00Z"},  # Monday 10:00 New York
+}
+
+
+@pytest.mark.integration
+async def test_contract_details_hours_follow_the_scenario_holidays_and_early_closes(
+        sim_factory, connect, client_lib):
+    gateway = await sim_factory(THANKSGIVING_WEEK)
+    ib = await connect(gateway, client_id=1)
+    [vti] = await ib.reqContractDetailsAsync(client_lib.Stock("VTI", "SMART", "USD"))
+    assert vti.timeZoneId == "US/Eastern"
+    assert vti.liquidHours.split(";") == [
+        "20261123:0930-20261123:1600", "20261124:0930-20261124:1600",
+        "20261125:0930-20261125:1600", "20261126:CLOSED", "20261127:0930-20261127:1300",
+        "20261128:CLOSED", "20261129:CLOSED",
+    ]
+    assert vti.tradingHours.split(";") == [
+        "20261123:0400-20261123:2000", "20261124:0400-20261124:2000",
+        "20261125:0400-20261125:2000", "20261126:CLOSED", "20261127:0400-20261127:1700",
+        "20261128:CLOSED", "20261129:CLOSED",
+    ]
+    [sap] = await ib.reqContractDetailsAsync(client_lib.Stock("SAP", "SMART", "EUR"))
+    assert sap.timeZoneId == "MET"  # the exchange's zone; hours are read in it
+    assert sap.liquidHours.split(";")[0] == "20261123:0900-20261123:1730"
+    assert sap.liquidHours.split(";")[3] == "20261126:CLOSED"
 
 
 async def test_snapshot_quote_has_bid_ask_last_and_close(sim, connect, client_lib, stock):
