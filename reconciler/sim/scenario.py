@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -157,11 +158,38 @@ def load_scenario(source: str | Path | dict | None = None) -> Scenario:
     return _from_mapping(data, str(path), root)
 
 
+@lru_cache(maxsize=1)
+def _loader():
+    """A safe YAML loader that keeps dates and times as the text they look like.
+
+    PyYAML (YAML 1.1) turns ``2026-01-19`` into a date object and ``13:00`` into the base-60
+    integer 780; the schema describes both as strings, and an impossible date such as
+    ``2026-02-30`` then gets the schema's error with its file and line.
+    """
+    import yaml
+
+    class ScenarioLoader(yaml.SafeLoader):
+        pass
+
+    int_tag, timestamp_tag = "tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp"
+    ScenarioLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in entries if tag not in (int_tag, timestamp_tag)]
+        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    ScenarioLoader.add_implicit_resolver(
+        int_tag,  # YAML 1.1 integers without the base-60 form
+        re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                   r"|[-+]?0x[0-9a-fA-F_]+)$"),
+        list("-+0123456789"),
+    )
+    return ScenarioLoader
+
+
 def _parse_yaml(text: str, source: str):
     import yaml
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -169,7 +197,7 @@ def _parse_yaml(text: str, source: str):
     if root is None:
         raise ScenarioError(f"{source}:1: scenario file is empty")
     _reject_duplicate_keys(root, source)
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=_loader())  # a SafeLoader subclass: plain data only
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}:1: a scenario is a mapping (name, accounts, ...)")
     return data, root
@@ -224,11 +252,35 @@ def _validate(data: dict, source: str, root) -> None:
         pointer = "/" + "/".join(str(p) for p in path)
         line = _line_of(root, path) if root is not None else None
         where = f"{source}:{line}" if line else source
-        lines.append(f"{where}: {pointer}: {error.message}")
+        lines.append(f"{where}: {pointer}: {_readable(error)}")
     raise ScenarioError("\n".join(lines))
 
 
+def _readable(error) -> str:
+    """The validator's message with the offending value as YAML/JSON text, not Python's repr
+    (``true``, ``null``, ``"x"`` rather than ``True``, ``None``, ``'x'``)."""
+    message = error.message
+    shown = repr(error.instance)
+    if message.startswith(shown):
+        message = json.dumps(error.instance, default=str) + message[len(shown):]
+    return message
+
+
+def _plain(value):
+    """Dates and timestamps in a mapping given directly (not read by ``_loader``) as the ISO
+    strings the schema describes, keys included: ``[dt.date(2026, 1, 19)]`` and
+    ``["2026-01-19"]`` mean the same."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.date):  # datetime is a date too
+        return value.isoformat()
+    return value
+
+
 def _from_mapping(data: dict, source: str, root) -> Scenario:
+    data = _plain(data)
     _validate(data, source, root)
     market = data.get("market", {})
     latency = data.get("latency", {})
@@ -255,9 +307,15 @@ def _from_mapping(data: dict, source: str, root) -> Scenario:
         ))
     start = None
     if "start" in clock:
-        start = dt.datetime.fromisoformat(clock["start"].replace("Z", "+00:00"))
+        line = _line_of(root, ["clock", "start"]) if root is not None else None
+        where = f"{source}:{line}" if line else source
+        try:
+            start = dt.datetime.fromisoformat(clock["start"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ScenarioError(f"{where}: /clock/start: {json.dumps(clock['start'])} is not "
+                                f"an ISO 8601 date and time ({exc})") from exc
         if start.tzinfo is None:
-            raise ScenarioError(f"{source}: /clock/start: needs a time zone (e.g. Z)")
+            raise ScenarioError(f"{where}: /clock/start: needs a time zone (e.g. Z)")
     scenario = Scenario(
         name=data.get("name", Path(source).stem if source != "<scenario>" else "custom"),
         seed=data.get("seed", 0),
