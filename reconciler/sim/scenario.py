@@ -85,10 +85,18 @@ def stable_con_id(symbol: str, currency: str, exchange: str) -> int:
 
 
 _INSTRUMENT_FIELDS = {
-    "conId": "con_id", "primaryExchange": "primary_exchange", "currency": "currency",
-    "price": "price", "spread": "spread", "minTick": "min_tick",
-    "sizeIncrement": "size_increment", "liquidity": "liquidity", "volatility": "volatility",
-    "longName": "long_name", "stockType": "stock_type", "timeZoneId": "time_zone_id",
+    "conId": "con_id",
+    "primaryExchange": "primary_exchange",
+    "currency": "currency",
+    "price": "price",
+    "spread": "spread",
+    "minTick": "min_tick",
+    "sizeIncrement": "size_increment",
+    "liquidity": "liquidity",
+    "volatility": "volatility",
+    "longName": "long_name",
+    "stockType": "stock_type",
+    "timeZoneId": "time_zone_id",
 }
 
 
@@ -101,14 +109,17 @@ def apply_instrument(universe: Universe, spec: dict, source: str) -> Instrument:
         changes["rth"] = (start, end)
     target = universe.get(spec["conId"]) if "conId" in spec else None
     if target is None and "conId" not in spec:
-        candidates = universe.by_symbol(symbol, spec.get("currency", ""),
-                                        spec.get("primaryExchange", ""))
+        candidates = universe.by_symbol(
+            symbol, spec.get("currency", ""), spec.get("primaryExchange", "")
+        )
         if len(candidates) == 1:
             target = candidates[0]
         elif len(candidates) > 1:
             listings = ", ".join(f"{c.primary_exchange}/{c.currency}" for c in candidates)
-            raise ScenarioError(f"{source}: instrument {symbol}: matches several listings "
-                                f"({listings}); add currency, primaryExchange or conId")
+            raise ScenarioError(
+                f"{source}: instrument {symbol}: matches several listings "
+                f"({listings}); add currency, primaryExchange or conId"
+            )
     if target is not None:
         for key, value in changes.items():
             setattr(target, key, value)
@@ -120,8 +131,9 @@ def apply_instrument(universe: Universe, spec: dict, source: str) -> Instrument:
         raise ScenarioError(f"{source}: instrument {symbol}: a new instrument needs a price")
     changes.setdefault("primary_exchange", "NYSE")
     changes.setdefault("currency", "USD")
-    changes.setdefault("con_id", stable_con_id(symbol, changes["currency"],
-                                               changes["primary_exchange"]))
+    changes.setdefault(
+        "con_id", stable_con_id(symbol, changes["currency"], changes["primary_exchange"])
+    )
     inst = Instrument(symbol=symbol, **changes)
     universe.add(inst)
     return inst
@@ -132,8 +144,9 @@ def schema_path() -> Path:
     for candidate in (_PACKAGE_ROOT.parent / "schemas", _PACKAGE_ROOT / "schemas"):
         if (candidate / SCHEMA_NAME).is_file():
             return candidate / SCHEMA_NAME
-    raise ScenarioError(f"{SCHEMA_NAME} not found next to the package "
-                        f"({_PACKAGE_ROOT.parent / 'schemas'})")
+    raise ScenarioError(
+        f"{SCHEMA_NAME} not found next to the package ({_PACKAGE_ROOT.parent / 'schemas'})"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -178,8 +191,10 @@ def _loader():
     }
     ScenarioLoader.add_implicit_resolver(
         int_tag,  # YAML 1.1 integers without the base-60 form
-        re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
-                   r"|[-+]?0x[0-9a-fA-F_]+)$"),
+        re.compile(
+            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+            r"|[-+]?0x[0-9a-fA-F_]+)$"
+        ),
         list("-+0123456789"),
     )
     return ScenarioLoader
@@ -211,8 +226,9 @@ def _reject_duplicate_keys(node, source: str) -> None:
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise ScenarioError(f"{source}:{key_node.start_mark.line + 1}: duplicate key "
-                                    f"{key!r}")
+                raise ScenarioError(
+                    f"{source}:{key_node.start_mark.line + 1}: duplicate key {key!r}"
+                )
             seen.add(key)
             _reject_duplicate_keys(value_node, source)
     elif isinstance(node, yaml.SequenceNode):
@@ -230,8 +246,9 @@ def _line_of(root, path) -> int | None:
             if found is None:
                 break
             node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and \
-                part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
         else:
             break
@@ -242,7 +259,8 @@ def _validate(data: dict, source: str, root) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(
-        _schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        _schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
         return
@@ -262,7 +280,7 @@ def _readable(error) -> str:
     message = error.message
     shown = repr(error.instance)
     if message.startswith(shown):
-        message = json.dumps(error.instance, default=str) + message[len(shown):]
+        message = json.dumps(error.instance, default=str) + message[len(shown) :]
     return message
 
 
@@ -292,19 +310,25 @@ def _from_mapping(data: dict, source: str, root) -> Scenario:
             raise ScenarioError(f"{source}: account {spec['id']} is listed twice")
         seen_accounts.add(spec["id"])
         base = spec.get("baseCurrency", "USD")
-        accounts.append(AccountSpec(
-            account_id=spec["id"],
-            cash={k: float(v) for k, v in spec.get("cash", {base: 0.0}).items()},
-            positions=tuple(
-                PositionSpec(symbol=p["symbol"].upper(), quantity=float(p["quantity"]),
-                             avg_cost=p.get("avgCost"), currency=p.get("currency", ""),
-                             primary_exchange=p.get("primaryExchange", ""),
-                             con_id=p.get("conId", 0))
-                for p in spec.get("positions", [])
-            ),
-            base_currency=base,
-            account_type=spec.get("type", "cash"),
-        ))
+        accounts.append(
+            AccountSpec(
+                account_id=spec["id"],
+                cash={k: float(v) for k, v in spec.get("cash", {base: 0.0}).items()},
+                positions=tuple(
+                    PositionSpec(
+                        symbol=p["symbol"].upper(),
+                        quantity=float(p["quantity"]),
+                        avg_cost=p.get("avgCost"),
+                        currency=p.get("currency", ""),
+                        primary_exchange=p.get("primaryExchange", ""),
+                        con_id=p.get("conId", 0),
+                    )
+                    for p in spec.get("positions", [])
+                ),
+                base_currency=base,
+                account_type=spec.get("type", "cash"),
+            )
+        )
     start = None
     if "start" in clock:
         line = _line_of(root, ["clock", "start"]) if root is not None else None
@@ -312,8 +336,10 @@ def _from_mapping(data: dict, source: str, root) -> Scenario:
         try:
             start = dt.datetime.fromisoformat(clock["start"].replace("Z", "+00:00"))
         except ValueError as exc:
-            raise ScenarioError(f"{where}: /clock/start: {json.dumps(clock['start'])} is not "
-                                f"an ISO 8601 date and time ({exc})") from exc
+            raise ScenarioError(
+                f"{where}: /clock/start: {json.dumps(clock['start'])} is not "
+                f"an ISO 8601 date and time ({exc})"
+            ) from exc
         if start.tzinfo is None:
             raise ScenarioError(f"{where}: /clock/start: needs a time zone (e.g. Z)")
     scenario = Scenario(
@@ -328,8 +354,9 @@ def _from_mapping(data: dict, source: str, root) -> Scenario:
         hours=market.get("hours", "always"),
         outside_hours=market.get("outsideHours", "queue"),
         holidays=frozenset(dt.date.fromisoformat(d) for d in market.get("holidays", [])),
-        early_closes={dt.date.fromisoformat(d): close
-                      for d, close in market.get("earlyCloses", {}).items()},
+        early_closes={
+            dt.date.fromisoformat(d): close for d, close in market.get("earlyCloses", {}).items()
+        },
         fx={k: float(v) for k, v in market.get("fx", {}).items()},
         ack_delay=float(latency.get("ack", 0.0)),
         fill_delay=float(latency.get("fill", 0.0)),

@@ -6,12 +6,9 @@ import datetime as dt
 
 import pytest
 
-from reconciler.sim.market import (
-    MarketHours,
-    PriceModel,
-    Universe,
-    builtin_universe,
-)
+from reconciler.sim.hours import MarketHours
+from reconciler.sim.market import Universe, builtin_universe
+from reconciler.sim.prices import PriceModel
 
 
 @pytest.fixture
@@ -83,8 +80,7 @@ def test_hours_when_regular_then_open_only_in_the_session(universe):
     assert not hours.is_open(vti, monday_early)
     assert hours.is_open(vti, monday_early, outside_rth=True)
     assert not hours.is_open(vti, saturday, outside_rth=True)
-    assert hours.session_close(vti, monday_early) == dt.datetime(2026, 1, 12, 21, 0,
-                                                                 tzinfo=dt.UTC)
+    assert hours.session_close(vti, monday_early) == dt.datetime(2026, 1, 12, 21, 0, tzinfo=dt.UTC)
     assert MarketHours().is_open(vti, saturday)
 
 
@@ -108,8 +104,9 @@ THANKSGIVING = dt.date(2026, 11, 26)
 
 def test_hours_on_an_early_close_shorten_the_regular_and_extended_sessions(universe):
     vti = universe.by_symbol("VTI")[0]
-    hours = MarketHours(enabled=True, holidays=frozenset({THANKSGIVING}),
-                        early_closes={HALF_DAY: "13:00"})
+    hours = MarketHours(
+        enabled=True, holidays=frozenset({THANKSGIVING}), early_closes={HALF_DAY: "13:00"}
+    )
     before_close = dt.datetime(2026, 11, 27, 17, 59, tzinfo=dt.UTC)  # 12:59 New York
     after_close = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC)
     assert hours.is_open(vti, before_close) and not hours.is_open(vti, after_close)
@@ -119,13 +116,19 @@ def test_hours_on_an_early_close_shorten_the_regular_and_extended_sessions(unive
     wednesday = dt.datetime(2026, 11, 25, 22, 0, tzinfo=dt.UTC)  # after Wednesday's close
     assert hours.session_close(vti, wednesday) == after_close  # Thursday is a holiday
     assert hours.hours_text(vti, wednesday, extended=False, days=3) == (
-        "20261125:0930-20261125:1600;20261126:CLOSED;20261127:0930-20261127:1300")
+        "20261125:0930-20261125:1600;20261126:CLOSED;20261127:0930-20261127:1300"
+    )
     assert hours.hours_text(vti, wednesday, extended=True, days=3) == (
-        "20261125:0400-20261125:2000;20261126:CLOSED;20261127:0400-20261127:1700")
+        "20261125:0400-20261125:2000;20261126:CLOSED;20261127:0400-20261127:1700"
+    )
 
 
 def test_hours_early_close_after_the_regular_close_changes_nothing(universe):
     vti = universe.by_symbol("VTI")[0]
     hours = MarketHours(enabled=True, early_closes={HALF_DAY: "17:00"})
-    assert hours.hours_text(vti, dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC),
-                            extended=False, days=1) == "20261127:0930-20261127:1600"
+    assert (
+        hours.hours_text(
+            vti, dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC), extended=False, days=1
+        )
+        == "20261127:0930-20261127:1600"
+    )
