@@ -1,8 +1,13 @@
 """Offline IB Gateway simulator speaking the real TWS API socket protocol.
 
 Public API: ``SimGateway`` (async context manager), ``run_in_thread`` (background thread),
-``load_scenario``, ``DEMO_ACCOUNTS``. Importing this package is cheap: the server, YAML and
-JSON Schema are imported only when first used. Nothing here imports an IB client library.
+``load_scenario``, ``ScenarioError``, ``DEMO_ACCOUNTS``. Importing this package is cheap: the
+gateway, YAML and JSON Schema are imported only when first used. Layers: ``protocol`` ->
+``requests``/``messages`` -> ``gateway`` (session, dispatch, handlers, server, thread) over
+``book`` (records, accounts, orders, matching, persistence), ``market``, ``hours``,
+``scenario``, ``faults``, ``journal``, ``state``. Nothing here imports an IB client library
+or any reconciler module outside ``reconciler.sim`` (see ARCHITECTURE.md at the repository
+root).
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ DEMO_ACCOUNTS = ("DU0000001", "DU0000002")
 __all__ = ["DEMO_ACCOUNTS", "ScenarioError", "SimGateway", "load_scenario", "run_in_thread"]
 
 if TYPE_CHECKING:
+    from reconciler.sim.gateway.server import SimGateway
+    from reconciler.sim.gateway.thread import run_in_thread
     from reconciler.sim.scenario import ScenarioError, load_scenario
-    from reconciler.sim.server import SimGateway, run_in_thread
 
 _LAZY = {
-    "SimGateway": "reconciler.sim.server",
-    "run_in_thread": "reconciler.sim.server",
+    "SimGateway": "reconciler.sim.gateway.server",
+    "run_in_thread": "reconciler.sim.gateway.thread",
     "load_scenario": "reconciler.sim.scenario",
     "ScenarioError": "reconciler.sim.scenario",
 }

@@ -1,7 +1,7 @@
 """The simulator's clock: real time by default, settable and acceleratable for tests.
 
 Responsible for "now" inside the simulator (quote times, execution times, trading hours).
-Must not sleep or schedule anything: latency is real wall time, handled by the server.
+Must not sleep or schedule anything: latency is real wall time, handled by the gateway.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Fault injection switches for the simulated gateway (set from a scenario or by tests).
 
 Responsible for holding which faults are active and small pure decisions about them (does
-this symbol get rejected, has this client exceeded its message rate). Must not send anything
-itself: the gateway consults these switches at the points where a real gateway would fail.
+this symbol get rejected, has this client exceeded its message rate), and for sequencing the
+connectivity blip. Must not know the gateway or send anything itself: the gateway consults
+these switches where a real gateway would fail, and gives the blip one capability, a
+function that tells every connected client a system message (see ARCHITECTURE.md at the
+repository root).
 
 Faults:
 - drop_after_messages: close a client's connection after it sent N API messages (the
@@ -29,8 +32,16 @@ Faults:
 
 from __future__ import annotations
 
+import asyncio
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+CONNECTIVITY_LOST = "Connectivity between IB and Trader Workstation has been lost."
+CONNECTIVITY_RESTORED = {
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+}
 
 
 @dataclass
@@ -47,7 +58,10 @@ class Faults:
     withhold_position_end: bool = False
     ignore_requests: set[int] = field(default_factory=set)
     orders_seen: int = 0
-    _gateway: object = field(default=None, repr=False, compare=False)
+    # (code, text) -> sent as an error with id -1 to every connected client; set by the gateway
+    notify_clients: Callable[[int, str], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def reject_symbol(self, symbol: str) -> None:
         self.rejected_symbols.add(symbol.upper())
@@ -78,9 +92,11 @@ class Faults:
         """Send 1100 (connectivity lost) to every client, then `restored` (1101 or 1102)."""
         if restored not in (1101, 1102):
             raise ValueError("restored must be 1101 (data lost) or 1102 (data kept)")
-        if self._gateway is None:
+        if self.notify_clients is None:
             raise RuntimeError("faults are not attached to a running gateway")
-        await self._gateway._connectivity_blip(restored, duration)
+        self.notify_clients(1100, CONNECTIVITY_LOST)
+        await asyncio.sleep(duration)
+        self.notify_clients(restored, CONNECTIVITY_RESTORED[restored])
 
     def update(self, spec: dict) -> None:
         """Apply a scenario's `faults:` mapping (camelCase keys as in the schema)."""
@@ -96,8 +112,7 @@ class Faults:
             self.pacing_limit = spec["pacingLimit"]
         if "noMarketData" in spec:
             value = spec["noMarketData"]
-            self.no_market_data = value if isinstance(value, bool) else {
-                s.upper() for s in value}
+            self.no_market_data = value if isinstance(value, bool) else {s.upper() for s in value}
         if "delayedOnly" in spec:
             self.delayed_only = bool(spec["delayedOnly"])
         if "staleQuotes" in spec:

@@ -20,8 +20,9 @@ class Journal(list):
         self.path = Path(path) if path else None
         self._file = self.path.open("a", encoding="utf-8") if self.path else None
 
-    def record(self, direction: str, client_id: int | None, fields: list[str],
-               at: dt.datetime) -> None:
+    def record(
+        self, direction: str, client_id: int | None, fields: list[str], at: dt.datetime
+    ) -> None:
         msg_id = fields[0] if fields else None
         entry = {
             "t": at.isoformat(),
@@ -43,11 +44,13 @@ class Journal(list):
             self._file.close()
             self._file = None
 
-    def messages(self, direction: str | None = None, msg_id: int | None = None,
-                 client_id: int | None = None) -> list[dict]:
+    def messages(
+        self, direction: str | None = None, msg_id: int | None = None, client_id: int | None = None
+    ) -> list[dict]:
         """Entries filtered by direction, message id and client id (None: any)."""
         return [
-            e for e in self
+            e
+            for e in self
             if (direction is None or e["dir"] == direction)
             and (msg_id is None or e["msg_id"] == msg_id)
             and (client_id is None or e["client_id"] == client_id)

@@ -1,21 +1,16 @@
-"""Instruments, the built-in universe, trading hours and the seeded price model.
+"""Instruments and the built-in universe of the simulated market.
 
-Responsible for what the simulated market knows: contracts (conId, exchanges, minTick,
-sizeIncrement, hours), their quotes (bid/ask/last/close from a seeded random walk; volatility 0
-keeps prices fixed so plans are exact), historical daily bars and whether a market is open.
-Must not know about accounts, orders or the wire protocol.
+Responsible for what the simulated market lists: contracts (conId, exchanges, minTick,
+sizeIncrement, session spans, default price), the built-in US and non-USD universe with its
+deliberately ambiguous symbols, default exchange rates, and contract lookup as
+reqContractDetails matches. Prices are ``reconciler.sim.prices``, sessions
+``reconciler.sim.hours``. Must not know about accounts, orders or the wire protocol (see
+ARCHITECTURE.md at the repository root).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-import random
-from dataclasses import dataclass, field, replace
-from zoneinfo import ZoneInfo
-
-UTC = dt.UTC
-TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+from dataclasses import dataclass
 
 
 @dataclass
@@ -129,18 +124,50 @@ _US_UNIVERSE = [
 # Non-USD listings for multi-currency accounts. SHOP also trades on NYSE in USD, so a bare
 # SMART request without currency is ambiguous too.
 _FOREIGN_UNIVERSE = [
-    dict(symbol="SAP", con_id=900000101, primary_exchange="IBIS", currency="EUR", price=220.0,
-         long_name="SAP SE", time_zone_id="MET", rth=("09:00", "17:30"),
-         extended=("08:00", "22:00"), valid_exchanges="SMART,IBIS,FWB"),
-    dict(symbol="SHOP", con_id=900000102, primary_exchange="TSE", currency="CAD", price=150.0,
-         long_name="SHOPIFY INC - CLASS A", time_zone_id="America/Toronto",
-         valid_exchanges="SMART,TSE,ALPHA,CHIXCA"),
-    dict(symbol="SHOP", con_id=900000103, primary_exchange="NYSE", currency="USD", price=110.0,
-         long_name="SHOPIFY INC - CLASS A", stock_type="COMMON"),
-    dict(symbol="VOD", con_id=900000104, primary_exchange="LSE", currency="GBP", price=0.70,
-         long_name="VODAFONE GROUP PLC", time_zone_id="Europe/London",
-         rth=("08:00", "16:30"), extended=("08:00", "16:30"), min_tick=0.0002,
-         valid_exchanges="SMART,LSE"),
+    dict(
+        symbol="SAP",
+        con_id=900000101,
+        primary_exchange="IBIS",
+        currency="EUR",
+        price=220.0,
+        long_name="SAP SE",
+        time_zone_id="MET",
+        rth=("09:00", "17:30"),
+        extended=("08:00", "22:00"),
+        valid_exchanges="SMART,IBIS,FWB",
+    ),
+    dict(
+        symbol="SHOP",
+        con_id=900000102,
+        primary_exchange="TSE",
+        currency="CAD",
+        price=150.0,
+        long_name="SHOPIFY INC - CLASS A",
+        time_zone_id="America/Toronto",
+        valid_exchanges="SMART,TSE,ALPHA,CHIXCA",
+    ),
+    dict(
+        symbol="SHOP",
+        con_id=900000103,
+        primary_exchange="NYSE",
+        currency="USD",
+        price=110.0,
+        long_name="SHOPIFY INC - CLASS A",
+        stock_type="COMMON",
+    ),
+    dict(
+        symbol="VOD",
+        con_id=900000104,
+        primary_exchange="LSE",
+        currency="GBP",
+        price=0.70,
+        long_name="VODAFONE GROUP PLC",
+        time_zone_id="Europe/London",
+        rth=("08:00", "16:30"),
+        extended=("08:00", "16:30"),
+        min_tick=0.0002,
+        valid_exchanges="SMART,LSE",
+    ),
 ]
 
 DEFAULT_FX = {"USD": 1.0, "EUR": 1.08, "CAD": 0.73, "GBP": 1.27, "CHF": 1.12, "JPY": 0.0067}
@@ -148,8 +175,14 @@ DEFAULT_FX = {"USD": 1.0, "EUR": 1.08, "CAD": 0.73, "GBP": 1.27, "CHF": 1.12, "J
 
 def builtin_universe() -> list[Instrument]:
     instruments = [
-        Instrument(con_id=con_id, symbol=symbol, primary_exchange=primary, price=price,
-                   long_name=name, stock_type=stock_type)
+        Instrument(
+            con_id=con_id,
+            symbol=symbol,
+            primary_exchange=primary,
+            price=price,
+            long_name=name,
+            stock_type=stock_type,
+        )
         for symbol, con_id, primary, price, name, stock_type in _US_UNIVERSE
     ]
     instruments += [Instrument(**spec) for spec in _FOREIGN_UNIVERSE]
@@ -158,46 +191,6 @@ def builtin_universe() -> list[Instrument]:
 
 def round_to_tick(price: float, tick: float) -> float:
     return round(round(price / tick) * tick, 8)
-
-
-@dataclass
-class Quote:
-    bid: float | None
-    ask: float | None
-    last: float | None
-    close: float | None
-    high: float | None = None
-    low: float | None = None
-    open: float | None = None
-    volume: float = 0.0
-    bid_size: float = 500.0
-    ask_size: float = 500.0
-    last_size: float = 100.0
-    time: dt.datetime | None = None
-
-    @property
-    def mid(self) -> float | None:
-        if self.bid and self.ask and self.ask >= self.bid:
-            return (self.bid + self.ask) / 2
-        return None
-
-    @property
-    def mark(self) -> float | None:
-        """What positions are valued at: last trade, else mid, else close."""
-        return self.last or self.mid or self.close
-
-
-@dataclass
-class _Book:
-    mid: float
-    spread: float
-    last: float
-    close: float
-    high: float
-    low: float
-    open: float
-    volume: float = 0.0
-    time: dt.datetime | None = None
 
 
 class Universe:
@@ -220,18 +213,27 @@ class Universe:
     def get(self, con_id: int) -> Instrument | None:
         return self._by_con_id.get(con_id)
 
-    def by_symbol(self, symbol: str, currency: str = "", primary_exchange: str = ""
-                  ) -> list[Instrument]:
+    def by_symbol(
+        self, symbol: str, currency: str = "", primary_exchange: str = ""
+    ) -> list[Instrument]:
         symbol = symbol.upper()
         return [
-            inst for inst in self._by_con_id.values()
+            inst
+            for inst in self._by_con_id.values()
             if inst.symbol == symbol
             and (not currency or inst.currency == currency.upper())
             and (not primary_exchange or inst.primary_exchange == primary_exchange.upper())
         ]
 
-    def resolve(self, con_id: int, symbol: str, sec_type: str, exchange: str,
-                primary_exchange: str, currency: str) -> list[Instrument]:
+    def resolve(
+        self,
+        con_id: int,
+        symbol: str,
+        sec_type: str,
+        exchange: str,
+        primary_exchange: str,
+        currency: str,
+    ) -> list[Instrument]:
         """All instruments matching a request contract, as reqContractDetails matches."""
         if con_id:
             inst = self._by_con_id.get(con_id)
@@ -248,215 +250,8 @@ class Universe:
         exchange = (exchange or "").upper()
         if exchange and exchange != "SMART":
             candidates = [
-                inst for inst in candidates
+                inst
+                for inst in candidates
                 if exchange == inst.primary_exchange or exchange in inst.valid_exchanges.split(",")
             ]
         return candidates
-
-
-class PriceModel:
-    """Seeded random walk of mid prices; volatility 0 means prices never move on their own."""
-
-    def __init__(self, universe: Universe, seed: int = 0, default_volatility: float = 0.0
-                 ) -> None:
-        self.universe = universe
-        self.seed = seed
-        self.default_volatility = default_volatility
-        self._rng = random.Random(seed)
-        self._books: dict[int, _Book] = {}
-        for inst in universe:
-            self.ensure(inst)
-
-    def ensure(self, inst: Instrument) -> None:
-        if inst.con_id not in self._books:
-            price = round_to_tick(inst.price, inst.min_tick)
-            self._books[inst.con_id] = _Book(
-                mid=price, spread=inst.spread or inst.min_tick, last=price, close=price,
-                high=price, low=price, open=price,
-            )
-
-    def volatility(self, inst: Instrument) -> float:
-        return self.default_volatility if inst.volatility is None else inst.volatility
-
-    def step(self, seconds: float, now: dt.datetime | None = None) -> list[int]:
-        """Advance every instrument with volatility by `seconds`; returns changed conIds."""
-        changed = []
-        for inst in self.universe:
-            sigma = self.volatility(inst)
-            if sigma <= 0 or seconds <= 0:
-                continue
-            book = self._books[inst.con_id]
-            scale = sigma * math.sqrt(seconds / TRADING_SECONDS_PER_YEAR)
-            shock = self._rng.gauss(0.0, 1.0) * scale
-            new_mid = max(inst.min_tick * 2, book.mid * math.exp(shock))
-            book.mid = new_mid
-            book.last = round_to_tick(new_mid, inst.min_tick)
-            book.high = max(book.high, book.last)
-            book.low = min(book.low, book.last)
-            book.time = now
-            changed.append(inst.con_id)
-        return changed
-
-    def set_quote(self, inst: Instrument, *, bid: float | None = None, ask: float | None = None,
-                  last: float | None = None, close: float | None = None,
-                  now: dt.datetime | None = None) -> None:
-        self.ensure(inst)
-        book = self._books[inst.con_id]
-        if bid is not None and ask is not None:
-            if ask < bid:
-                raise ValueError(f"{inst.symbol}: ask {ask} below bid {bid}")
-            book.mid = (bid + ask) / 2
-            book.spread = ask - bid
-        elif bid is not None:
-            book.mid = bid + book.spread / 2
-        elif ask is not None:
-            book.mid = ask - book.spread / 2
-        if last is not None:
-            book.last = last
-            if bid is None and ask is None:
-                book.mid = last
-        elif bid is not None or ask is not None:
-            book.last = round_to_tick(book.mid, inst.min_tick)
-        if close is not None:
-            book.close = close
-        book.high = max(book.high, book.last)
-        book.low = min(book.low, book.last)
-        book.time = now
-
-    def quote(self, inst: Instrument) -> Quote:
-        self.ensure(inst)
-        book = self._books[inst.con_id]
-        tick = inst.min_tick
-        half = book.spread / 2
-        bid = round_to_tick(book.mid - half, tick)
-        ask = round_to_tick(book.mid + half, tick)
-        if ask <= bid:
-            ask = round(bid + tick, 8)
-        return Quote(bid=bid, ask=ask, last=round(book.last, 8), close=book.close,
-                     high=book.high, low=book.low, open=book.open, volume=book.volume,
-                     time=book.time)
-
-    def record_trade(self, con_id: int, shares: float) -> None:
-        book = self._books.get(con_id)
-        if book is not None:
-            book.volume += shares
-
-    def snapshot(self) -> dict[str, dict]:
-        """Price overrides worth persisting (so a restarted simulator shows the same prices)."""
-        return {
-            str(con_id): {"mid": b.mid, "spread": b.spread, "last": b.last, "close": b.close}
-            for con_id, b in self._books.items()
-        }
-
-    def restore(self, data: dict[str, dict]) -> None:
-        for key, values in data.items():
-            book = self._books.get(int(key))
-            if book is None:
-                continue
-            book.mid = values["mid"]
-            book.spread = values["spread"]
-            book.last = values["last"]
-            book.close = values["close"]
-
-    def daily_bars(self, inst: Instrument, end_date: dt.date, days: int) -> list[tuple]:
-        """Deterministic daily bars ending at the current close (weekdays only).
-
-        History always has some movement (at least 15% annualised) so charts look like
-        charts; it never changes the current quote, so plans stay exact at volatility 0.
-        """
-        self.ensure(inst)
-        book = self._books[inst.con_id]
-        rng = random.Random(f"{self.seed}:{inst.con_id}:{end_date.isoformat()}")
-        sigma_day = max(self.volatility(inst), 0.15) / math.sqrt(252)
-        dates: list[dt.date] = []
-        day = end_date
-        while len(dates) < days:
-            if day.weekday() < 5:
-                dates.append(day)
-            day -= dt.timedelta(days=1)
-        dates.reverse()
-        bars: list[tuple] = []
-        close = book.close
-        closes = [close]
-        for _ in range(len(dates) - 1):
-            close = closes[-1] / math.exp(rng.gauss(0.0, sigma_day))
-            closes.append(close)
-        closes.reverse()
-        tick = inst.min_tick
-        prev = closes[0]
-        for date, c in zip(dates, closes, strict=True):
-            o = prev
-            hi = max(o, c) * (1 + abs(rng.gauss(0.0, sigma_day / 2)))
-            lo = min(o, c) * (1 - abs(rng.gauss(0.0, sigma_day / 2)))
-            o, hi, lo, c_r = (round_to_tick(x, tick) for x in (o, hi, lo, c))
-            volume = float(rng.randint(200_000, 5_000_000))
-            wap = round_to_tick((hi + lo + c_r) / 3, tick)
-            bars.append((date.strftime("%Y%m%d"), o, hi, lo, c_r, volume, wap,
-                         rng.randint(1000, 20000)))
-            prev = c
-        return bars
-
-
-@dataclass
-class MarketHours:
-    """Whether trading hours govern fills. Default: the market never closes (demo at any hour)."""
-
-    enabled: bool = False
-    outside_hours: str = "queue"  # queue: wait for the open | reject: error 201
-    holidays: frozenset[dt.date] = field(default_factory=frozenset)
-
-    def _session(self, inst: Instrument, now: dt.datetime, span: tuple[str, str]
-                 ) -> tuple[dt.datetime, dt.datetime] | None:
-        tz = ZoneInfo(inst.time_zone_id)
-        local = now.astimezone(tz)
-        if local.weekday() >= 5 or local.date() in self.holidays:
-            return None
-        start = _at(local.date(), span[0], tz)
-        end = _at(local.date(), span[1], tz)
-        return start, end
-
-    def is_open(self, inst: Instrument, now: dt.datetime, outside_rth: bool = False) -> bool:
-        if not self.enabled:
-            return True
-        session = self._session(inst, now, inst.extended if outside_rth else inst.rth)
-        return session is not None and session[0] <= now < session[1]
-
-    def session_close(self, inst: Instrument, now: dt.datetime) -> dt.datetime | None:
-        """End of the regular session in progress or next to come (DAY orders expire then)."""
-        if not self.enabled:
-            return None
-        for offset in range(0, 10):
-            day = now + dt.timedelta(days=offset)
-            session = self._session(inst, day, inst.rth)
-            if session is not None and session[1] > now:
-                return session[1]
-        return None
-
-
-def _at(day: dt.date, hh_mm: str, tz: ZoneInfo) -> dt.datetime:
-    hour, minute = (int(part) for part in hh_mm.split(":"))
-    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
-
-
-def hours_text(inst: Instrument, now: dt.datetime, span: tuple[str, str],
-               always_open: bool, holidays: frozenset[dt.date] = frozenset(), days: int = 7
-               ) -> str:
-    """Contract-details hours in IB's format: ``20260105:0930-20260105:1600;20260110:CLOSED``."""
-    tz = ZoneInfo(inst.time_zone_id)
-    local_day = now.astimezone(tz).date()
-    parts = []
-    for offset in range(days):
-        day = local_day + dt.timedelta(days=offset)
-        stamp = day.strftime("%Y%m%d")
-        if always_open:
-            parts.append(f"{stamp}:0000-{stamp}:2359")
-        elif day.weekday() >= 5 or day in holidays:
-            parts.append(f"{stamp}:CLOSED")
-        else:
-            a, b = (s.replace(":", "") for s in span)
-            parts.append(f"{stamp}:{a}-{stamp}:{b}")
-    return ";".join(parts)
-
-
-def with_overrides(inst: Instrument, **changes) -> Instrument:
-    return replace(inst, **changes)

@@ -1,12 +1,17 @@
 """Encoders for every message the simulated gateway sends, per negotiated server version.
 
 Responsible for producing the exact field lists the clients' ``decoder.py`` reads (ib_insync
-0.9.86 negotiates 176, ib_async 2.1.0 negotiates 178; layouts differ in a few places, see
-``shared/notes/tws-protocol.md``). Each function returns a list of strings; framing is
-``protocol``'s job. Must not decide anything about orders or accounts: callers pass values in.
-Objects passed in are duck-typed (``market.Instrument``, ``broker.SimOrder``,
-``broker.SimExecution``) so this module stays import-free.
+0.9.86 negotiates 176, ib_async 2.1.0 negotiates 178; layouts differ in a few places, and the
+installed clients' decoders are the authority). Each function returns a list of strings;
+framing is ``protocol``'s job. Must not decide anything about orders or accounts: callers
+pass values in. Objects passed in are duck-typed (``market.Instrument``,
+``book.SimOrder``, ``book.SimExecution``) so this module stays import-free (see
+ARCHITECTURE.md at the repository root).
 """
+
+# fmt: off
+# The field lists are laid out in the groups the decoders read them in, with the names of
+# each group in a trailing comment; the formatter would put every field on its own line.
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Responsible for turning bytes into field lists and back, exactly as IB Gateway does: the client
 opens with the raw prefix ``API\\0`` and one framed version string; every later message in both
 directions is a 4-byte big-endian length followed by UTF-8 fields, each terminated by NUL
-(including the last). Must not know what any message means (that is ``messages`` and
-``server``) and must not import an IB client library.
+(including the last). Must not know what any message means (that is ``requests``,
+``messages`` and ``gateway``) and must not import an IB client library.
 """
 
 from __future__ import annotations

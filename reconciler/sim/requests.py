@@ -2,7 +2,8 @@
 
 Responsible for reading the field lists the clients' ``client.py`` writes (placeOrder,
 reqContractDetails, reqMktData, reqHistoricalData, reqExecutions) at the negotiated version.
-Must not decide anything: the gateway and broker act on the values returned here.
+Must not decide anything: the gateway and the book act on the values returned here (see
+ARCHITECTURE.md at the repository root).
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ class ContractSpec:
     local_symbol: str = ""
 
     def describe(self) -> str:
-        parts = [self.symbol or f"conId={self.con_id}", self.sec_type, self.exchange,
-                 self.primary_exchange, self.currency]
+        parts = [
+            self.symbol or f"conId={self.con_id}",
+            self.sec_type,
+            self.exchange,
+            self.primary_exchange,
+            self.currency,
+        ]
         return " ".join(p for p in parts if p)
 
 
@@ -36,8 +42,12 @@ def contract12(fields: list[str], at: int) -> ContractSpec:
     if len(fields) < at + 12:
         raise ProtocolError("contract fields missing")
     return ContractSpec(
-        con_id=to_int(fields[at]), symbol=fields[at + 1], sec_type=fields[at + 2],
-        exchange=fields[at + 7], primary_exchange=fields[at + 8], currency=fields[at + 9],
+        con_id=to_int(fields[at]),
+        symbol=fields[at + 1],
+        sec_type=fields[at + 2],
+        exchange=fields[at + 7],
+        primary_exchange=fields[at + 8],
+        currency=fields[at + 9],
         local_symbol=fields[at + 10],
     )
 
@@ -157,8 +167,13 @@ class ExecFilter:
 def parse_exec_filter(fields: list[str]) -> tuple[int, ExecFilter]:
     padded = [*fields, *[""] * 10]
     return to_int(padded[2]), ExecFilter(
-        client_id=to_int(padded[3]), account=padded[4], time=padded[5], symbol=padded[6],
-        sec_type=padded[7], exchange=padded[8], side=padded[9],
+        client_id=to_int(padded[3]),
+        account=padded[4],
+        time=padded[5],
+        symbol=padded[6],
+        sec_type=padded[7],
+        exchange=padded[8],
+        side=padded[9],
     )
 
 
@@ -181,7 +196,9 @@ def parse_market_data(fields: list[str]) -> MarketDataRequest:
     at += 1
     rest = [*fields[at:], "", "", ""]
     return MarketDataRequest(
-        req_id=to_int(fields[2]), contract=contract, generic_ticks=rest[0],
+        req_id=to_int(fields[2]),
+        contract=contract,
+        generic_ticks=rest[0],
         snapshot=to_bool(rest[1]) or to_bool(rest[2]),
     )
 
@@ -204,7 +221,13 @@ def parse_historical(fields: list[str]) -> HistoricalRequest:
     rest = [*fields[14:], *[""] * 10]
     # includeExpired, end, barSize, duration, useRTH, whatToShow, formatDate, keepUpToDate
     return HistoricalRequest(
-        req_id=to_int(fields[1]), contract=contract, end=rest[1], bar_size=rest[2],
-        duration=rest[3], use_rth=to_bool(rest[4]), what_to_show=rest[5],
-        format_date=to_int(rest[6], 1), keep_up_to_date=to_bool(rest[7]),
+        req_id=to_int(fields[1]),
+        contract=contract,
+        end=rest[1],
+        bar_size=rest[2],
+        duration=rest[3],
+        use_rth=to_bool(rest[4]),
+        what_to_show=rest[5],
+        format_date=to_int(rest[6], 1),
+        keep_up_to_date=to_bool(rest[7]),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -58,6 +59,7 @@ class Scenario:
     hours: str = "always"
     outside_hours: str = "queue"
     holidays: frozenset[dt.date] = frozenset()
+    early_closes: dict[dt.date, str] = field(default_factory=dict)
     fx: dict[str, float] = field(default_factory=dict)
     ack_delay: float = 0.0
     fill_delay: float = 0.0
@@ -83,10 +85,18 @@ def stable_con_id(symbol: str, currency: str, exchange: str) -> int:
 
 
 _INSTRUMENT_FIELDS = {
-    "conId": "con_id", "primaryExchange": "primary_exchange", "currency": "currency",
-    "price": "price", "spread": "spread", "minTick": "min_tick",
-    "sizeIncrement": "size_increment", "liquidity": "liquidity", "volatility": "volatility",
-    "longName": "long_name", "stockType": "stock_type", "timeZoneId": "time_zone_id",
+    "conId": "con_id",
+    "primaryExchange": "primary_exchange",
+    "currency": "currency",
+    "price": "price",
+    "spread": "spread",
+    "minTick": "min_tick",
+    "sizeIncrement": "size_increment",
+    "liquidity": "liquidity",
+    "volatility": "volatility",
+    "longName": "long_name",
+    "stockType": "stock_type",
+    "timeZoneId": "time_zone_id",
 }
 
 
@@ -99,14 +109,17 @@ def apply_instrument(universe: Universe, spec: dict, source: str) -> Instrument:
         changes["rth"] = (start, end)
     target = universe.get(spec["conId"]) if "conId" in spec else None
     if target is None and "conId" not in spec:
-        candidates = universe.by_symbol(symbol, spec.get("currency", ""),
-                                        spec.get("primaryExchange", ""))
+        candidates = universe.by_symbol(
+            symbol, spec.get("currency", ""), spec.get("primaryExchange", "")
+        )
         if len(candidates) == 1:
             target = candidates[0]
         elif len(candidates) > 1:
             listings = ", ".join(f"{c.primary_exchange}/{c.currency}" for c in candidates)
-            raise ScenarioError(f"{source}: instrument {symbol}: matches several listings "
-                                f"({listings}); add currency, primaryExchange or conId")
+            raise ScenarioError(
+                f"{source}: instrument {symbol}: matches several listings "
+                f"({listings}); add currency, primaryExchange or conId"
+            )
     if target is not None:
         for key, value in changes.items():
             setattr(target, key, value)
@@ -118,8 +131,9 @@ def apply_instrument(universe: Universe, spec: dict, source: str) -> Instrument:
         raise ScenarioError(f"{source}: instrument {symbol}: a new instrument needs a price")
     changes.setdefault("primary_exchange", "NYSE")
     changes.setdefault("currency", "USD")
-    changes.setdefault("con_id", stable_con_id(symbol, changes["currency"],
-                                               changes["primary_exchange"]))
+    changes.setdefault(
+        "con_id", stable_con_id(symbol, changes["currency"], changes["primary_exchange"])
+    )
     inst = Instrument(symbol=symbol, **changes)
     universe.add(inst)
     return inst
@@ -130,8 +144,9 @@ def schema_path() -> Path:
     for candidate in (_PACKAGE_ROOT.parent / "schemas", _PACKAGE_ROOT / "schemas"):
         if (candidate / SCHEMA_NAME).is_file():
             return candidate / SCHEMA_NAME
-    raise ScenarioError(f"{SCHEMA_NAME} not found next to the package "
-                        f"({_PACKAGE_ROOT.parent / 'schemas'})")
+    raise ScenarioError(
+        f"{SCHEMA_NAME} not found next to the package ({_PACKAGE_ROOT.parent / 'schemas'})"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -156,11 +171,40 @@ def load_scenario(source: str | Path | dict | None = None) -> Scenario:
     return _from_mapping(data, str(path), root)
 
 
+@lru_cache(maxsize=1)
+def _loader():
+    """A safe YAML loader that keeps dates and times as the text they look like.
+
+    PyYAML (YAML 1.1) turns ``2026-01-19`` into a date object and ``13:00`` into the base-60
+    integer 780; the schema describes both as strings, and an impossible date such as
+    ``2026-02-30`` then gets the schema's error with its file and line.
+    """
+    import yaml
+
+    class ScenarioLoader(yaml.SafeLoader):
+        pass
+
+    int_tag, timestamp_tag = "tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp"
+    ScenarioLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in entries if tag not in (int_tag, timestamp_tag)]
+        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    ScenarioLoader.add_implicit_resolver(
+        int_tag,  # YAML 1.1 integers without the base-60 form
+        re.compile(
+            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+            r"|[-+]?0x[0-9a-fA-F_]+)$"
+        ),
+        list("-+0123456789"),
+    )
+    return ScenarioLoader
+
+
 def _parse_yaml(text: str, source: str):
     import yaml
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -168,7 +212,7 @@ def _parse_yaml(text: str, source: str):
     if root is None:
         raise ScenarioError(f"{source}:1: scenario file is empty")
     _reject_duplicate_keys(root, source)
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=_loader())  # a SafeLoader subclass: plain data only
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}:1: a scenario is a mapping (name, accounts, ...)")
     return data, root
@@ -182,8 +226,9 @@ def _reject_duplicate_keys(node, source: str) -> None:
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise ScenarioError(f"{source}:{key_node.start_mark.line + 1}: duplicate key "
-                                    f"{key!r}")
+                raise ScenarioError(
+                    f"{source}:{key_node.start_mark.line + 1}: duplicate key {key!r}"
+                )
             seen.add(key)
             _reject_duplicate_keys(value_node, source)
     elif isinstance(node, yaml.SequenceNode):
@@ -201,8 +246,9 @@ def _line_of(root, path) -> int | None:
             if found is None:
                 break
             node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and \
-                part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
         else:
             break
@@ -213,7 +259,8 @@ def _validate(data: dict, source: str, root) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(
-        _schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        _schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
         return
@@ -223,11 +270,35 @@ def _validate(data: dict, source: str, root) -> None:
         pointer = "/" + "/".join(str(p) for p in path)
         line = _line_of(root, path) if root is not None else None
         where = f"{source}:{line}" if line else source
-        lines.append(f"{where}: {pointer}: {error.message}")
+        lines.append(f"{where}: {pointer}: {_readable(error)}")
     raise ScenarioError("\n".join(lines))
 
 
+def _readable(error) -> str:
+    """The validator's message with the offending value as YAML/JSON text, not Python's repr
+    (``true``, ``null``, ``"x"`` rather than ``True``, ``None``, ``'x'``)."""
+    message = error.message
+    shown = repr(error.instance)
+    if message.startswith(shown):
+        message = json.dumps(error.instance, default=str) + message[len(shown) :]
+    return message
+
+
+def _plain(value):
+    """Dates and timestamps in a mapping given directly (not read by ``_loader``) as the ISO
+    strings the schema describes, keys included: ``[dt.date(2026, 1, 19)]`` and
+    ``["2026-01-19"]`` mean the same."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.date):  # datetime is a date too
+        return value.isoformat()
+    return value
+
+
 def _from_mapping(data: dict, source: str, root) -> Scenario:
+    data = _plain(data)
     _validate(data, source, root)
     market = data.get("market", {})
     latency = data.get("latency", {})
@@ -239,24 +310,38 @@ def _from_mapping(data: dict, source: str, root) -> Scenario:
             raise ScenarioError(f"{source}: account {spec['id']} is listed twice")
         seen_accounts.add(spec["id"])
         base = spec.get("baseCurrency", "USD")
-        accounts.append(AccountSpec(
-            account_id=spec["id"],
-            cash={k: float(v) for k, v in spec.get("cash", {base: 0.0}).items()},
-            positions=tuple(
-                PositionSpec(symbol=p["symbol"].upper(), quantity=float(p["quantity"]),
-                             avg_cost=p.get("avgCost"), currency=p.get("currency", ""),
-                             primary_exchange=p.get("primaryExchange", ""),
-                             con_id=p.get("conId", 0))
-                for p in spec.get("positions", [])
-            ),
-            base_currency=base,
-            account_type=spec.get("type", "cash"),
-        ))
+        accounts.append(
+            AccountSpec(
+                account_id=spec["id"],
+                cash={k: float(v) for k, v in spec.get("cash", {base: 0.0}).items()},
+                positions=tuple(
+                    PositionSpec(
+                        symbol=p["symbol"].upper(),
+                        quantity=float(p["quantity"]),
+                        avg_cost=p.get("avgCost"),
+                        currency=p.get("currency", ""),
+                        primary_exchange=p.get("primaryExchange", ""),
+                        con_id=p.get("conId", 0),
+                    )
+                    for p in spec.get("positions", [])
+                ),
+                base_currency=base,
+                account_type=spec.get("type", "cash"),
+            )
+        )
     start = None
     if "start" in clock:
-        start = dt.datetime.fromisoformat(clock["start"].replace("Z", "+00:00"))
+        line = _line_of(root, ["clock", "start"]) if root is not None else None
+        where = f"{source}:{line}" if line else source
+        try:
+            start = dt.datetime.fromisoformat(clock["start"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ScenarioError(
+                f"{where}: /clock/start: {json.dumps(clock['start'])} is not "
+                f"an ISO 8601 date and time ({exc})"
+            ) from exc
         if start.tzinfo is None:
-            raise ScenarioError(f"{source}: /clock/start: needs a time zone (e.g. Z)")
+            raise ScenarioError(f"{where}: /clock/start: needs a time zone (e.g. Z)")
     scenario = Scenario(
         name=data.get("name", Path(source).stem if source != "<scenario>" else "custom"),
         seed=data.get("seed", 0),
@@ -269,6 +354,9 @@ def _from_mapping(data: dict, source: str, root) -> Scenario:
         hours=market.get("hours", "always"),
         outside_hours=market.get("outsideHours", "queue"),
         holidays=frozenset(dt.date.fromisoformat(d) for d in market.get("holidays", [])),
+        early_closes={
+            dt.date.fromisoformat(d): close for d, close in market.get("earlyCloses", {}).items()
+        },
         fx={k: float(v) for k, v in market.get("fx", {}).items()},
         ack_delay=float(latency.get("ack", 0.0)),
         fill_delay=float(latency.get("fill", 0.0)),

@@ -3,7 +3,8 @@
 Responsible for loading the file at start-up, writing it atomically (temporary file, fsync,
 os.replace) after changes, and holding an exclusive lock so two simulators never share one
 state file at the same time (sequential processes do, and see one consistent broker). Must
-not decide what the state contains: that is ``Broker.to_state``/``load_state``.
+not decide what the state contains: that is ``book.persistence`` (see ARCHITECTURE.md at the
+repository root).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class StateFile:
         text = json.dumps(state, indent=1, sort_keys=True)
         if text == self._last_written:
             return False
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp",
-                                   dir=str(self.path.parent))
+        fd, tmp = tempfile.mkstemp(
+            prefix=self.path.name + ".", suffix=".tmp", dir=str(self.path.parent)
+        )
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -9,11 +9,13 @@ import pytest
 pytestmark = pytest.mark.asyncio
 
 MULTI_CURRENCY = {
-    "accounts": [{
-        "id": "DU0000009",
-        "cash": {"USD": 10000, "EUR": 5000},
-        "positions": [{"symbol": "SAP", "quantity": 10, "avgCost": 200, "currency": "EUR"}],
-    }],
+    "accounts": [
+        {
+            "id": "DU0000009",
+            "cash": {"USD": 10000, "EUR": 5000},
+            "positions": [{"symbol": "SAP", "quantity": 10, "avgCost": 200, "currency": "EUR"}],
+        }
+    ],
     "market": {"fx": {"EUR": 1.10}},
 }
 
@@ -37,7 +39,8 @@ async def test_account_values_when_connected_then_nav_is_cash_plus_positions(sim
 
 
 async def test_account_values_when_multi_currency_then_base_currency_nav_uses_fx(
-        sim_factory, connect):
+    sim_factory, connect
+):
     gateway = await sim_factory(MULTI_CURRENCY)
     ib = await connect(gateway, client_id=1)
     assert values(ib, "DU0000009", "ExchangeRate")["EUR"] == "1.1"
@@ -49,9 +52,10 @@ async def test_account_values_when_multi_currency_then_base_currency_nav_uses_fx
 
 
 async def test_portfolio_when_single_account_then_account_updates_carry_market_values(
-        sim_factory, connect):
+    sim_factory, connect
+):
     gateway = await sim_factory(accounts=["DU0000005"])
-    gateway.broker.set_position("DU0000005", gateway.instrument("BND").con_id, 50, 70.0)
+    gateway.book.set_position("DU0000005", gateway.instrument("BND").con_id, 50, 70.0)
     ib = await connect(gateway, client_id=1)
     [item] = ib.portfolio()
     assert item.contract.symbol == "BND"
@@ -69,8 +73,7 @@ async def test_account_summary_lists_requested_tags_per_account(sim, connect):
     assert tags["AccountType"] == "INDIVIDUAL"
 
 
-async def test_positions_and_account_values_are_pushed_after_a_fill(sim, connect, client_lib,
-                                                                    wait):
+async def test_positions_and_account_values_are_pushed_after_a_fill(sim, connect, client_lib, wait):
     ib = await connect(sim, client_id=1)
     before = float(values(ib, "DU0000002", "TotalCashValue")["USD"])
     order = client_lib.MarketOrder("SELL", 50, account="DU0000002")
@@ -79,7 +82,10 @@ async def test_positions_and_account_values_are_pushed_after_a_fill(sim, connect
     assert trade.orderStatus.status == "Filled"
     assert {p.contract.symbol: p.position for p in ib.positions("DU0000002")} == {"VXUS": 150}
     # sold 50 at the bid 63.99, commission 1.00
-    await wait(lambda: float(values(ib, "DU0000002", "TotalCashValue")["USD"]) != before,
-               what="account value push")
+    await wait(
+        lambda: float(values(ib, "DU0000002", "TotalCashValue")["USD"]) != before,
+        what="account value push",
+    )
     assert float(values(ib, "DU0000002", "TotalCashValue")["USD"]) == pytest.approx(
-        before + 50 * 63.99 - 1.0)
+        before + 50 * 63.99 - 1.0
+    )

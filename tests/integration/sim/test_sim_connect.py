@@ -11,13 +11,17 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_connect_when_not_readonly_then_accounts_positions_and_orders_are_synced(
-        sim, connect):
+    sim, connect
+):
     ib = await connect(sim, client_id=1)
     assert ib.isConnected()
     assert ib.managedAccounts() == ["DU0000001", "DU0000002"]
     holdings = {(p.account, p.contract.symbol): p.position for p in ib.positions()}
-    assert holdings == {("DU0000001", "VTI"): 100, ("DU0000001", "AAPL"): 20,
-                        ("DU0000002", "VXUS"): 200}
+    assert holdings == {
+        ("DU0000001", "VTI"): 100,
+        ("DU0000001", "AAPL"): 20,
+        ("DU0000002", "VXUS"): 200,
+    }
     assert ib.openTrades() == []
     assert ib.client.serverVersion() == min(ib.client.MaxClientVersion, 178)
 

@@ -6,13 +6,9 @@ import datetime as dt
 
 import pytest
 
-from reconciler.sim.market import (
-    MarketHours,
-    PriceModel,
-    Universe,
-    builtin_universe,
-    hours_text,
-)
+from reconciler.sim.hours import MarketHours
+from reconciler.sim.market import Universe, builtin_universe
+from reconciler.sim.prices import PriceModel
 
 
 @pytest.fixture
@@ -84,13 +80,55 @@ def test_hours_when_regular_then_open_only_in_the_session(universe):
     assert not hours.is_open(vti, monday_early)
     assert hours.is_open(vti, monday_early, outside_rth=True)
     assert not hours.is_open(vti, saturday, outside_rth=True)
-    assert hours.session_close(vti, monday_early) == dt.datetime(2026, 1, 12, 21, 0,
-                                                                 tzinfo=dt.UTC)
+    assert hours.session_close(vti, monday_early) == dt.datetime(2026, 1, 12, 21, 0, tzinfo=dt.UTC)
     assert MarketHours().is_open(vti, saturday)
 
 
 def test_hours_text_uses_ib_format(universe):
     vti = universe.by_symbol("VTI")[0]
     saturday = dt.datetime(2026, 1, 10, 15, 0, tzinfo=dt.UTC)
-    text = hours_text(vti, saturday, vti.rth, always_open=False, days=3)
+    text = MarketHours(enabled=True).hours_text(vti, saturday, extended=False, days=3)
     assert text == "20260110:CLOSED;20260111:CLOSED;20260112:0930-20260112:1600"
+
+
+def test_hours_text_when_always_open_then_each_day_runs_to_the_next_midnight(universe):
+    vti = universe.by_symbol("VTI")[0]
+    saturday = dt.datetime(2026, 1, 10, 15, 0, tzinfo=dt.UTC)
+    text = MarketHours().hours_text(vti, saturday, extended=True, days=2)
+    assert text == "20260110:0000-20260111:0000;20260111:0000-20260112:0000"
+
+
+HALF_DAY = dt.date(2026, 11, 27)
+THANKSGIVING = dt.date(2026, 11, 26)
+
+
+def test_hours_on_an_early_close_shorten_the_regular_and_extended_sessions(universe):
+    vti = universe.by_symbol("VTI")[0]
+    hours = MarketHours(
+        enabled=True, holidays=frozenset({THANKSGIVING}), early_closes={HALF_DAY: "13:00"}
+    )
+    before_close = dt.datetime(2026, 11, 27, 17, 59, tzinfo=dt.UTC)  # 12:59 New York
+    after_close = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC)
+    assert hours.is_open(vti, before_close) and not hours.is_open(vti, after_close)
+    assert hours.is_open(vti, after_close, outside_rth=True)
+    assert not hours.is_open(vti, dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC), True)
+    assert hours.session_close(vti, before_close) == after_close  # DAY orders expire then
+    wednesday = dt.datetime(2026, 11, 25, 22, 0, tzinfo=dt.UTC)  # after Wednesday's close
+    assert hours.session_close(vti, wednesday) == after_close  # Thursday is a holiday
+    assert hours.hours_text(vti, wednesday, extended=False, days=3) == (
+        "20261125:0930-20261125:1600;20261126:CLOSED;20261127:0930-20261127:1300"
+    )
+    assert hours.hours_text(vti, wednesday, extended=True, days=3) == (
+        "20261125:0400-20261125:2000;20261126:CLOSED;20261127:0400-20261127:1700"
+    )
+
+
+def test_hours_early_close_after_the_regular_close_changes_nothing(universe):
+    vti = universe.by_symbol("VTI")[0]
+    hours = MarketHours(enabled=True, early_closes={HALF_DAY: "17:00"})
+    assert (
+        hours.hours_text(
+            vti, dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC), extended=False, days=1
+        )
+        == "20261127:0930-20261127:1600"
+    )

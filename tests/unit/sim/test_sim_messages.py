@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from reconciler.sim import messages as m
-from reconciler.sim.broker import SimExecution, SimOrder
+from reconciler.sim.book import SimExecution, SimOrder
 from reconciler.sim.market import builtin_universe
 
 VERSIONS = {"ib_async": (176, 178), "ib_insync": (176,)}
@@ -42,11 +42,25 @@ def decode(lib: str, version: int, fields: list[str], caplog) -> list[tuple[str,
 
 
 def sample_order(**changes) -> SimOrder:
-    values = dict(perm_id=1_000_000_007, client_id=3, order_id=42, account="DU0000001",
-                  con_id=VTI.con_id, action="BUY", total_quantity=25.0, order_type="LMT",
-                  lmt_price=289.5, tif="GTC", outside_rth=True, order_ref="cycle-9-leg-2",
-                  created_at="2026-01-12T15:00:00+00:00", status="Submitted", filled=5.0,
-                  completed_time="20260112 15:00:01 UTC", completed_status="Filled")
+    values = dict(
+        perm_id=1_000_000_007,
+        client_id=3,
+        order_id=42,
+        account="DU0000001",
+        con_id=VTI.con_id,
+        action="BUY",
+        total_quantity=25.0,
+        order_type="LMT",
+        lmt_price=289.5,
+        tif="GTC",
+        outside_rth=True,
+        order_ref="cycle-9-leg-2",
+        created_at="2026-01-12T15:00:00+00:00",
+        status="Submitted",
+        filled=5.0,
+        completed_time="20260112 15:00:01 UTC",
+        completed_status="Filled",
+    )
     values.update(changes)
     return SimOrder(**values)
 
@@ -57,10 +71,17 @@ def test_open_order_decodes_with_ids_ref_and_status(lib, version, caplog):
     [(name, args)] = decode(lib, version, m.open_order(version, order, VTI), caplog)
     order_id, contract, decoded, state = args
     assert name == "openOrder" and order_id == 42
-    assert (decoded.clientId, decoded.permId, decoded.orderRef) == (3, 1_000_000_007,
-                                                                    "cycle-9-leg-2")
+    assert (decoded.clientId, decoded.permId, decoded.orderRef) == (
+        3,
+        1_000_000_007,
+        "cycle-9-leg-2",
+    )
     assert (decoded.action, decoded.totalQuantity, decoded.lmtPrice, decoded.tif) == (
-        "BUY", 25.0, 289.5, "GTC")
+        "BUY",
+        25.0,
+        289.5,
+        "GTC",
+    )
     assert decoded.outsideRth is True and decoded.algoStrategy == "Adaptive"
     assert state.status == "Submitted" and contract.conId == VTI.con_id
 
@@ -72,36 +93,56 @@ def test_completed_order_decodes_with_status_and_time(lib, version, caplog):
     _contract, decoded, state = args
     assert name == "completedOrder"
     assert (decoded.permId, decoded.orderRef, decoded.filledQuantity) == (
-        1_000_000_007, "cycle-9-leg-2", 25.0)
+        1_000_000_007,
+        "cycle-9-leg-2",
+        25.0,
+    )
     assert (state.status, state.completedStatus) == ("Filled", "Filled")
 
 
 @pytest.mark.parametrize(("lib", "version"), CASES)
 def test_exec_details_and_commission_decode(lib, version, caplog):
     execution = SimExecution(
-        exec_id="0000abcd.00000001.01.01", perm_id=7, order_id=42, client_id=3,
-        account="DU0000001", con_id=VTI.con_id, side="BOT", shares=10.0, price=290.01,
-        time="2026-01-12T15:00:00+00:00", exchange="ARCA", cum_qty=10.0, avg_price=290.01,
-        order_ref="ref", commission=1.0, commission_currency="USD", realized_pnl=None)
+        exec_id="0000abcd.00000001.01.01",
+        perm_id=7,
+        order_id=42,
+        client_id=3,
+        account="DU0000001",
+        con_id=VTI.con_id,
+        side="BOT",
+        shares=10.0,
+        price=290.01,
+        time="2026-01-12T15:00:00+00:00",
+        exchange="ARCA",
+        cum_qty=10.0,
+        avg_price=290.01,
+        order_ref="ref",
+        commission=1.0,
+        commission_currency="USD",
+        realized_pnl=None,
+    )
     [(_name, args)] = decode(lib, version, m.exec_details(version, -1, execution, VTI), caplog)
     req_id, _contract, decoded = args
     assert (req_id, decoded.execId, decoded.permId, decoded.orderRef) == (
-        -1, "0000abcd.00000001.01.01", 7, "ref")
+        -1,
+        "0000abcd.00000001.01.01",
+        7,
+        "ref",
+    )
     assert decoded.time == dt.datetime(2026, 1, 12, 15, 0, tzinfo=dt.UTC)
     [(_name, (report,))] = decode(lib, version, m.commission_report(execution), caplog)
-    assert (report.execId, report.commission, report.currency) == (execution.exec_id, 1.0,
-                                                                   "USD")
+    assert (report.execId, report.commission, report.currency) == (execution.exec_id, 1.0, "USD")
 
 
 @pytest.mark.parametrize(("lib", "version"), CASES)
 def test_contract_details_decode_with_hours_and_increments(lib, version, caplog):
-    fields = m.contract_details(version, 5, VTI, "20260112:0400-20260112:2000",
-                                "20260112:0930-20260112:1600")
+    fields = m.contract_details(
+        version, 5, VTI, "20260112:0400-20260112:2000", "20260112:0930-20260112:1600"
+    )
     [(_name, (_req_id, details))] = decode(lib, version, fields, caplog)
     assert details.contract.conId == VTI.con_id
     assert details.contract.primaryExchange == "ARCA"
-    assert (details.minTick, details.sizeIncrement, details.timeZoneId) == (0.01, 1.0,
-                                                                          "US/Eastern")
+    assert (details.minTick, details.sizeIncrement, details.timeZoneId) == (0.01, 1.0, "US/Eastern")
     assert details.liquidHours == "20260112:0930-20260112:1600"
 
 

@@ -29,7 +29,7 @@ def test_frame_reader_when_bytes_arrive_in_pieces_then_whole_messages_come_out()
     reader = FrameReader()
     messages = []
     for i in range(len(stream)):
-        messages += reader.feed(stream[i:i + 1])
+        messages += reader.feed(stream[i : i + 1])
     assert messages == [["v157..178"], ["71", "2", "5", ""], ["49", "1"]]
 
 
@@ -45,8 +45,9 @@ def test_version_range_parses_min_max_and_options():
         parse_version_range("hello")
 
 
-@pytest.mark.parametrize(("low", "high", "expected"), [(157, 176, 176), (157, 178, 178),
-                                                       (157, 200, 178)])
+@pytest.mark.parametrize(
+    ("low", "high", "expected"), [(157, 176, 176), (157, 178, 178), (157, 200, 178)]
+)
 def test_negotiated_version_is_min_of_client_max_and_178(low, high, expected):
     assert negotiate_version(low, high) == expected
 
