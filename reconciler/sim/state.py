@@ -10,11 +10,11 @@ repository root).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from reconciler.util.files import atomic_write
 
 
 class StateFileError(Exception):
@@ -58,18 +58,6 @@ class StateFile:
         text = json.dumps(state, indent=1, sort_keys=True)
         if text == self._last_written:
             return False
-        fd, tmp = tempfile.mkstemp(
-            prefix=self.path.name + ".", suffix=".tmp", dir=str(self.path.parent)
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, text)
         self._last_written = text
         return True
