@@ -190,6 +190,37 @@ class _ApplyRun:
                 report=self.report,
             )
 
+    def _recheck_risk(self, plan: Plan, actual: ActualState, fresh: Plan) -> Plan:
+        """A saved plan passes every risk check again, against what binds now: the limits
+        and snapshot `fresh` was just planned with (git + environment + halt; positions,
+        open orders, today's executions, quotes, NAV). Denied orders are not sent, clipped
+        ones go out smaller; the decisions are reported and recorded like the planner's."""
+        from reconciler.decide.risk import RiskContext, recheck_plan
+
+        contexts, limits = {}, {}
+        for account in {a.account for a in plan.accounts if a.orders}:
+            portfolio = self.desired.portfolio_for(account)
+            if account not in actual.accounts or portfolio is None:
+                raise Refused(
+                    [f"account {account} of the saved plan cannot be risk-checked now"],
+                    report=self.report,
+                )
+            contexts[account] = RiskContext.for_account(
+                actual,
+                account,
+                now=fresh.created_at,
+                extra_contracts=self.resolved.values(),
+                min_trade_notional=portfolio.min_trade_notional,
+            )
+            limits[account] = self.limits[portfolio.risk_policy]
+        checked, decisions = recheck_plan(plan, contexts, limits)
+        self.report["risk_at_apply"] = [
+            f"{d.action} {d.account} {d.side} {d.key}: {d.render()}" for d in decisions
+        ]
+        for line in self.report["risk_at_apply"]:
+            self.progress(f"risk check at apply: {line}")
+        return checked
+
     def _close_abandoned_cycles(self) -> None:
         """Cycles of these accounts left "running" by a process on this host that has died
         are marked aborted (a live one, e.g. an apply being refused right now, is left)."""
@@ -271,7 +302,7 @@ class _ApplyRun:
                     [f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)],
                     report=self.report,
                 )
-            plan = skip_breaks(plan_file, breaks)
+            plan = self._recheck_risk(skip_breaks(plan_file, breaks), actual, fresh)
         else:
             plan = fresh
         cyclereport.add_plan(self.report, plan)

@@ -6,7 +6,9 @@ Responsible for
   out-of-band halt (which may only make trading stricter), each with the source it came from;
 - `check_orders`: running a cycle's planned orders, in leg order, through small check
   functions (each returns nothing, a clip or a denial with a SCREAMING_SNAKE code and
-  key=value detail) and returning the orders that may go out plus every decision taken.
+  key=value detail) and returning the orders that may go out plus every decision taken;
+- `recheck_plan`: the same checks over a saved plan's orders at apply time, against the
+  limits and broker picture of then (a saved plan is never trusted to be within limits).
 
 Must not do I/O, talk to a broker, read the clock or print: everything it needs arrives in
 `RiskContext` and `EffectiveLimits`, both immutable. Running totals (orders this cycle,
@@ -55,7 +57,7 @@ from reconciler.model.actual import (
     Quote,
 )
 from reconciler.model.desired import RiskPolicy
-from reconciler.model.plan import PlannedOrder, RiskDecision
+from reconciler.model.plan import Plan, PlannedOrder, RiskDecision
 from reconciler.model.settings import parse_bool, parse_float
 
 # Codes, in the order the checks run.
@@ -606,6 +608,43 @@ def check_orders(
     return tuple(accepted), tuple(decisions)
 
 
+def recheck_plan(
+    plan: Plan,
+    contexts: Mapping[str, RiskContext],
+    limits: Mapping[str, EffectiveLimits],
+) -> tuple[Plan, tuple[RiskDecision, ...]]:
+    """A saved plan's orders through every check again, per account, in leg order.
+
+    `contexts` and `limits` (by account) describe apply time: the fresh snapshot's
+    positions, open orders, today's executions, quotes and NAV, and git + environment +
+    halt limits. This is the planner's final pass over the same orders, so an unchanged
+    world and unchanged limits give no new decision. Denied orders leave the plan, clipped
+    ones keep their leg at the smaller size, and each new decision (detail `stage=apply`)
+    joins its account's decisions. Returns the re-checked plan and the new decisions.
+    """
+    accounts = []
+    taken: list[RiskDecision] = []
+    for account in plan.accounts:
+        if not account.orders:
+            accounts.append(account)
+            continue
+        if account.account not in contexts or account.account not in limits:
+            raise ValueError(f"no risk context or limits for account {account.account}")
+        kept, decisions = check_orders(
+            account.orders, contexts[account.account], limits[account.account]
+        )
+        decisions = tuple(
+            dataclasses.replace(d, detail={**d.detail, "stage": "apply"}) for d in decisions
+        )
+        taken += decisions
+        accounts.append(
+            dataclasses.replace(account, orders=kept, decisions=account.decisions + decisions)
+        )
+    if not taken:
+        return plan, ()
+    return dataclasses.replace(plan, accounts=tuple(accounts)), tuple(taken)
+
+
 def _run_checks(
     order: PlannedOrder,
     ctx: RiskContext,
@@ -765,6 +804,7 @@ __all__ = [
     "effective_limits",
     "estimate_commission",
     "floor_to_increment",
+    "recheck_plan",
     "resize",
     "risk_price",
 ]

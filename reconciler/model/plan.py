@@ -1,21 +1,27 @@
 """The plan: a value and a file (Terraform style).
 
 Responsible for the plan artifact's types (`Plan`, `PlannedOrder`, `RiskDecision`,
-`DriftRow`, `AccountPlan`), its versioned JSON form (`to_dict`/`from_dict`, `dumps`/`loads`)
-and the deterministic `order_ref` of a leg. Must not compute plans (that is `planner` and
-`risk`), talk to a broker or print.
+`DriftRow`, `AccountPlan`), its versioned JSON form (`to_dict`/`from_dict`, `dumps`/`loads`),
+the file's integrity seal (a SHA-256 digest over the canonical document, checked by the
+reader, which names what was edited) and the deterministic `order_ref` of a leg. Must not
+compute plans (that is `planner` and `risk`), talk to a broker, read files or print.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
+import hashlib
 import json
+import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-PLAN_FORMAT_VERSION = 1
+# 2: the file carries an `integrity` seal (SHA-256 digest); version 1 files are refused.
+PLAN_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,44 @@ def order_ref(plan_id: str, leg: int) -> str:
 
 
 # ---------------------------------------------------------------- JSON form
+#
+# The file is the plan document (`to_dict`) plus an `integrity` member that seals it:
+# - `digest`: SHA-256 (hex) of the canonical JSON of the document without `integrity`
+#   (keys sorted, no whitespace, ASCII; `canonical_json`). The digest is over the JSON
+#   values, not the bytes: re-indenting or reordering keys keeps it, any changed value
+#   (a number respelled, 20.0 as 20, included) breaks it.
+# - `locate`: small CRC-32 checksums of the document's parts (each top-level member, each
+#   account's members, each order, and each order field across an account's orders). They
+#   decide nothing; they only let the reader say *where* a document that fails its digest
+#   was edited. A few bytes per order, so large plans stay about the same size.
+# `accounts[].orders` is the one authoritative list of orders; the top-level `orders`,
+# `decisions` and `totals` are derived copies for readers, rebuilt by `from_dict`, which
+# refuses a file where they disagree.
+# A digest is not a signature: whoever can write the file can recompute it. It catches an
+# edited plan; apply's risk re-check (decide.risk.recheck_plan) bounds a forged one.
+
+PLAN_FORMAT = "ib-reconciler/plan"
+INTEGRITY_KEY = "integrity"
+DIGEST_ALGORITHM = "sha256"
+_DERIVED = ("orders", "decisions", "totals")
+_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(PlannedOrder))
+_MISSING = "\x00missing"
+_MAX_PROBLEMS = 20
+
+
+class PlanFileError(ValueError):
+    """Not a plan this reconciler can read: not JSON (or truncated), not a plan, another
+    format version, a missing or mistyped field. The CLI exits 1."""
+
+
+class PlanIntegrityError(ValueError):
+    """The plan is not the one `reconcile plan` wrote: no digest, a digest that does not
+    match, or derived copies that disagree with the orders. `problems` say where (JSON
+    paths). The CLI exits 3: refused, nothing sent."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 def _flat(value: Any) -> dict[str, Any]:
@@ -161,6 +205,7 @@ def _flat(value: Any) -> dict[str, Any]:
 
 
 def to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan document without its seal (the store keeps this form)."""
     accounts = []
     for a in plan.accounts:
         body = _flat(a)
@@ -178,64 +223,434 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         nav=dict(plan.nav),
         accounts=accounts,
         desired_snapshot=dict(plan.desired_snapshot),
+        **_derived(accounts),
         totals=plan.totals,
-        # Flat views across accounts, for readers that want every order or denial at once;
-        # `accounts` stays the source the plan is loaded from.
-        orders=[o for a in accounts for o in a["orders"]],
-        decisions=[d for a in accounts for d in a["decisions"]],
     )
-    return {"format": "ib-reconciler/plan", **body}
+    return {"format": PLAN_FORMAT, **body}
 
 
-def from_dict(data: Mapping[str, Any]) -> Plan:
-    if data.get("format") != "ib-reconciler/plan":
-        raise ValueError("not an ib-reconciler plan file (missing format marker)")
-    if data.get("version") != PLAN_FORMAT_VERSION:
-        raise ValueError(
-            f"plan format version {data.get('version')!r} is not supported "
-            f"(this reconciler reads version {PLAN_FORMAT_VERSION})"
-        )
-    accounts = tuple(
-        AccountPlan(
-            account=a["account"],
-            portfolio=a["portfolio"],
-            risk_policy=a["risk_policy"],
-            base_currency=a["base_currency"],
-            net_liquidation=a["net_liquidation"],
-            capital=a["capital"],
-            drift=tuple(DriftRow(**r) for r in a["drift"]),
-            orders=tuple(PlannedOrder(**o) for o in a["orders"]),
-            decisions=tuple(RiskDecision(**d) for d in a["decisions"]),
-            notes=tuple(a.get("notes", ())),
-        )
-        for a in data["accounts"]
-    )
-    return Plan(
-        plan_id=data["plan_id"],
-        created_at=dt.datetime.fromisoformat(data["created_at"]),
-        desired_hash=data["desired_hash"],
-        git_commit=data.get("git_commit"),
-        git_dirty=data.get("git_dirty"),
-        actual_fingerprint=data["actual_fingerprint"],
-        fingerprint_parts=data.get("fingerprint_parts", {}),
-        snapshot_time=dt.datetime.fromisoformat(data["snapshot_time"]),
-        quotes=data.get("quotes", {}),
-        nav=data.get("nav", {}),
-        accounts=accounts,
-        desired_snapshot=data.get("desired_snapshot", {}),
-        version=data["version"],
-    )
+def _derived(accounts: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The flat views across accounts (same objects, not copies)."""
+    return {
+        "orders": [o for a in accounts for o in a["orders"]],
+        "decisions": [d for a in accounts for d in a["decisions"]],
+    }
+
+
+def to_document(plan: Plan) -> dict[str, Any]:
+    """The plan file's content: the document and its `integrity` seal."""
+    document = to_dict(plan)
+    document[INTEGRITY_KEY] = seal(document)
+    return document
 
 
 def dumps(plan: Plan) -> str:
     # Indented for review in a PR; very large plans are written compactly (several times
     # faster and smaller) since nobody reads them by eye.
     indent = 2 if len(plan.orders) + sum(len(a.drift) for a in plan.accounts) < 5000 else None
-    return json.dumps(to_dict(plan), indent=indent, default=str)
+    return json.dumps(to_document(plan), indent=indent, default=str)
 
 
 def loads(text: str) -> Plan:
-    return from_dict(json.loads(text))
+    """Parse, verify and build a plan file; `PlanFileError` or `PlanIntegrityError`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanFileError(f"not valid JSON (truncated or not a plan file?): {exc}") from exc
+    except RecursionError as exc:
+        raise PlanFileError("not a plan file: JSON nested too deeply") from exc
+    return from_dict(data)
+
+
+def from_dict(data: Any) -> Plan:
+    """A sealed plan document as a `Plan`, after checking its format, version, digest and
+    derived copies, and the types of every order field."""
+    if not isinstance(data, Mapping) or data.get("format") != PLAN_FORMAT:
+        raise PlanFileError("not an ib-reconciler plan file (missing format marker)")
+    if data.get("version") != PLAN_FORMAT_VERSION:
+        raise PlanFileError(
+            f"plan format version {data.get('version')!r} is not supported "
+            f"(this reconciler reads version {PLAN_FORMAT_VERSION}); make a new plan with "
+            "`reconcile plan --out FILE`"
+        )
+    verify(data)
+    plan = _build(data)
+    _check_derived(data, plan)
+    return plan
+
+
+# ---------------------------------------------------------------- seal and verify
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text the digest is taken over: sorted keys, no whitespace, ASCII."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _crc(text: str) -> str:
+    return f"{zlib.crc32(text.encode('utf-8', 'surrogatepass')):08x}"
+
+
+def _order_tokens(order: Mapping[str, Any]) -> list[str]:
+    return [repr(order.get(name, _MISSING)) for name in _ORDER_FIELDS]
+
+
+def _account_parts(account: Mapping[str, Any], digest, locate: bool) -> dict[str, Any] | None:
+    """Feed one account's canonical JSON to `digest`, member by member (sorted keys)."""
+    parts: dict[str, Any] = {"fields": {}}
+    digest.update(b"{")
+    for n, key in enumerate(sorted(account)):
+        piece = canonical_json(account[key])
+        digest.update((("," if n else "") + canonical_json(key) + ":" + piece).encode())
+        if locate and key != "orders":
+            parts["fields"][key] = _crc(piece)
+    digest.update(b"}")
+    if not locate:
+        return None
+    orders = account.get("orders")
+    if isinstance(orders, list) and all(isinstance(o, Mapping) for o in orders):
+        rows = [_order_tokens(o) for o in orders]
+        parts["orders"] = [_crc("\x1f".join(row)) for row in rows]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in _ORDER_FIELDS]
+        parts["order_fields"] = {
+            name: _crc("\x1f".join(column))
+            for name, column in zip(_ORDER_FIELDS, columns, strict=True)
+        }
+    else:
+        parts["orders"] = None
+    return parts
+
+
+def _walk(document: Mapping[str, Any], *, locate: bool) -> tuple[str, dict[str, Any]]:
+    """The SHA-256 of `canonical_json(document without integrity)` and, when `locate`, the
+    part checksums. Built piece by piece so each value is serialised once; equal by
+    construction to hashing `canonical_json` of the whole (a unit test holds it to that)."""
+    digest = hashlib.sha256()
+    fields: dict[str, str] = {}
+    accounts: list[Any] | None = None
+    digest.update(b"{")
+    keys = sorted(k for k in document if k != INTEGRITY_KEY)
+    for n, key in enumerate(keys):
+        value = document[key]
+        digest.update((("," if n else "") + canonical_json(key) + ":").encode())
+        if (
+            key == "accounts"
+            and isinstance(value, list)
+            and all(isinstance(a, Mapping) for a in value)
+        ):
+            digest.update(b"[")
+            accounts = []
+            for i, account in enumerate(value):
+                if i:
+                    digest.update(b",")
+                accounts.append(_account_parts(account, digest, locate))
+            digest.update(b"]")
+        else:
+            piece = canonical_json(value)
+            digest.update(piece.encode())
+            if locate:
+                fields[key] = _crc(piece)
+    digest.update(b"}")
+    return digest.hexdigest(), {"fields": fields, "accounts": accounts}
+
+
+def content_digest(document: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of a plan document without its `integrity`."""
+    return _walk(document, locate=False)[0]
+
+
+def seal(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The `integrity` member for a plan document: its digest and the part checksums."""
+    digest, parts = _walk(document, locate=True)
+    return {
+        "algorithm": DIGEST_ALGORITHM,
+        "digest": digest,
+        "canonical": "JSON of the document without 'integrity': sorted keys, no whitespace",
+        "locate": parts,
+    }
+
+
+def verify(document: Mapping[str, Any]) -> None:
+    """Raise `PlanIntegrityError` unless the document matches the digest it carries; the
+    error names each part found edited (JSON path, and the order's leg, account, symbol)."""
+    seal_ = document.get(INTEGRITY_KEY)
+    if not isinstance(seal_, Mapping) or not isinstance(seal_.get("digest"), str):
+        raise PlanIntegrityError(
+            [
+                "the plan file carries no integrity digest, so edits cannot be ruled out; "
+                "make a new plan with `reconcile plan --out FILE`"
+            ]
+        )
+    if seal_.get("algorithm") != DIGEST_ALGORITHM:
+        raise PlanIntegrityError(
+            [f"unknown digest algorithm {seal_.get('algorithm')!r} (expected sha256)"]
+        )
+    if content_digest(document) == seal_["digest"]:
+        return
+    try:
+        where = _locate(document, seal_.get("locate"))
+    except Exception:  # the seal itself is malformed: the digest mismatch stands on its own
+        where = []
+    if not where:
+        where = [
+            "no part differs from its recorded checksum: the digest or the integrity "
+            "member itself was edited"
+        ]
+    if len(where) > _MAX_PROBLEMS:
+        where = [*where[:_MAX_PROBLEMS], f"... and {len(where) - _MAX_PROBLEMS} more"]
+    raise PlanIntegrityError(
+        ["content does not match its SHA-256 digest: the plan was edited after it was written"]
+        + [f"edited: {w}" for w in where]
+    )
+
+
+def _label(order: Any) -> str:
+    if not isinstance(order, Mapping):
+        return "not an order"
+    return (
+        f"leg {order.get('leg')}, {order.get('account')} {order.get('side')} {order.get('symbol')}"
+    )
+
+
+def _locate(document: Mapping[str, Any], recorded: Any) -> list[str]:
+    """Where a document differs from the part checksums recorded when it was written."""
+    if not isinstance(recorded, Mapping):
+        return []
+    _, now = _walk(document, locate=True)
+    found: list[str] = []
+    then_fields = recorded.get("fields") or {}
+    for key in sorted(set(then_fields) | set(now["fields"])):
+        if key not in now["fields"]:
+            found.append(f"{key} (removed)")
+        elif key not in then_fields:
+            found.append(f"{key} (added)")
+        elif now["fields"][key] != then_fields[key]:
+            found += _derived_edits(document, key) if key in _DERIVED else [key]
+    then_accounts, now_accounts = recorded.get("accounts"), now["accounts"]
+    if not isinstance(then_accounts, list) or now_accounts is None:
+        return [*found, "accounts"] if then_accounts != now_accounts else found
+    if len(then_accounts) != len(now_accounts):
+        found.append(
+            f"accounts ({len(now_accounts)} in the file, {len(then_accounts)} when written)"
+        )
+    for i, (then, now_) in enumerate(zip(then_accounts, now_accounts, strict=False)):
+        found += _account_edits(document["accounts"][i], i, then, now_)
+    return found
+
+
+def _account_edits(account: Mapping[str, Any], i: int, then: Any, now: Mapping) -> list[str]:
+    name = account.get("account")
+    where = f"accounts[{i}]"
+    found = [
+        f"{where}.{key} ({name})"
+        for key in sorted(set(then.get("fields", {})) | set(now["fields"]))
+        if then.get("fields", {}).get(key) != now["fields"].get(key)
+    ]
+    orders = account.get("orders")
+    if now["orders"] is None or not isinstance(then.get("orders"), list):
+        return (
+            [*found, f"{where}.orders ({name})"] if now["orders"] != then.get("orders") else found
+        )
+    for j, order in enumerate(orders):
+        extra = sorted(set(order) - set(_ORDER_FIELDS))
+        if extra:
+            found.append(
+                f"{where}.orders[{j}] ({_label(order)}): field(s) {', '.join(extra)} added"
+            )
+    columns = [
+        name_
+        for name_ in _ORDER_FIELDS
+        if then.get("order_fields", {}).get(name_) != now["order_fields"].get(name_)
+    ]
+    matcher = difflib.SequenceMatcher(None, then["orders"], now["orders"], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            edited = list(range(j1, j2))
+            for j in edited:
+                found.append(_order_edit(where, j, orders[j], columns, single=len(edited) == 1))
+            continue
+        for j in range(j1, j2):
+            found.append(f"{where}.orders[{j}] ({_label(orders[j])}): added or edited")
+        if i2 > i1:
+            span = f"orders[{i1}]" if i2 - i1 == 1 else f"orders[{i1}]..orders[{i2 - 1}]"
+            found.append(f"{where}.orders ({name}): {i2 - i1} order(s) removed (were {span})")
+    return found
+
+
+def _order_edit(where: str, j: int, order: Any, columns: list[str], *, single: bool) -> str:
+    path = f"{where}.orders[{j}]"
+    if single and columns:
+        # The only edited order of its account: the changed columns are its fields.
+        return ", ".join(f"{path}.{c}" for c in columns) + f" ({_label(order)})"
+    if columns:
+        return f"{path} ({_label(order)}): one of {', '.join(columns)}"
+    return f"{path} ({_label(order)})"
+
+
+def _derived_edits(document: Mapping[str, Any], key: str) -> list[str]:
+    """Name what differs in an edited derived copy (`orders`, `decisions`, `totals`)."""
+    note = f"{key} (a copy derived from accounts[]; edit neither)"
+    accounts = document.get("accounts")
+    flat = document.get(key)
+    if key == "totals" or not isinstance(accounts, list) or not isinstance(flat, list):
+        return [note]
+    sources = [
+        (f"accounts[{i}].{key}[{j}]", item)
+        for i, a in enumerate(accounts)
+        if isinstance(a, Mapping) and isinstance(a.get(key), list)
+        for j, item in enumerate(a[key])
+    ]
+    found = []
+    for k, (item, (path, source)) in enumerate(zip(flat, sources, strict=False)):
+        if item == source:
+            continue
+        if isinstance(item, Mapping) and isinstance(source, Mapping):
+            names = sorted(n for n in set(item) | set(source) if item.get(n) != source.get(n))
+            found += [f"{key}[{k}].{n} (differs from {path}; {_label(source)})" for n in names]
+        else:
+            found.append(f"{key}[{k}] (differs from {path})")
+    if len(flat) != len(sources):
+        found.append(f"{key} ({len(flat)} entries, accounts[].{key} has {len(sources)})")
+    return found or [note]
+
+
+# ---------------------------------------------------------------- build and cross-check
+
+_NUMBER_FIELDS = ("quantity", "ttl_seconds", "arrival_price", "est_notional", "est_commission")
+_TEXT_FIELDS = (
+    "account",
+    "key",
+    "symbol",
+    "sec_type",
+    "exchange",
+    "primary_exchange",
+    "currency",
+    "order_type",
+    "time_in_force",
+    "reason",
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _order(data: Any, path: str) -> PlannedOrder:
+    """One order, its fields checked for type: apply sends exactly these values."""
+    if not isinstance(data, Mapping):
+        raise PlanFileError(f"{path} is not an object")
+    missing = [n for n in _ORDER_FIELDS if n not in data]
+    if missing:
+        raise PlanFileError(f"{path} has no {', '.join(missing)}")
+    bad = [n for n in _NUMBER_FIELDS if not _is_number(data[n])]
+    bad += [n for n in _TEXT_FIELDS if not isinstance(data[n], str)]
+    if not (isinstance(data["leg"], int) and not isinstance(data["leg"], bool)) or data["leg"] < 1:
+        bad.append("leg")
+    if not (isinstance(data["con_id"], int) and not isinstance(data["con_id"], bool)):
+        bad.append("con_id")
+    if data["side"] not in ("BUY", "SELL"):
+        bad.append("side")
+    if data["limit_price"] is not None and not _is_number(data["limit_price"]):
+        bad.append("limit_price")
+    if not isinstance(data["outside_rth"], bool):
+        bad.append("outside_rth")
+    if _is_number(data["quantity"]) and data["quantity"] <= 0:
+        bad.append("quantity")
+    if bad:
+        shown = ", ".join(f"{n}={data[n]!r}" for n in bad)
+        raise PlanFileError(f"{path} has invalid field(s): {shown}")
+    return PlannedOrder(**{n: data[n] for n in _ORDER_FIELDS})
+
+
+def _time(data: Mapping[str, Any], key: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(data[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanFileError(f"{key} is missing or not an ISO time: {exc}") from exc
+    if value.tzinfo is None:
+        raise PlanFileError(f"{key} {data[key]!r} has no time zone (plans are in UTC)")
+    return value
+
+
+def _build(data: Mapping[str, Any]) -> Plan:
+    accounts = data.get("accounts")
+    if not isinstance(accounts, list):
+        raise PlanFileError("accounts is missing or not a list")
+    built = []
+    for i, a in enumerate(accounts):
+        path = f"accounts[{i}]"
+        try:
+            built.append(
+                AccountPlan(
+                    account=a["account"],
+                    portfolio=a["portfolio"],
+                    risk_policy=a["risk_policy"],
+                    base_currency=a["base_currency"],
+                    net_liquidation=a["net_liquidation"],
+                    capital=a["capital"],
+                    drift=tuple(DriftRow(**r) for r in a["drift"]),
+                    orders=tuple(
+                        _order(o, f"{path}.orders[{j}]") for j, o in enumerate(a["orders"])
+                    ),
+                    decisions=tuple(RiskDecision(**d) for d in a["decisions"]),
+                    notes=tuple(a.get("notes", ())),
+                )
+            )
+        except PlanFileError:
+            raise
+        except KeyError as exc:
+            raise PlanFileError(f"{path} has no {exc}") from exc
+        except (TypeError, AttributeError) as exc:
+            raise PlanFileError(f"{path} is malformed: {exc}") from exc
+    try:
+        return Plan(
+            plan_id=data["plan_id"],
+            created_at=_time(data, "created_at"),
+            desired_hash=data["desired_hash"],
+            git_commit=data.get("git_commit"),
+            git_dirty=data.get("git_dirty"),
+            actual_fingerprint=data["actual_fingerprint"],
+            fingerprint_parts=data.get("fingerprint_parts", {}),
+            snapshot_time=_time(data, "snapshot_time"),
+            quotes=data.get("quotes", {}),
+            nav=data.get("nav", {}),
+            accounts=tuple(built),
+            desired_snapshot=data.get("desired_snapshot", {}),
+            version=data["version"],
+        )
+    except KeyError as exc:
+        raise PlanFileError(f"the plan has no {exc}") from exc
+
+
+def _check_derived(data: Mapping[str, Any], plan: Plan) -> None:
+    """The derived copies and cross-references must agree with `accounts[].orders`, even
+    under a valid digest (whoever edits a file can recompute a digest)."""
+    problems = []
+    rebuilt = _derived(data["accounts"])
+    for key in ("orders", "decisions"):
+        if data.get(key) != rebuilt[key]:
+            problems += [
+                f"{p}: the top-level list must equal accounts[].{key}"
+                for p in _derived_edits(data, key)
+            ]
+    if data.get("totals") != plan.totals:
+        problems.append(f"totals {data.get('totals')!r} do not match the orders ({plan.totals!r})")
+    seen: dict[int, str] = {}
+    for i, account in enumerate(plan.accounts):
+        for j, order in enumerate(account.orders):
+            path = f"accounts[{i}].orders[{j}]"
+            if order.account != account.account:
+                problems.append(
+                    f"{path}.account is {order.account} but the order is listed under account "
+                    f"{account.account}"
+                )
+            if order.leg in seen:
+                problems.append(f"{path}.leg {order.leg} is also the leg of {seen[order.leg]}")
+            seen.setdefault(order.leg, path)
+    if problems:
+        raise PlanIntegrityError(problems)
 
 
 def without_instruments(

@@ -4,7 +4,7 @@ import pytest
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 
 from reconciler.decide.planner import build_plan
-from reconciler.model.plan import dumps, loads, order_ref, without_instruments
+from reconciler.model.plan import PlanFileError, dumps, loads, order_ref, without_instruments
 
 
 def a_plan():
@@ -42,6 +42,7 @@ def test_loading_a_file_that_is_not_a_plan_is_refused():
 
 def test_loading_a_plan_of_another_format_version_is_refused():
     _, plan = a_plan()
-    text = dumps(plan).replace('"version": 1', '"version": 99')
-    with pytest.raises(ValueError, match="version 99"):
+    text = dumps(plan).replace('"version": 2', '"version": 99')
+    assert '"version": 99' in text
+    with pytest.raises(PlanFileError, match="version 99"):
         loads(text)

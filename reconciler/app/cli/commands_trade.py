@@ -169,30 +169,24 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
 @gateway_option
 @account_option
 def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway, accounts):
-    """Apply PLANFILE (refused if stale), or plan and apply after confirmation.
+    """Apply PLANFILE (refused if edited or stale), or plan and apply after confirmation.
 
     Checks every safety gate first. With ORDERS_ENABLED unset this is a full dry run that
-    sends nothing. Exit 0 applied or nothing to do, 1 error, 3 refused (gate, stale plan,
-    lock held).
+    sends nothing. A saved plan must match its SHA-256 digest, and its orders pass every
+    risk check again against the limits in force now. Exit 0 applied or nothing to do,
+    1 error (PLANFILE unreadable, not a plan, another format version), 3 refused (gate,
+    plan edited or without digest, stale plan, lock held).
     """
     from reconciler.app.gateway import gateway_settings
     from reconciler.cycle import CycleError, Refused, apply_cycle
     from reconciler.decide.staleness import StalenessTolerance
     from reconciler.model.clock import SystemClock
-    from reconciler.model.plan import loads
     from reconciler.model.settings import SettingsError
     from reconciler.render.plan import render_json, render_plan_text
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
-    plan_file = None
-    if planfile:
-        try:
-            plan_file = loads(Path(planfile).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            fail(f"plan file {planfile} does not exist")
-        except (ValueError, KeyError, TypeError) as exc:
-            fail(f"{planfile} is not a valid plan file: {exc}")
+    plan_file = _load_plan_file_or_fail(planfile) if planfile else None
     clock = SystemClock()
     store = open_store_or_fail(settings, clock)
     progress = _progress_printer()
@@ -256,6 +250,27 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     if report.get("result") == "not approved":
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_OK)
+
+
+def _load_plan_file_or_fail(planfile: str):
+    """The saved plan, verified; exit 1 when unreadable, 3 when edited (nothing sent)."""
+    from reconciler.model.plan import PlanFileError, PlanIntegrityError, loads
+
+    try:
+        text = Path(planfile).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"plan file {planfile} does not exist")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read plan file {planfile}: {exc}")
+    try:
+        return loads(text)
+    except PlanIntegrityError as exc:
+        for problem in exc.problems:
+            click.echo(f"refused: {planfile}: {problem}", err=True)
+        click.echo("refused: nothing was sent; make a new plan with `reconcile plan`", err=True)
+        sys.exit(EXIT_REFUSED)
+    except PlanFileError as exc:
+        fail(f"{planfile} is not a valid plan file: {exc}")
 
 
 def _echo_apply_summary(report) -> None:
