@@ -213,7 +213,7 @@ def wait_until(
 
 def base_env(workdir: Path, db_url: str, client_id: int) -> dict[str, str]:
     keep = {
-        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
     }
     return {
         **keep,

@@ -71,7 +71,7 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 def base_env(workdir: Path) -> dict[str, str]:
     keep = {
-        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
     }
     return {
         **keep,
