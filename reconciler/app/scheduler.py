@@ -5,8 +5,9 @@ schedule's timezone), deciding whether a cycle may trade now (trading window: no
 or last N minutes of the regular session), and running level-triggered cycles: each re-reads
 the desired state and the broker. selfHeal false plans and reports drift only; selfHeal true
 applies through every gate. A failed cycle is logged and the next one runs (temporary
-errors); an invalid desired state skips cycles until fixed. Must not contain planning or
-execution logic.
+errors); an invalid desired state skips cycles until fixed. `run --once` exits with the
+cycle's code (0 completed, 1 error, 3 refused, 4 drift this run could not close; see
+`reconciler.app.exit_codes`). Must not contain planning or execution logic.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from reconciler.app.exit_codes import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REFUSED,
+    exit_code_for_status,
+)
 from reconciler.model.clock import Clock, SystemClock
 from reconciler.model.desired import Schedule
 from reconciler.model.settings import Settings
@@ -65,6 +73,14 @@ def trigger_for(schedule: Schedule):
     return IntervalTrigger(seconds=schedule.interval_seconds or 900, timezone=zone)
 
 
+@dataclass(frozen=True)
+class CycleRun:
+    """What one scheduled cycle did: a line for the log and the exit code `--once` uses."""
+
+    line: str
+    exit_code: int
+
+
 def run_cycle(
     directory: str,
     settings: Settings,
@@ -76,15 +92,41 @@ def run_cycle(
     ignore_window: bool = False,
 ) -> str:
     """One scheduled cycle; returns a one-line outcome. Never raises for a failed cycle."""
+    return run_cycle_outcome(
+        directory,
+        settings,
+        schedule_name,
+        clock=clock,
+        store=store,
+        echo=echo,
+        ignore_window=ignore_window,
+    ).line
+
+
+def run_cycle_outcome(
+    directory: str,
+    settings: Settings,
+    schedule_name: str | None,
+    *,
+    clock: Clock,
+    store,
+    echo: Callable[[str], None],
+    ignore_window: bool = False,
+) -> CycleRun:
+    """One scheduled cycle: its line and exit code. Never raises for a failed cycle."""
     from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle
     from reconciler.desired import load_desired_state
     from reconciler.model.diagnostics import DiagnosticsError
     from reconciler.render.plan import plan_summary
+    from reconciler.store import StoreUnavailable
 
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
-        return f"skipped: desired state invalid ({len(exc.diagnostics)} problem(s)); fix and commit"
+        return CycleRun(
+            f"skipped: desired state invalid ({len(exc.diagnostics)} problem(s)); fix and commit",
+            EXIT_ERROR,
+        )
     schedule = next((s for s in desired.schedules if s.name == schedule_name), None)
     if schedule is None and desired.schedules:
         schedule = desired.schedules[0]
@@ -92,7 +134,7 @@ def run_cycle(
     if schedule is not None and not ignore_window:
         ok, why = in_trading_window(clock.now(), schedule)
         if not ok:
-            return f"skipped: outside the trading window ({why})"
+            return CycleRun(f"skipped: outside the trading window ({why})", EXIT_OK)
     try:
         if schedule is not None and schedule.self_heal:
             outcome = asyncio.run(
@@ -107,7 +149,11 @@ def run_cycle(
                     reports_dir=settings.effective_reports_dir,
                 )
             )
-            return f"apply cycle {outcome.report['cycle_id']}: {outcome.report.get('result')}"
+            return CycleRun(
+                f"apply cycle {outcome.report['cycle_id']} {outcome.status}: "
+                f"{outcome.report.get('result')}",
+                exit_code_for_status(outcome.status),
+            )
         planned = asyncio.run(
             drift_report_cycle(
                 desired,
@@ -118,11 +164,20 @@ def run_cycle(
                 reports_dir=settings.effective_reports_dir,
             )
         )
-        return f"drift report (selfHeal false): {plan_summary(planned.plan)}"
+        return CycleRun(f"drift report (selfHeal false): {plan_summary(planned.plan)}", EXIT_OK)
     except Refused as exc:
-        return f"refused: {'; '.join(exc.reasons)}"
-    except CycleError as exc:
-        return f"error (will retry next cycle): {exc}"
+        return CycleRun(f"refused: {'; '.join(exc.reasons)}", EXIT_REFUSED)
+    except (CycleError, StoreUnavailable) as exc:
+        return CycleRun(f"error (will retry next cycle): {exc}", EXIT_ERROR)
+
+
+def _open_store(settings: Settings, clock: Clock):
+    from reconciler.store import StoreUnavailable, open_store
+
+    try:
+        return open_store(settings.effective_db_url, clock=clock)
+    except StoreUnavailable as exc:
+        raise SchedulerError(f"cannot open the store {exc.database}: {exc.cause}") from exc
 
 
 def run_scheduler(
@@ -140,29 +195,27 @@ def run_scheduler(
     from reconciler.app.gateway import gateway_settings
     from reconciler.desired import load_desired_state
     from reconciler.model.diagnostics import DiagnosticsError, render_text
-    from reconciler.store import open_store
 
     clock = clock or SystemClock()
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
         raise SchedulerError(f"desired state invalid:\n{render_text(exc.diagnostics)}") from exc
-    store = open_store(settings.effective_db_url, clock=clock)
+    store = _open_store(settings, clock)
     with gateway_settings(gateway, settings) as gw:
         if once:
             name = desired.schedules[0].name if desired.schedules else None
-            echo(
-                run_cycle(
-                    directory,
-                    gw,
-                    name,
-                    clock=clock,
-                    store=store,
-                    echo=echo,
-                    ignore_window=ignore_window,
-                )
+            done = run_cycle_outcome(
+                directory,
+                gw,
+                name,
+                clock=clock,
+                store=store,
+                echo=echo,
+                ignore_window=ignore_window,
             )
-            return 0
+            echo(done.line)
+            return done.exit_code
         if not desired.schedules:
             raise SchedulerError("no Schedule document in the desired state; add one or use --once")
         scheduler = BlockingScheduler(timezone=dt.UTC)

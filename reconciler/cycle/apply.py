@@ -16,6 +16,7 @@ from reconciler.cycle.common import (
     CycleError,
     Progress,
     Refused,
+    check_reports_dir,
     connect,
     detect_breaks,
     finish_cycle,
@@ -84,17 +85,11 @@ async def apply_cycle(
             )
     else:
         chosen = selected_accounts(desired, accounts)
-    cycle_id = store.begin_cycle(
-        "apply",
-        holder=holder_name(),
-        accounts=chosen,
-        desired_hash=desired.content_hash,
-        git_commit=desired.git_commit,
-        git_dirty=desired.git_dirty,
-    )
+    cycle_id = _begin_cycle(store, desired, chosen)
     report = cyclereport.new_report(cycle_id, "apply", clock.now(), desired, settings, chosen)
     run = _ApplyRun(desired, settings, clock, store, chosen, cycle_id, report, progress)
     try:
+        check_reports_dir(reports_dir)  # before the first order, not after the last
         outcome = await run.run(plan_file, approve, tolerance)
     except Refused as exc:
         report.update(status="refused", errors=exc.reasons)
@@ -109,9 +104,29 @@ async def apply_cycle(
         report.update(status="error", errors=[f"{type(exc).__name__}: {exc}"])
         finish_cycle(store, cycle_id, report, clock, reports_dir)
         raise CycleError(f"cycle {cycle_id} failed: {type(exc).__name__}: {exc}") from exc
-    report["status"] = "ok"
+    report["status"] = outcome.status
     finish_cycle(store, cycle_id, report, clock, reports_dir)
     return outcome
+
+
+def _begin_cycle(store, desired: DesiredState, accounts: Sequence[str]) -> int:
+    """Record the cycle as running; a store that cannot record it stops apply here."""
+    from reconciler.store import StoreUnavailable
+
+    try:
+        return store.begin_cycle(
+            "apply",
+            holder=holder_name(),
+            accounts=accounts,
+            desired_hash=desired.content_hash,
+            git_commit=desired.git_commit,
+            git_dirty=desired.git_dirty,
+        )
+    except StoreUnavailable as exc:
+        raise CycleError(
+            f"cannot record the cycle in the {exc}; nothing was sent (apply never trades "
+            "without its write-ahead ledger)"
+        ) from exc
 
 
 class _ApplyRun:
@@ -142,6 +157,8 @@ class _ApplyRun:
             await self.broker.disconnect()
 
     def _check_gates(self) -> list[GateResult]:
+        from reconciler.render import cycle_report as cyclereport
+
         gates = evaluate_gates(
             _gate_inputs(
                 self.desired,
@@ -151,7 +168,7 @@ class _ApplyRun:
                 self.halt_reason,
             )
         )
-        self.report["gates"] = [g.__dict__ for g in gates]
+        self.report["gates"] = cyclereport.gate_rows(gates, self.settings.orders_enabled)
         bad = refused(gates)
         if bad:
             raise Refused([g.render() for g in bad], report=self.report)
@@ -288,6 +305,7 @@ class _ApplyRun:
             self.report["recovery"] = await recover(
                 self.broker, self.store, self.accounts, clock=self.clock, progress=self.progress
             )
+            await self._refuse_orphans()
         actual, fresh = await self._snapshot_and_plan(new_plan_id(self.clock.now()))
         breaks = self._record_breaks(actual)
         fresh = skip_breaks(fresh, breaks)
@@ -313,12 +331,66 @@ class _ApplyRun:
         dry_run = not self.settings.orders_enabled
         outcomes = await self._execute(plan, actual, approved, dry_run)
         self.report["orders"] = [o.to_dict() for o in outcomes]
+        status = self._settle(plan, approved, dry_run)
         if approved and not dry_run:
             if outcomes:
                 await self._drift_after(plan)
             for account, snapshot in fresh.desired_snapshot.items():
                 self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
-        return ApplyOutcome(plan, dry_run, gates, self.report, self.report["orders"], approved)
+        return ApplyOutcome(
+            plan, dry_run, gates, self.report, self.report["orders"], approved, status
+        )
+
+    def _settle(self, plan: Plan, approved: bool, dry_run: bool) -> str:
+        """The cycle's status, its counts and its one-line result, from what happened."""
+        from reconciler.model import outcome
+
+        not_closed = outcome.drift_not_closed(plan)
+        counts = outcome.order_counts(self.report["orders"])
+        status = outcome.apply_status(
+            planned=len(plan.orders),
+            approved=approved,
+            dry_run=dry_run,
+            orders=self.report["orders"],
+            not_closed=not_closed,
+        )
+        self.report["counts"] = counts
+        self.report["drift_not_closed"] = not_closed
+        if dry_run:
+            self.report["would_send"] = len(plan.orders)
+        self.report["result"] = outcome.apply_result(status, counts, not_closed)
+        return status
+
+    async def _refuse_orphans(self) -> None:
+        """Report rc- orders the broker has and the ledger lacks; refuse while any works."""
+        from reconciler.apply.orphans import orphan_orders
+
+        orphans = await orphan_orders(self.broker, self.store, self.accounts)
+        if not orphans:
+            return
+        self.report["orphan_orders"] = [o.render() for o in orphans]
+        for o in orphans:
+            self.progress(f"unknown to the ledger: {o.render()}")
+        working = [o for o in orphans if o.working]
+        why = (
+            f"{len(orphans)} order(s) with a reconciler orderRef at the broker are not in the "
+            f"ledger of {self.store.url}: the store was lost, replaced or is not the one that "
+            "sent them (or another reconciler trades these accounts)"
+        )
+        if not working:
+            self.report["notes"].append(why + "; none is still working")
+            return
+        raise Refused(
+            [
+                why
+                + f"; {len(working)} still working ("
+                + ", ".join(o.order_ref for o in working)
+                + "), so a new plan would put the same trades in flight twice. Cancel them "
+                "(reconcile halt --reason ... --cancel-open, then resume) or point "
+                "RECONCILER_DB_URL at the store that sent them"
+            ],
+            report=self.report,
+        )
 
     async def _execute(self, plan: Plan, actual: ActualState, approved: bool, dry_run: bool):
         from reconciler.apply.executor import Executor, not_sent_outcome
@@ -342,7 +414,7 @@ class _ApplyRun:
             size_increments={c.con_id: c.size_increment for c in actual.contracts.values()},
         )
         outcomes = await executor.run()
-        self.report["notes"] = executor.notes
+        self.report["notes"] += executor.notes
         self.report["result"] = "applied"
         return outcomes
 

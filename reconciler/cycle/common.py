@@ -24,6 +24,7 @@ from reconciler.model.plan import Plan
 from reconciler.model.settings import Settings
 
 Progress = Callable[[str], None]
+log = logging.getLogger("reconciler.cycle")
 
 
 class CycleError(Exception):
@@ -55,6 +56,7 @@ class ApplyOutcome:
     report: dict[str, Any]
     orders: list[dict[str, Any]] = field(default_factory=list)
     approved: bool = True
+    status: str = "ok"  # see reconciler.model.outcome
 
 
 def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = None):
@@ -164,6 +166,13 @@ async def connect(settings: Settings, *, readonly: bool, clock: Clock):
 
 
 def finish_cycle(store, cycle_id: int, report: dict, clock: Clock, reports_dir: str | None) -> None:
+    """Close the cycle in the store with its outcome and write its report files.
+
+    The store's record comes first and does not depend on the files: a report that cannot be
+    written (full disk, a directory that became read-only) is logged as an error and noted in
+    the stored report, and the cycle is still closed with its true status, so the next cycle
+    runs.
+    """
     from reconciler.render import cycle_report as cyclereport
 
     finished = clock.now()
@@ -172,7 +181,16 @@ def finish_cycle(store, cycle_id: int, report: dict, clock: Clock, reports_dir: 
     report["duration_seconds"] = round((finished - started).total_seconds(), 3)
     report["tca"] = cyclereport.tca(report)
     if reports_dir:
-        report["files"] = write_report_files(report, reports_dir)
+        try:
+            report["files"] = write_report_files(report, reports_dir)
+        except OSError as exc:
+            cause = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+            report["files"] = []
+            report["report_files_error"] = (
+                f"report files not written to {reports_dir} ({cause}); the report is in the "
+                "store (reconcile show cycles)"
+            )
+            log.error("cycle %s: %s", cycle_id, report["report_files_error"])
     try:
         store.finish_cycle(
             cycle_id,
@@ -181,7 +199,39 @@ def finish_cycle(store, cycle_id: int, report: dict, clock: Clock, reports_dir: 
             error="; ".join(report.get("errors", [])) or None,
         )
     except ValueError as exc:  # closed by someone else (operator, recovery): keep theirs
-        logging.getLogger("reconciler.cycle").warning("cycle %s not recorded: %s", cycle_id, exc)
+        log.warning("cycle %s not recorded: %s", cycle_id, exc)
+
+
+def unwritable_reason(directory: str) -> str | None:
+    """None when files can be created in `directory` (made if missing); else why not.
+
+    Creates and removes a probe file: permission bits alone do not tell (root ignores them;
+    a read-only mount or an immutable directory does not show in them).
+    """
+    import tempfile
+    from pathlib import Path
+
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return None
+
+
+def check_reports_dir(reports_dir: str | None) -> None:
+    """Raise CycleError, before anything is sent, when the reports directory is unusable."""
+    if not reports_dir:
+        return
+    why = unwritable_reason(reports_dir)
+    if why is not None:
+        raise CycleError(
+            f"reports directory {reports_dir} is not writable ({why}); nothing was sent. "
+            "Fix it or point RECONCILER_REPORTS_DIR at a writable directory"
+        )
 
 
 def write_report_files(report: dict, reports_dir: str) -> list[str]:
@@ -190,20 +240,14 @@ def write_report_files(report: dict, reports_dir: str) -> list[str]:
     from pathlib import Path
 
     from reconciler.render import cycle_report as cyclereport
+    from reconciler.util.files import atomic_write
 
     directory = Path(reports_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     stem = (
         f"{report['started_at'][:19].replace(':', '').replace('-', '')}-cycle{report['cycle_id']}"
     )
-    paths = {directory / f"{stem}.json": None, directory / f"{stem}.md": None}
-    json_path, md_path = list(paths)
+    json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
     report["files"] = [str(json_path), str(md_path)]
-    for path, text in (
-        (json_path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"),
-        (md_path, cyclereport.render_markdown(report)),
-    ):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    atomic_write(json_path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write(md_path, cyclereport.render_markdown(report))
     return report["files"]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from reconciler.cycle.common import (
     CycleError,
     PlanOutcome,
+    check_reports_dir,
     connect,
     desired_changes_since_applied,
     detect_breaks,
@@ -90,6 +91,7 @@ async def drift_report_cycle(
     )
     report = cyclereport.new_report(cycle_id, "plan", clock.now(), desired, settings, chosen)
     try:
+        check_reports_dir(reports_dir)  # the report is what this cycle is for
         outcome = await plan_cycle(desired, settings, clock=clock, store=store, accounts=chosen)
     except Exception as exc:
         report.update(status="error", errors=[str(exc)])

@@ -58,3 +58,19 @@ class DriftStatus(StrEnum):
     MISSING_FX = "missing-fx"
     UNRESOLVED = "unresolved"
     NO_CAPITAL = "no-capital"
+
+
+class CycleStatus(StrEnum):
+    """The status of a cycle row and of its report."""
+
+    RUNNING = "running"
+    OK = "ok"  # completed: every planned order filled, or nothing to do and in sync
+    PARTIAL = "partial"  # some orders filled (in whole or in part), others did not
+    DRY_RUN = "dry-run"  # ORDERS_ENABLED is false: planned, checked, recorded, nothing sent
+    NONE_FILLED = "none-filled"  # orders planned and approved, none filled anything
+    BLOCKED = "blocked"  # out of band, but no allowed order: every needed order denied
+    NOT_APPROVED = "not-approved"
+    UNKNOWN = "unknown"  # some outcomes unknown and nothing known to be filled
+    REFUSED = "refused"
+    ERROR = "error"
+    ABORTED = "aborted"

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from reconciler.model.outcome import summary_line
 from reconciler.model.plan import Plan
 from reconciler.render.plan import _md_table, _money, _pct, _pts, _qty
 
@@ -45,6 +46,24 @@ def new_report(
         "errors": [],
         "notes": [],
     }
+
+
+def gate_rows(gates, orders_enabled: bool) -> list[dict[str, Any]]:
+    """The gates for the report: name, passed, detail and the word shown for the result.
+
+    With orders disabled the ORDERS_ENABLED gate lets the cycle run, but as a dry run: the
+    report says so rather than "pass"."""
+    rows = []
+    for g in gates:
+        result = "pass" if g.passed else "REFUSED"
+        if g.name == "ORDERS_ENABLED" and not orders_enabled:
+            result = "dry run: orders disabled"
+        rows.append({"name": g.name, "passed": g.passed, "detail": g.detail, "result": result})
+    return rows
+
+
+def _gate_result(gate: dict[str, Any]) -> str:
+    return gate.get("result") or ("pass" if gate.get("passed") else "REFUSED")
 
 
 def _drift(plan: Plan) -> list[dict[str, Any]]:
@@ -88,6 +107,14 @@ def add_drift_after(report: dict[str, Any], plan_after: Plan) -> None:
     report["remaining_orders_after"] = len(plan_after.orders)
 
 
+def outcome_line(report: dict[str, Any]) -> str:
+    """'7 order(s): 0 filled, 0 partly filled, 7 rejected, ...' from an apply report."""
+    counts = report.get("counts") or {}
+    if report.get("status") == "dry-run":
+        return f"{report.get('would_send', 0)} order(s) would have been sent (dry run)"
+    return summary_line(counts)
+
+
 def tca(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Transaction-cost rows: arrival price (quote at plan time) vs fills, commissions."""
     rows = []
@@ -123,6 +150,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Accounts: {', '.join(report.get('accounts', []))}",
         f"- Plan `{report.get('plan_id') or '-'}`; result: {report.get('result', '-')}",
     ]
+    if report.get("counts"):
+        lines.append(f"- Orders: {outcome_line(report)}")
+    if report.get("report_files_error"):
+        lines.append(f"- {report['report_files_error']}")
     if report.get("lock_id"):
         lines.append(f"- Lock `{report['lock_id']}`")
     if report.get("errors"):
@@ -132,12 +163,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             _md_table(
                 ["Gate", "Result", "Detail"],
-                [
-                    [g["name"], "pass" if g["passed"] else "REFUSED", g["detail"]]
-                    for g in report["gates"]
-                ],
+                [[g["name"], _gate_result(g), g["detail"]] for g in report["gates"]],
             )
         ]
+    if report.get("orphan_orders"):
+        lines += ["", "## Orders at the broker unknown to the ledger", ""]
+        lines += [f"- `{o}`" for o in report["orphan_orders"]]
     if report.get("recovery"):
         lines += ["", "## Recovery of earlier orders", ""]
         lines += [f"- `{r.get('order_ref')}`: {r.get('resolution')}" for r in report["recovery"]]

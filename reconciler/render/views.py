@@ -19,7 +19,8 @@ def _when(value: Any) -> str:
 
 
 def drift_summary(report: Mapping[str, Any] | None, account: str) -> str:
-    """'2 of 4 outside band (max 3.10 pts)' from the latest drift in a cycle report."""
+    """'2 of 4 outside band (max 3.10 pts)' from the latest drift in a cycle report; 'unknown'
+    instead of a maximum when an instrument had no price."""
     if not report:
         return "-"
     rows = [
@@ -29,8 +30,16 @@ def drift_summary(report: Mapping[str, Any] | None, account: str) -> str:
     ]
     if not rows:
         return "-"
-    outside = [r for r in rows if not r.get("in_band")]
-    worst = max((abs(r["drift"]) for r in rows if r.get("drift") is not None), default=0.0)
+    unknown = [r for r in rows if r.get("status", "managed") != "managed" or r.get("drift") is None]
+    outside = [r for r in rows if not r.get("in_band") and r not in unknown]
+    if unknown:
+        # A missing price means the drift is not known: never a "max" that looks measured.
+        why = ", ".join(f"{r.get('key')} {r.get('status', 'no drift')}" for r in unknown)
+        return (
+            f"{len(outside)} of {len(rows)} outside band, {len(unknown)} unknown ({why}); "
+            "max unknown"
+        )
+    worst = max((abs(r["drift"]) for r in rows), default=0.0)
     return f"{len(outside)} of {len(rows)} outside band (max {worst * 100:.2f} pts)"
 
 

@@ -2,11 +2,12 @@
 
 Responsible for re-exporting the public API: `open_store` and `Store`, the ledger's
 `EventRow`/`VerifyResult`, lock types (`LockHandle`, `LockHeld`, `LockLost`, `LockInfo`), the
-read views and the store's errors. Must not hold logic of its own.
+read views and the store's errors (`StoreUnavailable`: the database cannot be used at all).
+Must not hold logic of its own.
 """
 
 from reconciler.store.api import DuplicateIntent, PlanConflict, Store, open_store
-from reconciler.store.engine import StoreUrlError, make_engine
+from reconciler.store.engine import StoreUnavailable, StoreUrlError, make_engine
 from reconciler.store.ledger import EventRow, VerifyResult
 from reconciler.store.locks import LockHandle, LockHeld, LockInfo, LockLost
 from reconciler.store.migrate import SchemaError
@@ -38,6 +39,7 @@ __all__ = [
     "SchemaError",
     "StatusRow",
     "Store",
+    "StoreUnavailable",
     "StoreUrlError",
     "UnresolvedIntent",
     "VerifyResult",

@@ -5,8 +5,10 @@ the same on both backends: SQLite gets its parent directory created, WAL journal
 keys, a busy timeout, full fsync and explicit `BEGIN` / `BEGIN IMMEDIATE` transactions (so a
 writer takes the write lock up front instead of failing on a read-to-write upgrade);
 PostgreSQL is used as is. Also the two transaction helpers the store uses: `write_tx` (a
-serialisable-enough write transaction) and `read_tx`. Must not know any table or run
-migrations.
+serialisable-enough write transaction) and `read_tx`, and the translation of "the database
+cannot be used at all" errors (read-only file, missing directory, not a database, server
+down) into one `StoreUnavailable` naming the database and the cause, so no command shows a
+driver traceback. Must not know any table or run migrations.
 """
 
 from __future__ import annotations
@@ -25,6 +27,42 @@ _CONFIGURED_FLAG = "_reconciler_store_configured"
 
 class StoreUrlError(ValueError):
     """The database URL cannot be used by the store; the message names the URL and why."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be read or written at all (read-only, unreachable, not a
+    database). The message names the database and the cause in one line."""
+
+    def __init__(self, database: str, cause: str) -> None:
+        self.database = database
+        self.cause = cause
+        super().__init__(f"store {database}: {cause}")
+
+
+# SQLite messages that mean "this database cannot be used", with what they mean for an
+# operator. Anything else (a constraint, the append-only triggers, a missing table during
+# migration) stays the driver's error for the store to handle.
+_SQLITE_UNAVAILABLE = (
+    (
+        "readonly database",
+        "cannot write: the database is read-only for this process (file or directory "
+        "permissions, an immutable file or a read-only mount)",
+    ),
+    (
+        "unable to open database file",
+        "cannot open the database file (its directory is missing, unwritable or not a directory)",
+    ),
+    ("not a database", "the file is not a SQLite database"),
+    ("disk i/o error", "disk I/O error"),
+    ("database or disk is full", "the disk is full"),
+    ("authorization denied", "access denied"),
+)
+# PostgreSQL SQLSTATEs with the same meaning.
+_PG_UNAVAILABLE = {
+    "25006": "cannot write: the transaction is read-only (read-only server or role)",
+    "53100": "the disk is full",
+    "57P03": "the server is not accepting connections yet",
+}
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -83,8 +121,48 @@ def configure_engine(engine: Engine) -> Engine:
         engine.dispose()
     elif not is_postgresql(engine):
         raise StoreUrlError(f"database backend {engine.dialect.name!r} is not supported")
+    event.listen(engine, "handle_error", _unavailable_error)
     setattr(engine, _CONFIGURED_FLAG, True)
     return engine
+
+
+def database_label(engine: Engine) -> str:
+    """The database as an operator knows it: the SQLite file, else the URL without password."""
+    if is_sqlite(engine) and engine.url.database:
+        path = sqlite_file(engine)
+        return str(path) if path is not None else engine.url.database
+    return engine.url.render_as_string(hide_password=True)
+
+
+def unavailable_cause(error: BaseException, *, connecting: bool = False) -> str | None:
+    """What an operator should read when `error` (a DB-API exception) means the database
+    cannot be used at all; None for every other error."""
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate is not None or type(error).__module__.startswith("psycopg"):
+        if sqlstate in _PG_UNAVAILABLE:
+            return _PG_UNAVAILABLE[sqlstate]
+        # 42501 is also what the append-only triggers raise: only the server's own
+        # "permission denied for ..." means the role cannot use the database.
+        if sqlstate == "42501" and str(error).startswith("permission denied"):
+            return f"permission denied: {str(error).strip().splitlines()[0]}"
+        if connecting:
+            first = (str(error).strip().splitlines() or ["connection failed"])[0]
+            return f"cannot connect: {first}"
+        return None
+    message = str(error).lower()
+    for fragment, cause in _SQLITE_UNAVAILABLE:
+        if fragment in message:
+            return f"{cause} [{str(error).strip()}]"
+    return None
+
+
+def _unavailable_error(context) -> None:
+    if getattr(context, "is_pre_ping", False):
+        return  # the pool retries a dead pooled connection itself
+    error = context.original_exception
+    cause = unavailable_cause(error, connecting=context.connection is None)
+    if cause is not None:
+        raise StoreUnavailable(database_label(context.engine), cause) from error
 
 
 def _sqlite_on_connect(dbapi_connection, _record) -> None:

@@ -36,17 +36,23 @@ _register()
 
 
 _ECHOED = ("timed out", "API connection failed", "Make sure API port", "Peer closed connection")
+# Whole Trade(...) reprs, kilobytes each, that the client libraries log when the gateway
+# cancels or rejects an order: the executor reports one line per order event instead.
+_TRADE_DUMPS = ("Canceled order: Trade(", "IBKR API validation warning: Trade(")
 
 
 class _HandledGatewayErrors:
-    """Drops the client libraries' echo of gateway error messages ("Error 202, reqId 7: ...")
-    and "request timed out" notices: the broker adapter reports those itself. Anything else
-    they log, decode failures ("Error handling fields") above all, still reaches stderr."""
+    """Drops the client libraries' echo of gateway error messages ("Error 202, reqId 7: ..."),
+    their Trade(...) dumps on cancels and rejections, and "request timed out" notices: the
+    broker adapter and the executor report those themselves. Anything else they log, decode
+    failures ("Error handling fields") above all, still reaches stderr."""
 
     @staticmethod
     def filter(record) -> bool:
         message = record.getMessage()
         if message.startswith(("Error ", "Warning ")) and ", reqId " in message:
+            return False
+        if message.startswith(_TRADE_DUMPS):
             return False
         return not any(text in message for text in _ECHOED)
 
@@ -68,4 +74,14 @@ def configure_logging() -> None:
 
 def main() -> None:
     configure_logging()
-    cli(prog_name="reconcile")
+    try:
+        cli(prog_name="reconcile")
+    except Exception as exc:
+        # A store that became unusable after it was opened (read-only file, server gone):
+        # one line naming the database and the cause, never a driver traceback.
+        from reconciler.store.engine import StoreUnavailable
+
+        if not isinstance(exc, StoreUnavailable):
+            raise
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -255,14 +255,23 @@ def health_command(check_orders, account, fmt, gateway):
 def halt_command(reason, cancel_open, gateway):
     """Out-of-band kill switch: stop all trading now, without waiting for a pull request.
 
-    Honoured before every order by running cycles. Only ever stricter than git.
+    Honoured before every order by running cycles. Only ever stricter than git. Exit 0
+    recorded; 1 when the halt could not be recorded (trading is then NOT halted: the message
+    says what to do) or open orders could not be cancelled.
     """
+    from reconciler.store import open_store
     from reconciler.util.process import holder_name
 
     settings = load_settings_or_fail()
-    store = open_store_or_fail(settings)
-    store.halt(reason, who=holder_name())
-    click.echo(f"HALTED: {reason}. Every cycle refuses to trade until `reconcile resume`.")
+    recorded = False
+    try:
+        store = open_store(settings.effective_db_url)
+        store.halt(reason, who=holder_name())
+        recorded = True
+    except Exception as exc:  # the kill switch must never fail quietly, whatever broke
+        _halt_not_recorded(settings, exc, cancel_open)
+    if recorded:
+        click.echo(f"HALTED: {reason}. Every cycle refuses to trade until `reconcile resume`.")
     if cancel_open:
         import asyncio
 
@@ -273,8 +282,38 @@ def halt_command(reason, cancel_open, gateway):
             with gateway_settings(gateway, settings) as gw:
                 cancelled = asyncio.run(cancel_open_orders(gw))
         except CycleError as exc:
-            fail(f"halt recorded, but open orders could not be cancelled: {exc}")
+            said = "halt recorded" if recorded else "HALT NOT RECORDED"
+            fail(f"{said}, and open orders could not be cancelled: {exc}")
         click.echo(f"Cancelled {len(cancelled)} open order(s): {', '.join(cancelled) or '-'}")
+    if not recorded:
+        sys.exit(EXIT_ERROR)
+
+
+def _halt_not_recorded(settings, exc: Exception, cancel_open: bool) -> None:
+    from reconciler.app.cli.common import redact
+    from reconciler.store import StoreUnavailable
+
+    cause = (
+        str(exc)
+        if isinstance(exc, StoreUnavailable)
+        else (
+            f"store {redact(settings.effective_db_url)}: {type(exc).__name__}: "
+            + (str(exc).strip().splitlines() or [""])[0]
+        )
+    )
+    lines = [
+        f"error: HALT NOT RECORDED: {cause}",
+        "error: TRADING IS NOT HALTED: running and scheduled cycles read the halt from this "
+        "store and will keep trading.",
+        "error: to stop trading now: set `tradingState: HALTED` in the RiskPolicy in git (and "
+        "make sure the checkout the service reads has it), or stop the service "
+        "(systemctl stop reconcile.timer reconcile-daemon.service); then fix the store and "
+        "run `reconcile halt` again.",
+    ]
+    if cancel_open:
+        lines.append("error: cancelling this reconciler's open orders anyway, as asked.")
+    for line in lines:
+        click.echo(line, err=True)
 
 
 @click.command("resume")
@@ -309,10 +348,20 @@ def audit_group():
 
 @click.command("verify")
 def audit_verify_command():
-    """Check the ledger's SHA-256 hash chain; names the first bad row. Exit 0 intact, 1 not."""
+    """Check the ledger's SHA-256 hash chain; names the first bad row. Exit 0 intact (an
+    empty ledger included, with a warning), 1 not."""
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
     result = store.verify_ledger()
+    if result.ok and result.checked == 0:
+        click.echo(f"Ledger EMPTY: no event recorded in {store.url}.")
+        click.echo(
+            "If this reconciler has traded before, the store was lost, replaced, or "
+            "RECONCILER_DB_URL / RECONCILER_STATE_DIR point at another one: orders at the "
+            "broker with an rc- orderRef are then unknown to it (the next apply lists them "
+            "and refuses to trade while any is still working)."
+        )
+        return
     if result.ok:
         click.echo(f"Ledger intact: {result.checked} event(s), hash chain verified.")
         return

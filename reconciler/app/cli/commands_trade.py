@@ -13,11 +13,12 @@ import click
 
 from reconciler.app.cli.common import (
     EXIT_CHANGES,
-    EXIT_ERROR,
+    EXIT_DRIFT_REMAINS,
     EXIT_OK,
     EXIT_REFUSED,
     FORMATS,
     account_option,
+    exit_code_for_status,
     fail,
     gateway_option,
     load_desired_or_fail,
@@ -97,7 +98,10 @@ def _progress_printer():
     "--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format."
 )
 @click.option(
-    "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has orders, 0 when none."
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 in sync, 2 when the plan has orders, 4 when drift remains that no allowed "
+    "order closes (denied, clipped to nothing, restricted).",
 )
 @gateway_option
 @account_option
@@ -105,7 +109,8 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
     """Snapshot the broker, diff against DIRECTORY, plan orders within the risk limits.
 
     Sends nothing and connects read-only. Exit 0 no changes (or any plan without
-    --detailed-exitcode), 2 changes with --detailed-exitcode, 1 error.
+    --detailed-exitcode), 1 error; with --detailed-exitcode 2 orders to send, 4 no order but
+    drift remains that no allowed order closes.
     """
     from reconciler.app.gateway import gateway_settings
     from reconciler.cycle import CycleError, plan_cycle
@@ -135,7 +140,13 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
     click.echo(render_plan(plan, fmt, **kwargs), nl=False)
     if out and fmt != "json":
         click.echo(f"Plan written to {out}; apply it with: reconcile apply {out}")
-    sys.exit(EXIT_CHANGES if (detailed_exitcode and plan.has_changes) else EXIT_OK)
+    if not detailed_exitcode:
+        sys.exit(EXIT_OK)
+    if plan.has_changes:
+        sys.exit(EXIT_CHANGES)
+    from reconciler.model.outcome import drift_not_closed
+
+    sys.exit(EXIT_DRIFT_REMAINS if drift_not_closed(plan) else EXIT_OK)
 
 
 @click.command("apply")
@@ -173,9 +184,11 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
 
     Checks every safety gate first. With ORDERS_ENABLED unset this is a full dry run that
     sends nothing. A saved plan must match its SHA-256 digest, and its orders pass every
-    risk check again against the limits in force now. Exit 0 applied or nothing to do,
-    1 error (PLANFILE unreadable, not a plan, another format version), 3 refused (gate,
-    plan edited or without digest, stale plan, lock held).
+    risk check again against the limits in force now. Exit 0 applied (at least one fill),
+    nothing to do or dry run; 1 error (PLANFILE unreadable, not a plan, another format
+    version) or not approved; 3 refused (gate, halt, plan edited or without digest, stale
+    plan, lock held, unknown working orders); 4 drift remains that this run could not close
+    (orders planned but none filled, or every needed order denied).
     """
     from reconciler.app.gateway import gateway_settings
     from reconciler.cycle import CycleError, Refused, apply_cycle
@@ -247,9 +260,9 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
         if plan_file is not None or not outcome.plan.orders:
             click.echo(render_plan_text(outcome.plan), nl=False)
         _echo_apply_summary(report)
-    if report.get("result") == "not approved":
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK)
+    if report.get("report_files_error"):
+        click.echo(f"error: {report['report_files_error']}", err=True)
+    sys.exit(exit_code_for_status(outcome.status))
 
 
 def _load_plan_file_or_fail(planfile: str):
@@ -274,12 +287,19 @@ def _load_plan_file_or_fail(planfile: str):
 
 
 def _echo_apply_summary(report) -> None:
+    from reconciler.render.cycle_report import outcome_line
+
     for o in report.get("orders", []):
         click.echo(
             f"{o['status']:<17} {o['order_ref']} {o['side']} {o['quantity']:g} {o['key']}"
             f" filled {o['filled']:g}" + (f" ({o['message']})" if o.get("message") else "")
         )
-    click.echo(f"Cycle {report['cycle_id']}: {report.get('result', report.get('status'))}.")
+    if report.get("orders"):
+        click.echo(f"Orders: {outcome_line(report)}.")
+    click.echo(
+        f"Cycle {report['cycle_id']} {report.get('status')}: "
+        f"{report.get('result', report.get('status'))}."
+    )
     if report.get("files"):
         click.echo(f"Report: {report['files'][1]}")
 
@@ -359,6 +379,8 @@ def run_command(directory, once, ignore_window, gateway):
     Each cycle re-reads the desired state and the broker (level-triggered). With
     selfHeal: false a cycle only plans and reports drift; with selfHeal: true it applies
     (still subject to every gate, ORDERS_ENABLED included). Stops on SIGINT/SIGTERM.
+    With --once: exit 0 completed (applied, nothing to do, dry run, drift reported, outside
+    the window), 1 error, 3 refused, 4 drift the cycle could not close.
     """
     from reconciler.app.scheduler import SchedulerError, run_scheduler
 

@@ -11,10 +11,14 @@ from typing import NoReturn
 
 import click
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CHANGES = 2  # plan --detailed-exitcode: there are changes
-EXIT_REFUSED = 3  # apply refused: gate, stale plan, lock held
+from reconciler.app.exit_codes import (  # noqa: F401  (re-exported for the command modules)
+    EXIT_CHANGES,
+    EXIT_DRIFT_REMAINS,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REFUSED,
+    exit_code_for_status,
+)
 
 FORMATS = click.Choice(["text", "json", "markdown"])
 
@@ -50,10 +54,12 @@ def load_desired_or_fail(directory: str):
 
 
 def open_store_or_fail(settings, clock=None):
-    from reconciler.store import open_store
+    from reconciler.store import StoreUnavailable, open_store
 
     try:
         return open_store(settings.effective_db_url, clock=clock)
+    except StoreUnavailable as exc:
+        fail(f"cannot open the store {exc.database}: {exc.cause}")
     except Exception as exc:  # a bad URL or unreachable database is an environment problem
         fail(f"cannot open the store at {redact(settings.effective_db_url)}: {exc}")
 
