@@ -25,7 +25,7 @@ class DemoError(Exception):
 def example_directory() -> Path:
     """`desired_state/` in the current directory, else the example shipped in the package."""
     cwd = Path("desired_state")
-    shipped = Path(__file__).resolve().parent / "example"
+    shipped = Path(__file__).resolve().parents[1] / "example"
     for candidate in (cwd, shipped):
         if candidate.is_dir():
             return candidate
