@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
 
 import pytest
 from apply_helpers import (
@@ -28,6 +27,7 @@ from apply_helpers import (
     wait_until,
     write_desired_state,
 )
+from library_cli import LibraryCli
 
 from reconciler.sim import run_in_thread
 
@@ -35,16 +35,6 @@ pytestmark = pytest.mark.integration
 
 CLIENT_ID = 51
 MANUAL_CLIENT_ID = 77
-
-
-@dataclass
-class LibraryCli(Cli):
-    """The CLI with a chosen IB client library."""
-
-    library: str = "ib_async"
-
-    def env(self, client_id: int | None = None) -> dict[str, str]:
-        return {**super().env(client_id), "RECONCILER_IB_LIBRARY": self.library}
 
 
 @pytest.fixture(params=["ib_async", "ib_insync"])
