@@ -184,8 +184,10 @@ def test_halt_cancel_open_when_the_owner_does_not_cancel_then_exits_1_naming_it_
             _place(foreign, "VEA", "rc-stuck-1")
             _place(foreign, "VWO", "manual-2")
             wait_until(
-                lambda: {o.order_ref for o in broker_orders(sim) if o.status == "Submitted"}
-                == {"rc-stuck-1", "manual-2"},
+                lambda: (
+                    {o.order_ref for o in broker_orders(sim) if o.status == "Submitted"}
+                    == {"rc-stuck-1", "manual-2"}
+                ),
                 timeout=10,
                 what="the foreign orders working",
             )
