@@ -223,3 +223,18 @@ def test_halt_global_cancel_without_cancel_open_is_refused_and_records_nothing(t
     assert refused.returncode == 1, refused.explain()
     assert "--global-cancel needs --cancel-open" in refused.stderr
     assert "Not halted" in cli.run("resume").stdout
+
+
+def test_halt_cancel_open_when_the_gateway_is_down_still_records_the_halt_and_exits_1(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    desired = write_desired_state(tmp_path / "desired_state", TARGETS)
+    cli = LibraryCli(tmp_path, f"127.0.0.1:{port}", f"sqlite:///{tmp_path / 'store.db'}", desired)
+    result = cli.run("halt", "--reason", "stop", "--cancel-open", "--wait", "1")
+    assert result.returncode == 1, result.explain()
+    assert "halt recorded, but the reconciler's open orders could not be read" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "HALTED: stop" in cli.run("status").stdout

@@ -321,7 +321,9 @@ def halt_command(reason, cancel_open, global_cancel, wait_seconds, gateway):
     except CycleError as exc:
         fail(
             f"halt recorded, but the reconciler's open orders could not be read or cancelled: "
-            f"{exc}. They may still be working: check them in TWS"
+            f"{exc}. They may still be working"
+            + (f" (in flight per the ledger: {', '.join(expected)})" if expected else "")
+            + ": check them in TWS"
         )
     _echo_cancel_report(result)
     if result.still_working or result.error:
