@@ -3,26 +3,52 @@
 Responsible for sending a plan's orders and following them to a final answer: the INTENT row
 is committed before each order is sent (write-ahead), orderRef is the plan's deterministic
 leg reference, sends are paced by one token bucket, sells go first and buys once cash allows,
-orders left working at their TTL are cancelled, and every status change, fill (de-duplicated
-by execId) and the transaction-cost snapshot is appended to the ledger. Also recovery of
-earlier unresolved INTENTs from the broker's open orders, completed orders and executions.
-Must not plan, decide risk, or print: progress goes to a callback.
+orders left working at their TTL are cancelled, and the out-of-band halt is honoured before
+every send and at least every `halt_poll` seconds while orders work (working orders are then
+cancelled). Each order's outcome comes from `reconciler.apply.outcome.classify`; when the
+live answer is inconclusive (e.g. a cancel answered 10148, or fills never arrived) the broker
+is asked by orderRef (open orders, completed orders, executions) and every fill is recorded
+once (execId) before the outcome. Events are journalled by `reconciler.apply.journal`;
+earlier cycles' orders are resolved by `reconciler.apply.recovery`. Must not plan, decide
+risk, or print: progress goes to a callback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from reconciler.apply.journal import OrderJournal, fill_dict, record_fills, unique_fills
+from reconciler.apply.outcome import (
+    FILLED,
+    REJECTED,
+    UNKNOWN,
+    Evidence,
+    Verdict,
+    benign,
+    classify,
+)
+from reconciler.apply.recovery import CANCEL_GRACE_SECONDS, recover
+from reconciler.model.actual import OrderTrail
 from reconciler.model.clock import Clock
 from reconciler.model.plan import Plan, PlannedOrder, order_ref
 
+__all__ = [
+    "Executor",
+    "OrderOutcome",
+    "live_evidence",
+    "not_sent_outcome",
+    "recover",
+    "scale_buys_to_cash",
+    "slippage_bps",
+]
+
 FINAL_STATUSES = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
-CANCEL_GRACE_SECONDS = 10.0
 DEFAULT_MESSAGES_PER_SECOND = 45.0
+# The out-of-band halt is read at least this often while orders work.
+HALT_POLL_SECONDS = 1.0
 
 Progress = Callable[[str], None]
 
@@ -99,6 +125,7 @@ class Executor:
         progress: Progress = lambda _msg: None,
         messages_per_second: float = DEFAULT_MESSAGES_PER_SECOND,
         cancel_grace_seconds: float = CANCEL_GRACE_SECONDS,
+        halt_poll_seconds: float = HALT_POLL_SECONDS,
         size_increments: Mapping[int, float] | None = None,
     ) -> None:
         from aiolimiter import AsyncLimiter
@@ -111,8 +138,11 @@ class Executor:
         self.progress = progress
         self.limiter = AsyncLimiter(max(1.0, messages_per_second), 1.0)
         self.cancel_grace = cancel_grace_seconds
+        self.halt_poll = halt_poll_seconds
         self.notes: list[str] = []
         self.size_increments = dict(size_increments or {})
+        self.halted: str | None = None
+        self._halt_checked_at: float | None = None
 
     # ------------------------------------------------------------ phases
 
@@ -128,7 +158,10 @@ class Executor:
         sells = [o for o in orders if o.side == "SELL"]
         buys = [o for o in orders if o.side == "BUY"]
         outcomes = await self._run_phase(sells)
-        if buys:
+        if buys and self._check_halt(force=True) is not None:
+            for order in buys:
+                outcomes.append(self._not_sent(order, f"not sent: halted ({self.halted})"))
+        elif buys:
             shortfall = sum(
                 self._planned_proceeds(o) - self._actual_proceeds(out)
                 for o, out in zip(sells, outcomes, strict=True)
@@ -139,11 +172,20 @@ class Executor:
             dropped = [b for b in buys if b.leg not in kept]
             outcomes += await self._run_phase(scaled)
             for order in dropped:
-                outcome = not_sent_outcome(self.plan.plan_id, order)
-                outcome.message = "not sent: sells raised less cash than planned"
-                outcomes.append(outcome)
-                self._hook("order_done", outcome)
+                outcomes.append(
+                    self._not_sent(order, "not sent: sells raised less cash than planned")
+                )
+        if self.halted is not None:
+            self.notes.append(
+                f"halted during the apply ({self.halted}): no further orders were sent and "
+                "working orders were cancelled"
+            )
         return sorted(outcomes, key=lambda o: o.leg)
+
+    def _not_sent(self, order: PlannedOrder, message: str) -> OrderOutcome:
+        outcome = not_sent_outcome(self.plan.plan_id, order, message)
+        self._hook("order_done", outcome)
+        return outcome
 
     @staticmethod
     def _planned_proceeds(order: PlannedOrder) -> float:
@@ -155,29 +197,57 @@ class Executor:
             return 0.0
         return outcome.filled * outcome.avg_price
 
+    def _check_halt(self, *, force: bool = False) -> str | None:
+        """The out-of-band halt's reason once it is set (then it stays set for this run).
+
+        Reads the store at most every `halt_poll` seconds unless `force`; a switch that
+        cannot be read counts as pulled, as every check that cannot be evaluated denies.
+        """
+        if self.halted is not None:
+            return self.halted
+        now = asyncio.get_running_loop().time()
+        if (
+            not force
+            and self._halt_checked_at is not None
+            and now - self._halt_checked_at < self.halt_poll
+        ):
+            return None
+        self._halt_checked_at = now
+        try:
+            halt = self.store.current_halt()
+        except Exception as exc:
+            reason = f"the halt switch could not be read: {exc}"
+        else:
+            if halt is None:
+                return None
+            reason = halt.reason
+        self.halted = reason
+        self.progress(
+            f"HALTED out of band ({reason}): no further orders are sent; "
+            "working orders are cancelled"
+        )
+        return reason
+
     async def _run_phase(self, orders: Sequence[PlannedOrder]) -> list[OrderOutcome]:
-        placed: list[tuple[PlannedOrder, str, Any, OrderOutcome]] = []
+        placed: list[_Followed] = []
         outcomes: list[OrderOutcome] = []
-        halted_reason: str | None = None
         for order in orders:
             ref = order_ref(self.plan.plan_id, order.leg)
             outcome = not_sent_outcome(self.plan.plan_id, order)
             outcomes.append(outcome)
-            if halted_reason is None:
-                halt = self.store.current_halt()
-                if halt is not None:
-                    halted_reason = halt.reason
-                    self.progress(f"HALTED out of band ({halt.reason}): no further orders are sent")
-            if halted_reason is not None:
-                outcome.message = f"not sent: halted ({halted_reason})"
+            if self._check_halt(force=True) is not None:
+                outcome.message = f"not sent: halted ({self.halted})"
                 self._hook("order_done", outcome)
                 continue
             handle = await self._send(order, ref, outcome)
             if handle is not None:
-                placed.append((order, ref, handle, outcome))
+                placed.append(_Followed(order, ref, handle, outcome))
             else:
                 self._hook("order_done", outcome)
-        await asyncio.gather(*(self._follow(o, ref, h, out) for o, ref, h, out in placed))
+        await asyncio.gather(*(self._follow(f) for f in placed))
+        unresolved = [f for f in placed if f.ask_broker]
+        if unresolved:
+            await self._look_up(unresolved)
         return outcomes
 
     async def _send(self, order: PlannedOrder, ref: str, outcome: OrderOutcome):
@@ -199,7 +269,7 @@ class Executor:
             async with self.limiter:
                 handle = await self.broker.place_order(order, order_ref=ref)
         except BrokerError as exc:
-            outcome.status = "REJECTED"
+            outcome.status = REJECTED
             outcome.message = str(exc)
             self.store.append_event(
                 "REJ", order_ref=ref, account=order.account, payload={"message": str(exc)}
@@ -208,82 +278,117 @@ class Executor:
             return None
         return handle
 
-    async def _follow(self, order: PlannedOrder, ref: str, handle, outcome: OrderOutcome) -> None:
+    async def _follow(self, followed: _Followed) -> None:
         from reconciler.broker.errors import BrokerError
 
-        journal = _OrderJournal(self.store, order, ref, handle)
+        f = followed
+        journal = OrderJournal(self.store, f.order, f.ref, f.handle)
         watcher = asyncio.create_task(journal.watch())
         try:
-            await self._wait_then_cancel(order, ref, handle, outcome, journal)
+            await self._wait_then_cancel(f)
         except BrokerError as exc:
             # The connection went away with the order at the broker: its outcome is unknown.
             # The INTENT stays unresolved; the next cycle resolves it from what the broker
             # knows and never resends it.
-            outcome.status = "UNKNOWN"
-            outcome.message = f"outcome unknown ({exc}); resolved at the next cycle"
-            self._hook("order_done", outcome)
-            self.progress(f"UNKNOWN {ref}: {exc}")
+            f.outcome.status = UNKNOWN
+            f.outcome.message = f"outcome unknown ({exc}); resolved at the next cycle"
+            self._hook("order_done", f.outcome)
+            self.progress(f"UNKNOWN {f.ref}: {exc}")
+            return
         finally:
             watcher.cancel()
-            journal.drain()
+            journal.drain()  # status changes and fills up to the final answer, in order
+        fills = unique_fills(getattr(f.handle, "fills", ()) or ())
+        verdict = classify(live_evidence(f.order, f.handle, fills))
+        if verdict.ask_broker:
+            # e.g. the cancel at TTL answered 10148 and the client library flipped the order
+            # to Cancelled: only the broker's records say what really happened.
+            f.ask_broker = True
+            self.progress(f"check {f.ref}: {verdict.reason}; asking the broker by orderRef")
+            return
+        self._record(f, verdict, fills, source="live")
 
-    async def _wait_then_cancel(self, order, ref, handle, outcome, journal) -> None:
-        handle = await self.broker.wait_order(handle, timeout=order.ttl_seconds)
-        if _status(handle) not in FINAL_STATUSES:
-            self.progress(f"ttl   {ref}: {order.ttl_seconds:g}s passed, cancelling the rest")
-            outcome.message = f"TTL {order.ttl_seconds:g}s reached, rest cancelled"
-            try:
-                async with self.limiter:
-                    await self.broker.cancel_order(handle)
-            except Exception as exc:  # the final answer below decides; keep the reason
-                outcome.message = f"TTL reached, cancel failed: {exc}"
-            handle = await self.broker.wait_order(handle, timeout=self.cancel_grace)
-        journal.drain()  # status changes and fills up to the final answer, in order
-        self._record_outcome(order, ref, handle, outcome)
+    async def _wait_then_cancel(self, f: _Followed) -> None:
+        """Follow the order until it is final (with its commissions), its TTL passes or the
+        halt switch is pulled; in the last two cases cancel it and wait for the answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + f.order.ttl_seconds
+        halted = False
+        while not _settled(f.handle):
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await self.broker.wait_order(f.handle, timeout=min(left, self.halt_poll))
+            if _settled(f.handle):
+                break
+            if not _is_final(f.handle) and self._check_halt() is not None:
+                halted = True
+                break
+        if _is_final(f.handle):
+            return
+        if halted:
+            self.progress(f"halt  {f.ref}: cancelling ({self.halted})")
+            f.note = f"halted ({self.halted}): cancelled"
+        else:
+            self.progress(f"ttl   {f.ref}: {f.order.ttl_seconds:g}s passed, cancelling the rest")
+            f.note = f"TTL {f.order.ttl_seconds:g}s reached, rest cancelled"
+        try:
+            async with self.limiter:
+                await self.broker.cancel_order(f.handle)
+        except Exception as exc:  # the final answer decides; keep the reason
+            f.note += f" (cancel failed: {exc})"
+        await self.broker.wait_order(f.handle, timeout=self.cancel_grace)
+
+    async def _look_up(self, unresolved: Sequence[_Followed]) -> None:
+        """The broker's records by orderRef (open and completed orders, executions) decide
+        the outcome of orders whose live answer was inconclusive."""
+        from reconciler.broker.errors import BrokerError
+
+        try:
+            trails = await self.broker.order_trails([f.ref for f in unresolved])
+        except BrokerError as exc:
+            for f in unresolved:
+                f.outcome.status = UNKNOWN
+                f.outcome.message = (
+                    f"outcome unknown: the broker's records could not be read ({exc}); "
+                    "resolved at the next cycle"
+                )
+                self._hook("order_done", f.outcome)
+                self.progress(f"UNKNOWN {f.ref}: {exc}")
+            return
+        for f in unresolved:
+            trail = trails.get(f.ref) or OrderTrail(f.ref)
+            fills = unique_fills(getattr(f.handle, "fills", ()) or (), trail.executions)
+            live = live_evidence(f.order, f.handle, fills)
+            verdict = classify(
+                replace(
+                    live,
+                    looked_up=True,
+                    working_status=trail.working.status if trail.working else None,
+                    completed_status=trail.completed.status if trail.completed else None,
+                    completed_filled=trail.completed.filled if trail.completed else 0.0,
+                )
+            )
+            self._record(f, verdict, fills, source="broker")
 
     # ------------------------------------------------------------ recording
 
-    def _record_outcome(self, order: PlannedOrder, ref: str, handle, outcome: OrderOutcome) -> None:
-        status = _status(handle)
+    def _record(self, f: _Followed, verdict: Verdict, fills: Sequence[Any], *, source: str):
+        order, ref, outcome, handle = f.order, f.ref, f.outcome, f.handle
         outcome.perm_id = getattr(handle, "perm_id", None)
-        record_fills(self.store, ref, order.account, getattr(handle, "fills", ()) or ())
-        fills = list(getattr(handle, "fills", ()) or ())
-        outcome.fills = [_fill_dict(f) for f in fills]
-        outcome.filled = (
-            float(sum(f.shares for f in fills))
-            if fills
-            else float(getattr(handle, "filled", 0) or 0)
-        )
-        if fills:
-            outcome.avg_price = sum(f.shares * f.price for f in fills) / max(outcome.filled, 1e-12)
-        elif getattr(handle, "avg_fill_price", None):
+        record_fills(self.store, ref, order.account, fills)
+        outcome.fills = [fill_dict(x) for x in fills]
+        shares = float(sum(x.shares for x in fills))
+        outcome.filled = float(verdict.filled)
+        if shares > 0:
+            outcome.avg_price = sum(x.shares * x.price for x in fills) / shares
+        elif verdict.filled > 0 and getattr(handle, "avg_fill_price", None):
             outcome.avg_price = handle.avg_fill_price
-        outcome.commission = float(sum((f.commission or 0.0) for f in fills))
+        outcome.commission = float(sum((getattr(x, "commission", None) or 0.0) for x in fills))
         outcome.slippage_bps = slippage_bps(order.side, order.arrival_price, outcome.avg_price)
-        error = getattr(handle, "error", "") or ""
-        complete = outcome.filled >= order.quantity - 1e-9
-        rejected = bool(getattr(handle, "rejected", False)) and outcome.filled <= 0
-        if rejected:
-            # The client libraries report a rejection (201) as Cancelled; the error says which.
-            outcome.status = "REJECTED"
-            kind = "REJ"
-        elif status == "Filled" or complete:
-            outcome.status = "FILLED"
-            kind = "FILL"
-        elif status in ("Cancelled", "ApiCancelled") and outcome.filled > 0:
-            outcome.status = "PARTIAL_CANCELLED"
-            kind = "CANCEL"
-        elif status in ("Cancelled", "ApiCancelled"):
-            outcome.status = "CANCELLED"
-            kind = "CANCEL"
-        elif status == "Inactive":
-            outcome.status = "REJECTED"
-            kind = "REJ"
-        else:
-            # No final answer within TTL + grace: leave the INTENT unresolved for recovery.
-            outcome.status = "UNKNOWN"
-            kind = None
-        outcome.message = outcome.message or error
+        outcome.status = verdict.status if verdict.final else UNKNOWN
+        error = str(getattr(handle, "error", "") or "")
+        outcome.message = _message(f.note, verdict, source, handle)
         if outcome.filled > 0:
             self.store.append_event(
                 "PNL_SNAPSHOT",
@@ -298,19 +403,24 @@ class Executor:
                     "commission": outcome.commission,
                 },
             )
-        if kind is not None:
+        payload = {
+            "status": _status(handle),
+            "outcome": verdict.status,
+            "filled": outcome.filled,
+            "avg_price": outcome.avg_price,
+            "message": error,
+            "source": source,
+            "resolution": verdict.reason,
+        }
+        if verdict.final:
             # The final event comes last so an order's latest ledger event is its outcome.
             self.store.append_event(
-                kind,
-                order_ref=ref,
-                account=order.account,
-                payload={
-                    "status": status,
-                    "filled": outcome.filled,
-                    "avg_price": outcome.avg_price,
-                    "message": error,
-                },
+                verdict.kind, order_ref=ref, account=order.account, payload=payload
             )
+        else:
+            # No final answer: the INTENT stays unresolved and the next cycle's recovery
+            # resolves it from the broker; it is never resent.
+            self.store.append_event("STATUS", order_ref=ref, account=order.account, payload=payload)
         self._hook("order_done", outcome)
         self.progress(
             f"{outcome.status:<7} {ref} filled {outcome.filled:g}/{order.quantity:g}"
@@ -319,68 +429,57 @@ class Executor:
         )
 
 
-class _OrderJournal:
-    """Records one order's broker events as they arrive: the first acknowledgement as ACK,
-    every later status change as STATUS, each fill once (PARTIAL) and late commissions."""
+@dataclass
+class _Followed:
+    """One sent order while the executor follows it."""
 
-    ACK_STATUSES = frozenset({"PreSubmitted", "Submitted", "Filled", "PendingCancel"})
+    order: PlannedOrder
+    ref: str
+    handle: Any
+    outcome: OrderOutcome
+    note: str = ""  # why it was cancelled (TTL, halt)
+    ask_broker: bool = False  # the live answer was inconclusive
 
-    def __init__(self, store, order: PlannedOrder, ref: str, handle) -> None:
-        self.store = store
-        self.order = order
-        self.ref = ref
-        self.handle = handle
-        self.acked = False
-        self.last_status: str | None = None
 
-    async def watch(self) -> None:
-        queue = getattr(self.handle, "events", None)
-        if queue is None:
-            return
-        while True:
-            self.record(await queue.get())
+def live_evidence(order: PlannedOrder, handle, fills: Sequence[Any]) -> Evidence:
+    """What the live order handle says about the order (for `classify`)."""
+    return Evidence(
+        quantity=float(order.quantity),
+        fill_shares=float(sum(x.shares for x in fills)),
+        status=_status(handle),
+        acknowledged=bool(getattr(handle, "perm_id", None)),
+        reported_filled=float(getattr(handle, "reported_filled", 0.0) or 0.0),
+        error_codes=frozenset(getattr(handle, "error_codes", frozenset()) or frozenset()),
+    )
 
-    def drain(self) -> None:
-        queue = getattr(self.handle, "events", None)
-        while queue is not None and not queue.empty():
-            self.record(queue.get_nowait())
 
-    def record(self, event) -> None:
-        account = self.order.account
-        if event.kind == "status" and event.status != self.last_status:
-            self.last_status = event.status
-            perm_id = getattr(self.handle, "perm_id", None)
-            kind = "STATUS"
-            if not self.acked and event.status in self.ACK_STATUSES and perm_id:
-                self.acked, kind = True, "ACK"
-            self.store.append_event(
-                kind,
-                order_ref=self.ref,
-                account=account,
-                payload={
-                    "status": event.status,
-                    "filled": event.filled,
-                    "remaining": event.remaining,
-                    "perm_id": perm_id,
-                    "order_id": getattr(self.handle, "order_id", None),
-                    "at": event.time.isoformat(),
-                },
-            )
-        elif event.kind == "fill" and event.fill is not None:
-            record_fills(self.store, self.ref, account, [event.fill])
-        elif event.kind == "commission" and event.fill is not None:
-            record_fills(self.store, self.ref, account, [event.fill])
-            if event.fill.commission is not None:
-                self.store.record_commission(
-                    event.fill.exec_id, event.fill.commission, event.fill.commission_currency
-                )
-        elif event.kind == "error":
-            self.store.append_event(
-                "STATUS",
-                order_ref=self.ref,
-                account=account,
-                payload={"error_code": event.error_code, "message": event.message},
-            )
+def _message(note: str, verdict: Verdict, source: str, handle) -> str:
+    errors = "; ".join(
+        f"error {code}: {text}"
+        for code, text in getattr(handle, "errors", ()) or ()
+        if not benign(code)
+    )
+    parts = []
+    if note and verdict.status != FILLED:
+        parts.append(note)
+    if source == "broker" or not verdict.final:
+        parts.append(verdict.reason)
+    parts.append(errors)
+    return "; ".join(dict.fromkeys(p for p in parts if p))
+
+
+def _status(handle) -> str:
+    return str(getattr(handle, "status", "") or "")
+
+
+def _is_final(handle) -> bool:
+    final = getattr(handle, "is_final", None)
+    return bool(final) if final is not None else _status(handle) in FINAL_STATUSES
+
+
+def _settled(handle) -> bool:
+    """Final, and every fill's commission is in (or there is nothing more to wait for)."""
+    return _is_final(handle) and bool(getattr(handle, "commissions_complete", True))
 
 
 def not_sent_outcome(plan_id: str, order: PlannedOrder, message: str = "") -> OrderOutcome:
@@ -397,175 +496,3 @@ def not_sent_outcome(plan_id: str, order: PlannedOrder, message: str = "") -> Or
         arrival_price=order.arrival_price,
         message=message,
     )
-
-
-def _status(handle) -> str:
-    return str(getattr(handle, "status", "") or "")
-
-
-def _fill_dict(fill) -> dict[str, Any]:
-    time = getattr(fill, "time", None)
-    return {
-        "exec_id": fill.exec_id,
-        "shares": fill.shares,
-        "price": fill.price,
-        "time": time.isoformat() if isinstance(time, dt.datetime) else time,
-        "commission": getattr(fill, "commission", None),
-    }
-
-
-def record_fills(store, ref: str, account: str, fills) -> int:
-    """Record fills once each (execId de-duplicates); returns how many were new."""
-    new = 0
-    for f in fills:
-        inserted = store.record_fill(
-            exec_id=f.exec_id,
-            order_ref=ref,
-            account=account,
-            con_id=getattr(f, "con_id", None),
-            symbol=getattr(f, "symbol", None),
-            side=getattr(f, "side", None),
-            shares=f.shares,
-            price=f.price,
-            time=getattr(f, "time", None),
-            commission=getattr(f, "commission", None),
-        )
-        commission = getattr(f, "commission", None)
-        if not inserted and commission is not None:
-            # The fill was recorded before its commission report arrived.
-            store.record_commission(f.exec_id, commission, getattr(f, "commission_currency", None))
-        if inserted:
-            new += 1
-            store.append_event(
-                "PARTIAL",
-                order_ref=ref,
-                account=account,
-                payload=_fill_dict(f),
-            )
-    return new
-
-
-async def recover(
-    broker,
-    store,
-    accounts: Sequence[str],
-    *,
-    clock: Clock,
-    progress: Progress,
-    cancel_grace: float = CANCEL_GRACE_SECONDS,
-) -> list[dict[str, Any]]:
-    """Resolve earlier INTENTs that have no final answer, from what the broker knows.
-
-    Looks each unresolved orderRef up in open orders, completed orders and executions (of
-    every client id that placed one). Fills are recorded once (execId). An order still
-    working past its TTL is cancelled, as its own cycle would have done; one within its TTL
-    stays in flight (the planner counts it). An order the broker has never heard of is closed
-    as RESOLVED (never reached the broker) and is never resent: the next plan computes the
-    gap afresh from broker positions.
-    """
-    pending = [i for i in store.unresolved_intents() if i.account in accounts]
-    if not pending:
-        return []
-    working = await _working_by_ref(broker)
-    notes: dict[str, str] = {}
-    expired = [i for i in pending if i.order_ref in working and _ttl_passed(i, clock.now())]
-    cancelled = []
-    for intent in expired:
-        order = working[intent.order_ref]
-        if order.client_id != broker.client_id:
-            notes[intent.order_ref] = (
-                f"past its TTL but placed by client id {order.client_id}: "
-                f"cancel it with IB_CLIENT_ID={order.client_id} or in TWS"
-            )
-            continue
-        await broker.cancel_open_order(order)
-        cancelled.append(intent.order_ref)
-    if cancelled:
-        working = await _wait_not_working(broker, set(cancelled), cancel_grace)
-    completed = {c.order_ref: c for c in await broker.completed_orders() if c.order_ref}
-    executions = await _executions_by_ref(broker, pending)
-    results = []
-    for intent in pending:
-        ref = intent.order_ref
-        fills = executions.get(ref, [])
-        record_fills(store, ref, intent.account, fills)
-        filled = float(sum(f.shares for f in fills))
-        if ref in working:
-            o = working[ref]
-            resolution = notes.get(
-                ref,
-                f"still working at the broker: {o.status}, remaining {o.remaining:g}; "
-                "counted as in flight",
-            )
-            kind = None
-        elif ref in completed:
-            c = completed[ref]
-            filled = max(filled, c.filled)
-            kind = "FILL" if c.status == "Filled" else ("CANCEL" if "Cancel" in c.status else "REJ")
-            resolution = f"completed at the broker: {c.status}, filled {filled:g}"
-            if ref in cancelled:
-                resolution = f"cancelled by recovery after its TTL; filled {filled:g}"
-        elif fills:
-            kind = "FILL" if filled >= intent.quantity - 1e-9 else "CANCEL"
-            resolution = f"executions found: filled {filled:g}; no longer working"
-        else:
-            kind = "RESOLVED"
-            resolution = (
-                "the broker has no order, completed order or execution with this orderRef: "
-                "it never reached the broker (not resent)"
-            )
-        if kind is not None:
-            store.append_event(
-                kind,
-                order_ref=ref,
-                account=intent.account,
-                payload={"recovered": True, "filled": filled, "resolution": resolution},
-            )
-        progress(f"recover {ref}: {resolution}")
-        results.append(
-            {
-                "order_ref": ref,
-                "account": intent.account,
-                "resolution": resolution,
-                "filled": filled,
-            }
-        )
-    return results
-
-
-def _ttl_passed(intent, now: dt.datetime) -> bool:
-    # No grace: recovery runs under the accounts' lock, so the cycle that owned this order
-    # is gone and nobody else will cancel it.
-    ttl = float(intent.order.get("ttl_seconds") or 0.0)
-    return (now - intent.intent_at).total_seconds() > ttl
-
-
-async def _working_by_ref(broker) -> dict[str, Any]:
-    return {o.order_ref: o for o in await broker.open_orders() if o.order_ref}
-
-
-async def _wait_not_working(broker, refs: set[str], timeout: float) -> dict[str, Any]:
-    """Poll the gateway's open orders until `refs` are gone or `timeout` passes."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        working = await _working_by_ref(broker)
-        if not (refs & set(working)) or time.monotonic() > deadline:
-            return working
-        await asyncio.sleep(0.1)
-
-
-async def _executions_by_ref(broker, pending) -> dict[str, list]:
-    """Executions of every client id that placed a pending order, once per execId."""
-    client_ids = {broker.client_id} | {
-        int(i.order["client_id"]) for i in pending if i.order.get("client_id") is not None
-    }
-    seen: dict[str, Any] = {}
-    for client_id in sorted(client_ids):
-        for e in await broker.executions(client_id=client_id):
-            seen.setdefault(e.exec_id, e)
-    by_ref: dict[str, list] = {}
-    for e in seen.values():
-        by_ref.setdefault(e.order_ref, []).append(e)
-    return by_ref

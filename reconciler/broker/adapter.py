@@ -37,6 +37,7 @@ from reconciler.model.actual import (
     ContractInfo,
     Execution,
     OpenOrder,
+    OrderTrail,
     Quote,
 )
 from reconciler.model.clock import Clock, SystemClock
@@ -296,6 +297,36 @@ class Broker:
         }
         return tuple(sorted(unique.values(), key=lambda e: (e.time, e.exec_id)))
 
+    async def order_trails(
+        self, refs: Iterable[str], *, client_ids: Iterable[int] = ()
+    ) -> dict[str, OrderTrail]:
+        """What the broker knows about each orderRef: working (open orders of every client
+        id), completed, and executed (executions of this client id and of `client_ids`, one
+        per execId). Every ref asked for has an entry; an empty one means the broker has no
+        record of it."""
+        wanted = {r for r in refs if r}
+        if not wanted:
+            return {}
+        working = {o.order_ref: o for o in await self.open_orders() if o.order_ref in wanted}
+        completed = {c.order_ref: c for c in await self.completed_orders() if c.order_ref in wanted}
+        executions: dict[str, Execution] = {}
+        for client_id in sorted({self.client_id, *client_ids}):
+            for e in await self.executions(client_id=client_id):
+                if e.order_ref in wanted:
+                    executions.setdefault(e.exec_id, e)
+        by_ref: dict[str, list[Execution]] = {}
+        for e in executions.values():
+            by_ref.setdefault(e.order_ref, []).append(e)
+        return {
+            ref: OrderTrail(
+                order_ref=ref,
+                working=working.get(ref),
+                completed=completed.get(ref),
+                executions=tuple(sorted(by_ref.get(ref, ()), key=lambda e: (e.time, e.exec_id))),
+            )
+            for ref in sorted(wanted)
+        }
+
     # ------------------------------------------------------------ orders
 
     def _require_trading(self) -> None:
@@ -374,14 +405,17 @@ class Broker:
                 break
             await handle.wait_changed(left)
 
-    async def cancel_open_order(self, order: OpenOrder) -> None:
+    async def cancel_open_order(self, order: OpenOrder, *, as_master: bool = False) -> None:
         """Cancel a working order found by `open_orders()` (e.g. for `halt --cancel-open`).
 
         Only orders placed with this connection's client id can be cancelled by it: an order
         id means a different order under another client id, so those are refused, not sent.
+        `as_master=True` (this connection uses the gateway's configured master client id,
+        which may act on every client's orders) sends the cancel for another client's order
+        anyway; whether it took effect is read back from the open orders.
         """
         self._require_trading()
-        if order.client_id != self.client_id:
+        if order.client_id != self.client_id and not as_master:
             raise BrokerError(
                 f"order {order.order_ref or order.perm_id} was placed by client id "
                 f"{order.client_id}; connect with IB_CLIENT_ID={order.client_id} to cancel it"
@@ -392,7 +426,25 @@ class Broker:
             trade = next((t for t in self._ib.trades() if t.order.permId == order.perm_id), None)
         if trade is None:
             raise BrokerError(f"order {order.order_ref or order.perm_id} is no longer open")
+        if order.client_id != self.client_id:
+            # Not ours to follow: its order id belongs to another client's id space.
+            try:
+                self._ib.cancelOrder(trade.order)
+            except ConnectionError as error:
+                raise ConnectionLost(
+                    f"order {order.order_ref}: cancel not sent, connection lost ({error})"
+                ) from None
+            return
         await self.cancel_order(self._handles.get(order.order_ref) or self._track(trade))
+
+    async def global_cancel(self) -> None:
+        """reqGlobalCancel: the gateway cancels EVERY open order of its accounts, placed by
+        any client id or by hand in TWS, not only the reconciler's."""
+        self._require_trading()
+        try:
+            self._ib.reqGlobalCancel()
+        except ConnectionError as error:
+            raise ConnectionLost(f"global cancel not sent, connection lost ({error})") from None
 
     async def check_orders(self, account: str, *, symbol: str = "SPY") -> OrderCheckReport:
         """The seeds' sanity-cancel: on a paper account, a 1-share BUY limit at half the bid

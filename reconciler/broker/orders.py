@@ -155,6 +155,16 @@ class OrderHandle:
         return max(float(self._trade.orderStatus.filled or 0.0), float(from_fills))
 
     @property
+    def reported_filled(self) -> float:
+        """The filled quantity in the gateway's last order status (0 before any arrived)."""
+        return float(self._trade.orderStatus.filled or 0.0)
+
+    @property
+    def error_codes(self) -> frozenset[int]:
+        """Codes of the gateway errors addressed to this order (e.g. 202, 10148)."""
+        return frozenset(code for code, _ in self.errors)
+
+    @property
     def remaining(self) -> float:
         if self.is_final:
             return 0.0

@@ -130,11 +130,11 @@ def detect_breaks(store, actual: ActualState, accounts: Sequence[str]):
         return []
     found = []
     for account in accounts:
-        rows = store.latest_positions(account)
+        since = store.last_snapshot_at(account)
         state = actual.accounts.get(account)
-        if not rows or state is None:
+        if since is None or state is None:
             continue  # no earlier snapshot: nothing the ledger could contradict
-        since = rows[0].at
+        rows = store.latest_positions(account)  # none when that snapshot was flat
         last = {
             r.con_id: (r.symbol, r.quantity) for r in rows if r.con_id is not None and r.quantity
         }

@@ -241,3 +241,18 @@ def fingerprint_parts(state: ActualState) -> dict[str, str]:
     }
     parts["all"] = digest(parts)
     return parts
+
+
+@dataclass(frozen=True)
+class OrderTrail:
+    """What the broker knows about one orderRef: the order if it is still working (any client
+    id), its completed order, and its executions (one per execId)."""
+
+    order_ref: str
+    working: OpenOrder | None = None
+    completed: CompletedOrder | None = None
+    executions: tuple[Execution, ...] = ()
+
+    @property
+    def executed(self) -> float:
+        return float(sum(e.shares for e in self.executions))

@@ -17,6 +17,10 @@ ENV_VARS: dict[str, str] = {
     "IB_GATEWAY_HOST": "Gateway host (default 127.0.0.1).",
     "IB_GATEWAY_PORT": "Gateway API port (default 4002, IB Gateway paper).",
     "IB_CLIENT_ID": "API client id (default 17).",
+    "IB_OPERATOR_CLIENT_ID": "Client id of operator commands that act while an apply may be "
+    "connected (`halt --cancel-open`); must differ from IB_CLIENT_ID (default 90).",
+    "IB_MASTER_CLIENT_ID": "The gateway's configured master API client id, used by `halt "
+    "--cancel-open` as a fallback to cancel orders whose owner does not (default unset).",
     "IB_CONNECT_TIMEOUT": "Seconds to wait for the connection and each request (default 10).",
     "TRADING_MODE": "paper (default) or live.",
     "ORDERS_ENABLED": "true to let apply send orders (default false: dry run).",
@@ -31,6 +35,10 @@ ENV_VARS: dict[str, str] = {
     "EXEC_RISK_MAX_POSITION_NOTIONAL": "Tighter max notional per position (0 = no override).",
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
 }
+
+# Operator commands (`halt --cancel-open`) must not take the client id of the apply or daemon
+# they may have to stop: that id is in use (error 326) while it runs.
+DEFAULT_OPERATOR_CLIENT_ID = 90
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -60,6 +68,12 @@ def parse_int(name: str, raw: str | None, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
 
 
+def _optional_int(name: str, raw: str | None) -> int | None:
+    if raw is None or raw.strip() == "":
+        return None
+    return parse_int(name, raw, 0)
+
+
 def parse_float(name: str, raw: str | None) -> float | None:
     if raw is None or raw.strip() == "":
         return None
@@ -77,6 +91,8 @@ class Settings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 4002
     client_id: int = 17
+    operator_client_id: int = DEFAULT_OPERATOR_CLIENT_ID
+    master_client_id: int | None = None
     connect_timeout: float = 10.0
     trading_mode: str = "paper"
     orders_enabled: bool = False
@@ -137,6 +153,10 @@ def load_settings(
         gateway_host=env.get("IB_GATEWAY_HOST", "127.0.0.1").strip() or "127.0.0.1",
         gateway_port=parse_int("IB_GATEWAY_PORT", env.get("IB_GATEWAY_PORT"), 4002),
         client_id=parse_int("IB_CLIENT_ID", env.get("IB_CLIENT_ID"), 17),
+        operator_client_id=parse_int(
+            "IB_OPERATOR_CLIENT_ID", env.get("IB_OPERATOR_CLIENT_ID"), DEFAULT_OPERATOR_CLIENT_ID
+        ),
+        master_client_id=_optional_int("IB_MASTER_CLIENT_ID", env.get("IB_MASTER_CLIENT_ID")),
         connect_timeout=timeout if timeout else 10.0,
         trading_mode=mode,
         orders_enabled=parse_bool("ORDERS_ENABLED", env.get("ORDERS_ENABLED"), False),

@@ -620,6 +620,12 @@ class Store:
             rows = queries.latest_positions(conn, account)
         return rows if limit is None else rows[:limit]
 
+    def last_snapshot_at(self, account: str) -> dt.datetime | None:
+        """When the account's newest position snapshot was taken (also when it was flat,
+        which `latest_positions` cannot show); None when there is none."""
+        with read_tx(self.engine) as conn:
+            return queries.last_positions_at(conn).get(account)
+
     def status_rows(self) -> list[queries.StatusRow]:
         """Per known account: last cycle, lock holder, halt, unresolved intents."""
         lock_by_account = {info.account: info for info in self.lock_holders()}

@@ -249,44 +249,135 @@ def health_command(check_orders, account, fmt, gateway):
 @click.command("halt")
 @click.option("--reason", required=True, help="Why trading stops; shown in status and reports.")
 @click.option(
-    "--cancel-open", is_flag=True, help="Also cancel this reconciler's open orders at the gateway."
+    "--cancel-open",
+    is_flag=True,
+    help="Also cancel this reconciler's open orders (orderRef rc-...) at the gateway. Connects "
+    "with --client-id, else IB_OPERATOR_CLIENT_ID (default 90), never the apply's id. A running "
+    "apply cancels its own orders once it sees the halt; a dead one's are cancelled with its "
+    "client id; IB_MASTER_CLIENT_ID, when set, is the fallback for the rest.",
 )
-@gateway_option
-def halt_command(reason, cancel_open, gateway):
+@click.option(
+    "--global-cancel",
+    is_flag=True,
+    help="With --cancel-open, as a last resort for orders still working after the owner had its "
+    "chance: send reqGlobalCancel, which cancels EVERY open order of the account(s), including "
+    "orders placed by hand in TWS or by other programs.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(0, 600),
+    default=15.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --cancel-open, seconds to wait for the orders to stop working.",
+)
+@gateway_option(
+    client_id_help="API client id for --cancel-open. Default: IB_OPERATOR_CLIENT_ID, else 90 "
+    "(never IB_CLIENT_ID, which a running apply holds)."
+)
+def halt_command(reason, cancel_open, global_cancel, wait_seconds, gateway):
     """Out-of-band kill switch: stop all trading now, without waiting for a pull request.
 
-    Honoured before every order by running cycles. Only ever stricter than git. Exit 0
-    recorded; 1 when the halt could not be recorded (trading is then NOT halted: the message
-    says what to do) or open orders could not be cancelled.
+    Honoured by running cycles before every order and at least every second while their
+    orders work (they then cancel them). Only ever stricter than git. Exit 0 recorded; 1 when
+    the halt could not be recorded (trading is then NOT halted: the message says what to do),
+    or with --cancel-open naming every order still working.
     """
     from reconciler.store import open_store
     from reconciler.util.process import holder_name
 
+    if global_cancel and not cancel_open:
+        fail("--global-cancel needs --cancel-open; nothing was recorded")
+    ctx = click.get_current_context()
+    explicit_client_id = ctx.meta.get("settings_flags", {}).get("client_id")
     settings = load_settings_or_fail()
     recorded = False
+    store = None
     try:
         store = open_store(settings.effective_db_url)
-        store.halt(reason, who=holder_name())
-        recorded = True
     except Exception as exc:  # the kill switch must never fail quietly, whatever broke
         _halt_not_recorded(settings, exc, cancel_open)
+    expected = []
+    if store is not None:
+        try:
+            if cancel_open:
+                from reconciler.app.operations import in_flight_refs
+
+                expected = in_flight_refs(store)
+            # The halt is recorded first: that alone makes a running apply cancel its orders.
+            store.halt(reason, who=holder_name(), cancel_open=cancel_open)
+            recorded = True
+        except Exception as exc:  # the kill switch must never fail quietly, whatever broke
+            _halt_not_recorded(settings, exc, cancel_open)
     if recorded:
         click.echo(f"HALTED: {reason}. Every cycle refuses to trade until `reconcile resume`.")
-    if cancel_open:
-        import asyncio
+    if not cancel_open:
+        if not recorded:
+            sys.exit(EXIT_ERROR)
+        return
+    import asyncio
 
-        from reconciler.app.gateway import gateway_settings
-        from reconciler.app.operations import CycleError, cancel_open_orders
+    from reconciler.app.gateway import gateway_settings
+    from reconciler.app.operations import CycleError, cancel_open_orders
 
-        try:
-            with gateway_settings(gateway, settings) as gw:
-                cancelled = asyncio.run(cancel_open_orders(gw))
-        except CycleError as exc:
-            said = "halt recorded" if recorded else "HALT NOT RECORDED"
-            fail(f"{said}, and open orders could not be cancelled: {exc}")
-        click.echo(f"Cancelled {len(cancelled)} open order(s): {', '.join(cancelled) or '-'}")
+    client_id = settings.operator_client_id if explicit_client_id is None else explicit_client_id
+    try:
+        with gateway_settings(gateway, settings) as gw:
+            result = asyncio.run(
+                cancel_open_orders(
+                    gw,
+                    client_id=client_id,
+                    expected_refs=expected,
+                    timeout=wait_seconds,
+                    global_cancel=global_cancel,
+                )
+            )
+    except CycleError as exc:
+        fail(
+            ("halt recorded" if recorded else "HALT NOT RECORDED")
+            + ", and the reconciler's open orders could not be read or cancelled: "
+            f"{exc}. They may still be working"
+            + (f" (in flight per the ledger: {', '.join(expected)})" if expected else "")
+            + ": check them in TWS"
+        )
+    _echo_cancel_report(result)
+    if result.still_working or result.error:
+        working = ", ".join(o.render() for o in result.still_working) or "none seen"
+        fail(
+            ("halt recorded" if recorded else "HALT NOT RECORDED")
+            + f", but {len(result.still_working)} order(s) are still working: "
+            f"{working}"
+            + (f" (the gateway failed: {result.error})" if result.error else "")
+            + ". Cancel them in TWS, with their client id once its process has stopped, with "
+            "IB_MASTER_CLIENT_ID set to the gateway's master client id, or rerun with "
+            "--global-cancel (cancels every open order of the account, manual ones included)."
+        )
     if not recorded:
         sys.exit(EXIT_ERROR)
+
+
+def _echo_cancel_report(result) -> None:
+    if not result.found:
+        click.echo(
+            f"No open orders of the reconciler at the gateway (client id {result.client_id})."
+        )
+        return
+    for step in result.steps:
+        click.echo(f"  {step}")
+    click.echo(
+        f"Cancelled {len(result.cancelled)} open order(s): {', '.join(result.cancelled) or '-'}"
+    )
+    if result.finished:
+        click.echo(
+            "Finished before the cancel took effect: "
+            + ", ".join(f"{ref} ({status})" for ref, status in result.finished)
+        )
+    if result.still_working:
+        click.echo(
+            f"Still working: {len(result.still_working)} order(s): "
+            + ", ".join(o.render() for o in result.still_working)
+        )
 
 
 def _halt_not_recorded(settings, exc: Exception, cancel_open: bool) -> None:

@@ -80,14 +80,20 @@ def _remember_client_id(ctx: click.Context, _param: click.Parameter, value: int 
     return value
 
 
-def gateway_option(func):
+def gateway_option(
+    func=None,
+    *,
+    client_id_help: str = "API client id for this connection. Default: IB_CLIENT_ID, else 17.",
+):
+    if func is None:
+        return lambda f: gateway_option(f, client_id_help=client_id_help)
     func = click.option(
         "--client-id",
         type=click.IntRange(0, 2**31 - 1),
         default=None,
         expose_value=False,
         callback=_remember_client_id,
-        help="API client id for this connection. Default: IB_CLIENT_ID, else 17.",
+        help=client_id_help,
     )(func)
     return click.option(
         "--gateway",

@@ -1,0 +1,172 @@
+"""Outcome honesty of `reconcile apply` (issue 8, item 2): an order's outcome and its fills
+come from what the broker says, never from a client library's guess, and a position the ledger
+cannot explain is reported as a ledger break instead of being absorbed.
+
+The simulator runs in this process; `reconcile` runs as real subprocesses over TCP, with each
+supported client library. Both sides are checked: the store (ledger, fills, `show fills`) and
+the simulator's own orders and executions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from apply_helpers import (
+    ACCOUNT,
+    Cli,
+    broker_orders,
+    filled_quantity,
+    ledger_event_kinds,
+    ledger_kinds,
+    open_market,
+    positions,
+    scenario,
+    wait_until,
+    write_desired_state,
+)
+from library_cli import LibraryCli
+
+from reconciler.sim import run_in_thread
+
+pytestmark = pytest.mark.integration
+
+CLIENT_ID = 51
+MANUAL_CLIENT_ID = 77
+
+
+@pytest.fixture(params=["ib_async", "ib_insync"])
+def make_cli(request, tmp_path):
+    clis: list[Cli] = []
+
+    def make(sim, targets, *, ttl: str = "30s") -> LibraryCli:
+        desired = write_desired_state(tmp_path / "desired_state", targets, ttl=ttl)
+        cli = LibraryCli(
+            tmp_path,
+            f"{sim.host}:{sim.port}",
+            f"sqlite:///{tmp_path / 'store.db'}",
+            desired,
+            client_id=CLIENT_ID,
+            library=request.param,
+        )
+        clis.append(cli)
+        return cli
+
+    yield make
+    for cli in clis:
+        cli.close()
+
+
+def sim_executions(sim) -> dict[str, tuple[str, float]]:
+    """execId -> (orderRef, shares) of every execution at the simulator."""
+    return sim.call(
+        lambda: {e.exec_id: (e.order_ref, e.shares) for e in sim.gateway.broker.executions}
+    )
+
+
+def test_apply_when_acks_are_withheld_and_the_ttl_cancel_gets_10148_then_records_every_fill_as_filled(
+    make_cli,
+):
+    """The broker fills every order but never tells the client; at the TTL the cancel is
+    answered 10148 (already filled) and the client library flips the trade to Cancelled. The
+    executor must ask the broker and record FILLED with every fill, not CANCELLED 0/N."""
+    holdings, targets = {"BND": 20}, {"BND": 10, "VEA": 10, "VWO": 10}
+    spec = scenario(holdings)
+    spec["faults"] = {"withholdAcks": True}
+    with run_in_thread(spec) as sim:
+        cli = make_cli(sim, targets, ttl="2s")
+
+        result = cli.finish(cli.apply("--format", "json"))
+
+        assert result.returncode == 0, result.explain()
+        assert "10148" in result.stderr, "the scenario did not produce the 10148 cancel answer"
+        report = json.loads(result.stdout)
+        at_broker = {o.order_ref: o for o in broker_orders(sim)}
+        assert len(report["orders"]) == 3 and set(at_broker) == {
+            o["order_ref"] for o in report["orders"]
+        }
+        for order in report["orders"]:
+            ref = order["order_ref"]
+            assert at_broker[ref].status == "Filled", at_broker[ref]
+            assert order["status"] == "FILLED", order
+            assert order["filled"] == order["quantity"] == at_broker[ref].filled, order
+            kinds = ledger_kinds(cli.db_url, ref)
+            assert kinds[-1] == "FILL" and "CANCEL" not in kinds, (ref, kinds)
+            assert filled_quantity(cli.db_url, ref) == at_broker[ref].filled
+        # Buys were not shrunk: the sell's proceeds were known.
+        assert not any("scaled" in n for n in report.get("notes", [])), report.get("notes")
+        assert positions(sim) == targets
+
+        # Every execution at the broker is in the ledger exactly once (execId).
+        shown = cli.run("show", "fills", "--format", "json")
+        assert shown.returncode == 0, shown.explain()
+        ledger_fills = {row["exec_id"]: (row["order_ref"], row["shares"]) for row in shown.json()}
+        assert ledger_fills == sim_executions(sim)
+        assert "BREAK" not in ledger_event_kinds(cli.db_url)
+
+        # The next apply has nothing to do and nothing to recover.
+        again = cli.finish(cli.apply())
+        assert again.returncode == 0, again.explain()
+        assert "nothing to do" in again.stdout, again.explain()
+        assert "recover " not in again.stderr
+
+
+async def _place_resting_order(host: str, port: int, symbol: str, quantity: float) -> None:
+    """A manual order from another program (not the reconciler): BUY `quantity` at a high
+    limit; it rests until its instrument's session opens."""
+    import ib_async
+
+    ib = ib_async.IB()
+    await ib.connectAsync(host, port, clientId=MANUAL_CLIENT_ID, timeout=10)
+    try:
+        [contract] = await ib.qualifyContractsAsync(ib_async.Stock(symbol, "SMART", "USD"))
+        order = ib_async.LimitOrder("BUY", quantity, 1000.0, account=ACCOUNT, orderRef="manual-1")
+        trade = ib.placeOrder(contract, order)
+        deadline = time.monotonic() + 10
+        while trade.orderStatus.status not in ("PreSubmitted", "Submitted"):
+            assert time.monotonic() < deadline, f"manual order not acknowledged: {trade}"
+            await asyncio.sleep(0.02)
+    finally:
+        ib.disconnect()
+
+
+def test_apply_when_a_fill_it_never_saw_moves_a_position_then_reports_a_ledger_break_instead_of_absorbing_it(
+    make_cli,
+):
+    """While the apply's orders work, another program's order fills on the same account: the
+    position after the apply is one the ledger (last snapshot + recorded fills) cannot
+    explain. It is a BREAK in the ledger and the report, and the after-snapshot does not
+    swallow it: the next cycle reports it again."""
+    targets = {"VEA": 10, "VWO": 10}
+    with run_in_thread(scenario({}, closed=("IAU", "VEA", "VWO"))) as sim:
+        cli = make_cli(sim, targets)
+
+        apply = cli.apply("--format", "json")
+        wait_until(
+            lambda: len([o for o in broker_orders(sim) if o.order_ref.startswith("rc-")]) == 2,
+            timeout=30,
+            what="the apply's two orders at the simulator",
+            alive=[apply],
+        )
+        # The apply has taken its snapshot and waits for its orders: now another program
+        # trades on the account, and everything fills.
+        asyncio.run(_place_resting_order(sim.host, sim.port, "IAU", 5))
+        open_market(sim)
+        result = cli.finish(apply)
+
+        assert result.returncode == 0, result.explain()
+        report = json.loads(result.stdout)
+        assert {o["status"] for o in report["orders"]} == {"FILLED"}
+        assert positions(sim) == {**targets, "IAU": 5.0}
+        assert ledger_event_kinds(cli.db_url).count("BREAK") == 1
+        assert "LEDGER_BREAK: account=DU0000001 symbol=IAU" in result.stderr, result.explain()
+        [message] = report.get("breaks_after", [])
+        assert "symbol=IAU" in message and "ledger=0" in message and "broker=5" in message
+
+        # Not absorbed: the next cycle finds the same break before planning.
+        again = cli.finish(cli.apply())
+        assert again.returncode == 0, again.explain()
+        assert "LEDGER_BREAK: account=DU0000001 symbol=IAU" in again.stderr, again.explain()
+        assert ledger_event_kinds(cli.db_url).count("BREAK") == 2
