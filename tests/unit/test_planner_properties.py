@@ -114,6 +114,10 @@ def scenarios(draw, *, with_limits: bool = True) -> Scenario:
     return Scenario(book, p, lim, symbols)
 
 
+def _times(amount: float, rate: float | None) -> float | None:
+    return None if rate is None else amount * rate
+
+
 def _fx(book: Book, currency: str) -> float | None:
     return 1.0 if currency == book.base else book.fx.get(currency)
 
@@ -154,7 +158,9 @@ def test_no_planned_order_violates_any_limit(s: Scenario):
     )
     gross = None if gross is None else gross + account.gross_position_value
     daily = _sum_or_none(
-        [e.shares * e.price * _fx(s.book, "USD") for e in s.book.executions]
+        # An execution's price is in its instrument's currency (a EUR listing fills in EUR).
+        [_times(e.shares * e.price, _fx(s.book, s.book.contract_of(e.symbol).currency))
+         for e in s.book.executions]
         + [None if units[o.con_id] is None else o.remaining * units[o.con_id]
            for o in s.book.open_orders]
     )

@@ -336,8 +336,8 @@ def halt_command(reason, cancel_open, global_cancel, wait_seconds, gateway):
     except CycleError as exc:
         fail(
             ("halt recorded" if recorded else "HALT NOT RECORDED")
-            + ", and the reconciler's open orders could not be read or cancelled: "
-            f"{exc}. They may still be working"
+            + ", but the reconciler's open orders could not be read or cancelled: "
+            f"{str(exc).rstrip('.')}. They may still be working"
             + (f" (in flight per the ledger: {', '.join(expected)})" if expected else "")
             + ": check them in TWS"
         )
