@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reconciler.decide.risk import EffectiveLimits, effective_limits
+from reconciler.decide.sizing import estimate_commission
 from reconciler.model.actual import (
     AccountState,
     ActualState,
@@ -36,7 +38,6 @@ from reconciler.model.desired import (
 )
 from reconciler.model.desired import Execution as ExecutionSettings
 from reconciler.model.plan import PlannedOrder
-from reconciler.decide.risk import EffectiveLimits, effective_limits, estimate_commission
 
 NOW = dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC)
 ACCOUNT = "DU0000001"
