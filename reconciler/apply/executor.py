@@ -89,26 +89,18 @@ def scale_buys_to_cash(
 ) -> tuple[list[PlannedOrder], list[str]]:
     """Shrink buys when sells brought in less cash than planned (pure).
 
-    Buys are scaled by the same factor and rounded down to their size increment; a buy that
-    rounds to nothing is dropped. Returns the new buys and notes for the report.
+    What the buys cost less the shortfall is what they may spend; they are fitted to it by
+    `reconciler.decide.sizing`, the planner's own rule: one factor, rounded down to size
+    increments, commission re-estimated, none below its order's minTradeNotional (dropped
+    instead). Returns the buys to send and notes for the report.
     """
-    from dataclasses import replace
+    from reconciler.decide.sizing import fit_after_shortfall
 
-    if shortfall <= 0 or not buys:
+    fit = fit_after_shortfall(buys, shortfall, increments)
+    if not fit.scaled:
         return list(buys), []
-    total = sum(b.est_notional for b in buys)
-    if total <= 0:
-        return list(buys), []
-    factor = max(0.0, (total - shortfall) / total)
-    scaled: list[PlannedOrder] = []
-    for b in buys:
-        inc = increments.get(b.con_id, 1.0) or 1.0
-        qty = (b.quantity * factor // inc) * inc
-        if qty <= 0:
-            continue
-        ratio = qty / b.quantity
-        scaled.append(replace(b, quantity=qty, est_notional=b.est_notional * ratio))
-    return scaled, [f"buys scaled by {factor:.3f}: sells raised {shortfall:,.2f} less than planned"]
+    note = f"buys scaled by {fit.scale:.3f}: sells raised {shortfall:,.2f} less than planned"
+    return list(fit.orders), [note]
 
 
 class Executor:

@@ -19,7 +19,7 @@ from typing import Any
 from reconciler.apply.gates import GateResult
 from reconciler.model.actual import ActualState, SnapshotError
 from reconciler.model.clock import Clock
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, UnknownAccountError
 from reconciler.model.plan import Plan
 from reconciler.model.settings import Settings
 
@@ -70,16 +70,11 @@ def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = N
 
 
 def selected_accounts(desired: DesiredState, accounts: Sequence[str] | None) -> list[str]:
-    known = list(desired.accounts)
-    if not accounts:
-        return known
-    unknown = [a for a in accounts if a not in known]
-    if unknown:
-        raise CycleError(
-            f"no Portfolio in the desired state for account(s) {', '.join(unknown)} "
-            f"(desired state has {', '.join(known) or 'none'})"
-        )
-    return [a for a in known if a in accounts]
+    """The accounts a cycle works on, by `DesiredState.portfolios_for` (the one rule)."""
+    try:
+        return [p.account for p in desired.portfolios_for(accounts)]
+    except UnknownAccountError as exc:
+        raise CycleError(str(exc)) from exc
 
 
 async def resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence[str]):

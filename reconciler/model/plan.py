@@ -66,6 +66,9 @@ class PlannedOrder:
     est_notional: float  # base currency, always positive
     est_commission: float
     reason: str  # which target and which drift
+    # The portfolio's minTradeNotional (base currency): the executor never shrinks the order
+    # below it. Optional so that plan files written before it existed still load.
+    min_trade_notional: float = 0.0
 
     @property
     def signed_quantity(self) -> float:

@@ -17,7 +17,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.decide.risk import EffectiveLimits, effective_limits, estimate_commission
+from reconciler.decide.risk import EffectiveLimits, effective_limits
+from reconciler.decide.sizing import estimate_commission
 from reconciler.model.actual import (
     AccountState,
     ActualState,
