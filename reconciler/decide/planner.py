@@ -48,7 +48,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
-from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,14 +127,11 @@ def plan_account(
     """Drift, orders (after risk, legs numbered from `first_leg`), decisions and notes."""
     capital = capital_for(portfolio, account)
     rows = drift_table(portfolio, account, actual, resolved, capital)
-    ctx = RiskContext(
+    ctx = RiskContext.for_account(
+        actual,
+        account.account,
         now=now,
-        account=account,
-        quotes=actual.quotes,
-        # a view, not a copy: many accounts must not each copy the whole contract universe
-        contracts=ChainMap(actual.contracts, {c.con_id: c for c in resolved.values()}),
-        open_orders=actual.open_orders_for(account.account),
-        executions=actual.executions_for(account.account),
+        extra_contracts=resolved.values(),
         min_trade_notional=portfolio.min_trade_notional,
     )
     held = account.held_by_con_id()

@@ -45,13 +45,15 @@ import dataclasses
 import datetime as dt
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.decide.sizing import floor_to_increment, resize, size_increment
 from reconciler.model.actual import (
     AccountState,
+    ActualState,
     ContractInfo,
     Execution,
     OpenOrder,
@@ -233,6 +235,30 @@ class RiskContext:
     open_orders: tuple[OpenOrder, ...] = ()
     executions: tuple[Execution, ...] = ()
     min_trade_notional: float = 0.0
+
+    @classmethod
+    def for_account(
+        cls,
+        actual: ActualState,
+        account: str,
+        *,
+        now: dt.datetime,
+        extra_contracts: Iterable[ContractInfo] = (),
+        min_trade_notional: float = 0.0,
+    ) -> RiskContext:
+        """The context of one account of a snapshot, as the planner and the apply-time
+        re-check both build it (`extra_contracts`: resolved targets not yet held)."""
+        # A view, not a copy: many accounts must not each copy the whole contract universe.
+        contracts = ChainMap(actual.contracts, {c.con_id: c for c in extra_contracts})
+        return cls(
+            now=now,
+            account=actual.accounts[account],
+            quotes=actual.quotes,
+            contracts=contracts,
+            open_orders=actual.open_orders_for(account),
+            executions=actual.executions_for(account),
+            min_trade_notional=min_trade_notional,
+        )
 
     def size_increment(self, con_id: int) -> float:
         contract = self.contracts.get(con_id)

@@ -208,16 +208,21 @@ def test_after_a_shortfall_buys_spend_their_cost_less_what_sells_did_not_raise()
 # ---------------------------------------------------------------- the plan carries the rule
 
 
-def test_planned_orders_carry_the_min_trade_notional_and_old_plan_files_load_without_it():
+def test_planned_orders_carry_the_min_trade_notional_and_removing_it_is_an_edit():
+    import pytest
+
+    from reconciler.model.plan import PlanIntegrityError
+
     book = Book(cash=10_000).quote_only("VTI", price=100.0)
     desired = desired_of(portfolio(target("VTI", weight=0.5), min_trade_notional=250.0))
     plan = build_plan(
         desired, book.actual(), book.resolved(), {"default": limits()}, now=NOW, plan_id="p"
     )
     assert [o.min_trade_notional for o in plan.orders] == [250.0]
+    assert [o.min_trade_notional for o in loads(dumps(plan)).orders] == [250.0]
     data = json.loads(dumps(plan))
     for account in data["accounts"]:
         for order in account["orders"]:
-            del order["min_trade_notional"]  # as written before the field existed
-    old = loads(json.dumps(data))
-    assert [(o.quantity, o.min_trade_notional) for o in old.orders] == [(50.0, 0.0)]
+            del order["min_trade_notional"]
+    with pytest.raises(PlanIntegrityError, match="min_trade_notional"):
+        loads(json.dumps(data))
