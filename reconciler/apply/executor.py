@@ -103,6 +103,29 @@ def scale_buys_to_cash(
     return list(fit.orders), [note]
 
 
+def sell_shortfall_by_account(
+    sells: Sequence[PlannedOrder], outcomes: Sequence[OrderOutcome]
+) -> dict[str, float]:
+    """Per account, how much less cash (base currency) the sells raised than planned (pure).
+
+    A sell's planned proceeds are its `est_notional` (base currency); what it raised is its
+    filled quantity times its average price, in the instrument's currency, converted with the
+    rate the plan used (est_notional over quantity times arrival price; where the plan valued
+    a sell below its arrival price this errs towards a larger shortfall, i.e. smaller buys).
+    Sells that raised more than planned offset the others of the same account, never another
+    account's.
+    """
+    shortfall: dict[str, float] = {}
+    for order, outcome in zip(sells, outcomes, strict=True):
+        raised = 0.0
+        if outcome.filled and outcome.avg_price is not None:
+            planned_local = order.quantity * order.arrival_price
+            to_base = order.est_notional / planned_local if planned_local > 0 else 1.0
+            raised = outcome.filled * outcome.avg_price * to_base
+        shortfall[order.account] = shortfall.get(order.account, 0.0) + order.est_notional - raised
+    return shortfall
+
+
 class Executor:
     """Sends and follows one plan's orders through a broker session, recording to the store."""
 
@@ -154,12 +177,16 @@ class Executor:
             for order in buys:
                 outcomes.append(self._not_sent(order, f"not sent: halted ({self.halted})"))
         elif buys:
-            shortfall = sum(
-                self._planned_proceeds(o) - self._actual_proceeds(out)
-                for o, out in zip(sells, outcomes, strict=True)
-            )
-            scaled, notes = scale_buys_to_cash(buys, shortfall, self.size_increments)
-            self.notes += notes
+            # Cash is per account: each account's buys shrink by what its own sells fell short.
+            shortfalls = sell_shortfall_by_account(sells, outcomes)
+            scaled = []
+            for account in dict.fromkeys(b.account for b in buys):
+                mine = [b for b in buys if b.account == account]
+                kept_buys, notes = scale_buys_to_cash(
+                    mine, shortfalls.get(account, 0.0), self.size_increments
+                )
+                scaled += kept_buys
+                self.notes += [f"{account}: {note}" for note in notes]
             kept = {b.leg for b in scaled}
             dropped = [b for b in buys if b.leg not in kept]
             outcomes += await self._run_phase(scaled)
@@ -178,16 +205,6 @@ class Executor:
         outcome = not_sent_outcome(self.plan.plan_id, order, message)
         self._hook("order_done", outcome)
         return outcome
-
-    @staticmethod
-    def _planned_proceeds(order: PlannedOrder) -> float:
-        return order.est_notional
-
-    @staticmethod
-    def _actual_proceeds(outcome: OrderOutcome) -> float:
-        if not outcome.filled or outcome.avg_price is None:
-            return 0.0
-        return outcome.filled * outcome.avg_price
 
     def _check_halt(self, *, force: bool = False) -> str | None:
         """The out-of-band halt's reason once it is set (then it stays set for this run).
