@@ -85,7 +85,11 @@ def slippage_bps(side: str, arrival: float | None, avg_fill: float | None) -> fl
 
 
 def scale_buys_to_cash(
-    buys: Sequence[PlannedOrder], shortfall: float, increments: dict[int, float]
+    buys: Sequence[PlannedOrder],
+    shortfall: float,
+    increments: dict[int, float],
+    *,
+    cash_for_buys: float | None = None,
 ) -> tuple[list[PlannedOrder], list[str]]:
     """Shrink buys when sells brought in less cash than planned (pure).
 
@@ -96,7 +100,7 @@ def scale_buys_to_cash(
     """
     from reconciler.decide.sizing import fit_after_shortfall
 
-    fit = fit_after_shortfall(buys, shortfall, increments)
+    fit = fit_after_shortfall(buys, shortfall, increments, cash_for_buys=cash_for_buys)
     if not fit.scaled:
         return list(buys), []
     note = f"buys scaled by {fit.scale:.3f}: sells raised {shortfall:,.2f} less than planned"
@@ -179,11 +183,15 @@ class Executor:
         elif buys:
             # Cash is per account: each account's buys shrink by what its own sells fell short.
             shortfalls = sell_shortfall_by_account(sells, outcomes)
+            budgets = {a.account: a.cash_for_buys for a in self.plan.accounts}
             scaled = []
             for account in dict.fromkeys(b.account for b in buys):
                 mine = [b for b in buys if b.account == account]
                 kept_buys, notes = scale_buys_to_cash(
-                    mine, shortfalls.get(account, 0.0), self.size_increments
+                    mine,
+                    shortfalls.get(account, 0.0),
+                    self.size_increments,
+                    cash_for_buys=budgets.get(account),
                 )
                 scaled += kept_buys
                 self.notes += [f"{account}: {note}" for note in notes]

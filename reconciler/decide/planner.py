@@ -167,6 +167,7 @@ def plan_account(
     sells_ok, sell_decisions = check_orders(sells, ctx, limits)
     decisions.extend(sell_decisions)
     final: tuple[PlannedOrder, ...] = sells_ok
+    budget: float | None = None
     if buys:
         screened, screen_decisions = check_orders([*sells_ok, *buys], ctx, limits)
         decisions.extend(d for d in screen_decisions if d.side == "BUY")
@@ -190,6 +191,7 @@ def plan_account(
         orders=orders,
         decisions=tuple(decisions),
         notes=tuple(notes),
+        cash_for_buys=None if budget is None else round(budget, 2),
     )
 
 

@@ -216,12 +216,18 @@ def fit_buys_to_cash(
 
 
 def fit_after_shortfall(
-    buys: Sequence[PlannedOrder], shortfall: float, increments: Mapping[int, float]
+    buys: Sequence[PlannedOrder],
+    shortfall: float,
+    increments: Mapping[int, float],
+    *,
+    cash_for_buys: float | None = None,
 ) -> CashFit:
     """Apply time: sells raised `shortfall` less cash than planned.
 
-    The plan fitted its buys inside its budget, so what they cost less the shortfall is what
-    they may still spend; fitted by `fit_buys_to_cash`, the planner's own rule.
+    The plan fitted its buys inside `cash_for_buys` (its budget); less the shortfall, that is
+    what they may still spend, and they are fitted to it by `fit_buys_to_cash`, the planner's
+    own rule. Buys that still fit are left alone: a shortfall only bites when it eats into
+    what the buys need. Without a known budget the buys are assumed to have used all of it.
     """
     given = tuple(buys)
     wanted = sum((_cost(o) for o in given), _ZERO)
@@ -229,7 +235,11 @@ def fit_after_shortfall(
         return CashFit(given, (), False, 1.0, float(wanted), float(wanted))
     if not math.isfinite(shortfall):
         return fit_buys_to_cash(given, _ZERO, increments)
-    return fit_buys_to_cash(given, wanted - to_decimal(shortfall), increments)
+    budget = wanted if cash_for_buys is None else to_decimal(cash_for_buys)
+    left = budget - to_decimal(shortfall)
+    if left >= wanted:
+        return CashFit(given, (), False, 1.0, float(wanted), float(left))
+    return fit_buys_to_cash(given, left, increments)
 
 
 def _step(order: PlannedOrder, increments: Mapping[int, float]) -> Decimal:

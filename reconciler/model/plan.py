@@ -111,6 +111,9 @@ class AccountPlan:
     orders: tuple[PlannedOrder, ...]
     decisions: tuple[RiskDecision, ...]
     notes: tuple[str, ...] = ()
+    # Base-currency cash the planner fitted the buys into (None: no buys were planned). Apply
+    # shrinks buys only when sells fell short by more than the room this leaves.
+    cash_for_buys: float | None = None
 
     @property
     def turnover(self) -> float:
@@ -599,6 +602,7 @@ def _build(data: Mapping[str, Any]) -> Plan:
                     ),
                     decisions=tuple(RiskDecision(**d) for d in a["decisions"]),
                     notes=tuple(a.get("notes", ())),
+                    cash_for_buys=a.get("cash_for_buys"),
                 )
             )
         except PlanFileError:

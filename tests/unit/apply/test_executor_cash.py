@@ -43,3 +43,26 @@ def test_a_foreign_currency_sell_is_converted_at_the_plans_rate():
 def test_an_unfilled_sell_falls_short_by_its_whole_notional():
     s = sell("DU0000001", "VTI", 10, 100.0)
     assert sell_shortfall_by_account([s], [not_sent_outcome("p", s)]) == {"DU0000001": 1000.0}
+
+
+def buy(key, quantity, price, leg):
+    order = planned(Book().instrument(key, price), key, "BUY", quantity)
+    return dataclasses.replace(order, leg=leg)
+
+
+def test_a_small_shortfall_leaves_buys_alone_when_the_budget_still_covers_them():
+    from reconciler.apply.executor import scale_buys_to_cash
+
+    buys = [buy("VEA", 10, 50.0, 3), buy("VWO", 10, 45.0, 4)]
+    kept, notes = scale_buys_to_cash(buys, 0.10, {}, cash_for_buys=95_000.0)
+    assert [b.quantity for b in kept] == [10, 10] and notes == []
+
+
+def test_a_shortfall_that_eats_into_the_buys_budget_shrinks_them():
+    from reconciler.apply.executor import scale_buys_to_cash
+
+    buys = [buy("VEA", 10, 50.0, 3), buy("VWO", 10, 45.0, 4)]
+    need = sum(b.est_notional + b.est_commission for b in buys)
+    kept, notes = scale_buys_to_cash(buys, 300.0, {}, cash_for_buys=need + 100.0)
+    assert sum(b.est_notional + b.est_commission for b in kept) <= need - 200.0
+    assert all(b.quantity < 10 for b in kept) and notes
