@@ -89,6 +89,37 @@ def describe_owner(path: str | Path) -> str | None:
     return f"owned by uid {owner}, running as uid {os.geteuid()}"
 
 
+def unreadable_git_dir(directory: Path, access=os.access) -> str | None:
+    """Why git may have said "not a git repository" about a checkout it may not read.
+
+    git reports an unreadable `.git` (or `.git/objects`) exactly like a missing one, so
+    look for the nearest `.git` above `directory` and check that it is readable. `access`
+    is `os.access` (injectable: root passes every check)."""
+    for candidate in [directory, *directory.parents]:
+        dot_git = candidate / ".git"
+        try:
+            if not (dot_git.exists() or dot_git.is_symlink()):
+                continue
+            if dot_git.is_file():  # a linked worktree: the file names the real directory
+                needed = [dot_git]
+            else:
+                needed = [dot_git, dot_git / "HEAD", dot_git / "objects", dot_git / "refs"]
+            for path in needed:
+                mode = os.R_OK | (os.X_OK if path.is_dir() else 0)
+                if not access(path, mode):
+                    owner = describe_owner(path)
+                    return (
+                        f"git cannot read {path}: permission denied"
+                        + (f" ({owner})" if owner else "")
+                        + "; the user running the reconciler needs read and write access to the "
+                        "checkout and its .git"
+                    )
+        except OSError as exc:
+            return f"git cannot read {dot_git}: {exc.strerror or exc}"
+        return None
+    return None
+
+
 def _git(directory: Path, *args: str) -> tuple[str | None, str | None]:
     """(stdout, None) on success, (None, problem) when git refused for a reason worth
     naming, (None, None) when the directory is simply not in a work tree."""
@@ -110,8 +141,10 @@ def _git(directory: Path, *args: str) -> tuple[str | None, str | None]:
         return None, f"git could not be run on {directory}: {exc}"
     if completed.returncode == 0:
         return completed.stdout, None
-    if is_outside_git(completed.stderr) or not directory.is_dir():
+    if not directory.is_dir():
         return None, None
+    if is_outside_git(completed.stderr):
+        return None, unreadable_git_dir(directory)
     dubious = _DUBIOUS.search(completed.stderr)
     owner = describe_owner(dubious.group(1)) if dubious else None
     return None, explain_git_failure(completed.stderr, str(directory), owner)

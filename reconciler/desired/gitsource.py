@@ -26,7 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.desired.gitinfo import describe_owner, explain_git_failure, git_environment
+from reconciler.desired.gitinfo import (
+    describe_owner,
+    explain_git_failure,
+    git_environment,
+    unreadable_git_dir,
+)
 from reconciler.model.settings import Settings
 
 SOURCE_REF_PREFIX = "refs/reconciler/source/"
@@ -322,6 +327,9 @@ def _toplevel(directory: Path, config: SourceConfig) -> Path:
     completed = _Git(directory).run("rev-parse", "--show-toplevel")
     if completed.returncode != 0:
         if "not a git repository" in completed.stderr:
+            unreadable = unreadable_git_dir(directory)
+            if unreadable:
+                raise GitSourceError(unreadable)
             raise GitSourceError(
                 f"{directory} is not inside a git checkout, but RECONCILER_GIT_URL is set: clone "
                 f"it first: git clone --branch {config.branch} {config.url} <checkout>"

@@ -14,7 +14,7 @@ from gitrepos import BRANCH, git, git_env, make_world, out, ssh_signing
 
 from reconciler.app.cli import cli
 from reconciler.desired import load_desired_state
-from reconciler.desired.gitinfo import git_revision
+from reconciler.desired.gitinfo import git_revision, unreadable_git_dir
 from reconciler.desired.gitsource import (
     GitSourceError,
     GitSourceRefused,
@@ -305,3 +305,19 @@ def test_validate_names_the_ownership_problem_instead_of_not_in_git(world):
     assert result.exit_code == 0, result.output
     assert "git: git refuses to read" in result.output and "safe.directory" in result.output
     assert "not in git" not in result.output
+
+
+def test_an_unreadable_git_directory_is_reported_as_permissions_not_as_outside_git(world):
+    # git says "not a git repository" when it may not read .git/objects; root reads
+    # everything, so the check's os.access is replaced by one that denies that directory.
+    objects = world.checkout / ".git" / "objects"
+    problem = unreadable_git_dir(world.desired, access=lambda p, _mode: p != objects)
+    assert problem is not None
+    assert problem.startswith(f"git cannot read {objects}: permission denied (owned by uid")
+    assert unreadable_git_dir(world.desired) is None  # readable for real
+
+
+def test_a_directory_outside_any_checkout_has_no_permission_problem(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert unreadable_git_dir(plain, access=lambda _p, _m: False) is None
