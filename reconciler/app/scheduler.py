@@ -4,7 +4,8 @@ Responsible for turning `Schedule` documents into triggers (interval or cron, in
 schedule's timezone), deciding whether a cycle may trade now (trading window: not in the first
 or last N minutes of the regular session), and running level-triggered cycles: each re-reads
 the desired state and the broker. selfHeal false plans and reports drift only; selfHeal true
-applies through every gate. A failed cycle is logged and the next one runs (temporary
+applies through every gate. With a git source configured, each cycle first brings the
+checkout to the branch head (`reconciler.desired.gitsource`). A failed cycle is logged and the next one runs (temporary
 errors); an invalid desired state skips cycles until fixed. `run --once` exits with the
 cycle's code (0 completed, 1 error, 3 refused, 4 drift this run could not close; see
 `reconciler.app.exit_codes`). Must not contain planning or execution logic.
@@ -90,6 +91,7 @@ def run_cycle(
     store,
     echo: Callable[[str], None],
     ignore_window: bool = False,
+    fetch_source: bool = True,
 ) -> str:
     """One scheduled cycle; returns a one-line outcome. Never raises for a failed cycle."""
     return run_cycle_outcome(
@@ -100,7 +102,28 @@ def run_cycle(
         store=store,
         echo=echo,
         ignore_window=ignore_window,
+        fetch_source=fetch_source,
     ).line
+
+
+def _sync_git_source(
+    directory: str, settings: Settings, *, fetch: bool, echo: Callable[[str], None]
+) -> tuple[CycleRun | None, str | None]:
+    """Bring the checkout to the git source's branch head: (the failed cycle, None) or
+    (None, the commit this cycle must apply; None without a git source)."""
+    from reconciler.desired.gitsource import GitSourceError, GitSourceRefused, sync_for_cycle
+
+    try:
+        synced = sync_for_cycle(directory, settings, fetch=fetch)
+    except GitSourceRefused as exc:
+        return CycleRun(f"refused: {exc}", EXIT_REFUSED), None
+    except GitSourceError as exc:
+        return CycleRun(f"error (will retry next cycle): {exc}", EXIT_ERROR), None
+    if synced is None:
+        return None, None
+    if synced.fetched or synced.moved:
+        echo(synced.line)
+    return None, synced.commit
 
 
 def run_cycle_outcome(
@@ -112,20 +135,35 @@ def run_cycle_outcome(
     store,
     echo: Callable[[str], None],
     ignore_window: bool = False,
+    fetch_source: bool = True,
 ) -> CycleRun:
-    """One scheduled cycle: its line and exit code. Never raises for a failed cycle."""
+    """One scheduled cycle: its line and exit code. Never raises for a failed cycle.
+
+    With a git source (RECONCILER_GIT_URL) the checkout is first brought to the branch head
+    (fetched when `fetch_source`), and the cycle applies exactly that commit or refuses.
+    """
     from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle
     from reconciler.desired import load_desired_state
     from reconciler.model.diagnostics import DiagnosticsError
     from reconciler.render.plan import plan_summary
     from reconciler.store import StoreUnavailable
 
+    failed, source_commit = _sync_git_source(directory, settings, fetch=fetch_source, echo=echo)
+    if failed is not None:
+        return failed
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
         return CycleRun(
             f"skipped: desired state invalid ({len(exc.diagnostics)} problem(s)); fix and commit",
             EXIT_ERROR,
+        )
+    if source_commit is not None and desired.git_commit != source_commit:
+        return CycleRun(
+            f"refused: the desired state read is at {(desired.git_commit or 'no commit')[:10]}, "
+            f"not the git source's head {source_commit[:10]}"
+            + (f" ({desired.git_problem})" if desired.git_problem else ""),
+            EXIT_REFUSED,
         )
     schedule = next((s for s in desired.schedules if s.name == schedule_name), None)
     if schedule is None and desired.schedules:
@@ -197,6 +235,13 @@ def run_scheduler(
     from reconciler.model.diagnostics import DiagnosticsError, render_text
 
     clock = clock or SystemClock()
+    # The git source first: a checkout stuck on a broken commit must still see the fix.
+    failed, _ = _sync_git_source(directory, settings, fetch=True, echo=echo)
+    if failed is not None and once:
+        echo(failed.line)
+        return failed.exit_code
+    if failed is not None:
+        echo(f"git source at start: {failed.line}")
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
@@ -213,6 +258,7 @@ def run_scheduler(
                 store=store,
                 echo=echo,
                 ignore_window=ignore_window,
+                fetch_source=False,  # fetched just above
             )
             echo(done.line)
             return done.exit_code
@@ -232,6 +278,7 @@ def run_scheduler(
                         store=store,
                         echo=echo,
                         ignore_window=ignore_window,
+                        fetch_source=settings.git_poll,
                     )
                 )
 

@@ -50,6 +50,7 @@ def _gate_inputs(desired, settings, accounts, managed, halt_reason) -> GateInput
         managed_accounts=managed,
         git_commit=desired.git_commit,
         git_dirty=desired.git_dirty,
+        git_problem=desired.git_problem,
         halt_reason=halt_reason,
         trading_states=_trading_states(desired, accounts),
     )

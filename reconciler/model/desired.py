@@ -162,6 +162,7 @@ class DesiredState:
     directory: str
     git_commit: str | None = None
     git_dirty: bool | None = None
+    git_problem: str | None = None  # why git would not tell the commit (ownership, permissions)
     lock: Mapping[str, LockedInstrument] = field(default_factory=dict)
 
     def portfolio_for(self, account: str) -> Portfolio | None:

@@ -30,6 +30,13 @@ ENV_VARS: dict[str, str] = {
     "RECONCILER_DB_URL": "SQLAlchemy URL of the store (default SQLite file in the state directory).",
     "RECONCILER_STATE_DIR": "Working state directory (default .reconciler).",
     "RECONCILER_REPORTS_DIR": "Where cycle reports go (default <state dir>/reports).",
+    "RECONCILER_GIT_URL": "Git source: repository (URL, path or remote name) `run` fetches "
+    "the desired state from before each cycle (default unset: the checkout is used as is).",
+    "RECONCILER_GIT_BRANCH": "Git source: branch whose head every cycle applies (default main).",
+    "RECONCILER_GIT_POLL": "Git source: true (default) fetches before every cycle; false only "
+    "when `run` starts.",
+    "RECONCILER_GIT_VERIFY": "Git source: true requires a trusted signature on the head "
+    "commit (`git verify-commit`); live always requires it (default false).",
     "EXEC_RISK_ENABLED": "false disables the EXEC_RISK_* overrides below (git limits still bind).",
     "EXEC_RISK_MAX_ORDER_NOTIONAL": "Tighter max notional per order (0 = no override).",
     "EXEC_RISK_MAX_POSITION_NOTIONAL": "Tighter max notional per position (0 = no override).",
@@ -102,6 +109,10 @@ class Settings:
     state_dir: str = ".reconciler"
     db_url: str | None = None
     reports_dir: str | None = None
+    git_url: str | None = None
+    git_branch: str = "main"
+    git_poll: bool = True
+    git_verify: bool = False
     risk_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -168,5 +179,9 @@ def load_settings(
         state_dir=env.get("RECONCILER_STATE_DIR", ".reconciler") or ".reconciler",
         db_url=env.get("RECONCILER_DB_URL") or None,
         reports_dir=env.get("RECONCILER_REPORTS_DIR") or None,
+        git_url=env.get("RECONCILER_GIT_URL", "").strip() or None,
+        git_branch=env.get("RECONCILER_GIT_BRANCH", "").strip() or "main",
+        git_poll=parse_bool("RECONCILER_GIT_POLL", env.get("RECONCILER_GIT_POLL"), True),
+        git_verify=parse_bool("RECONCILER_GIT_VERIFY", env.get("RECONCILER_GIT_VERIFY"), False),
         risk_env=risk_env,
     )
