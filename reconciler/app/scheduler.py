@@ -1,13 +1,15 @@
 """`reconcile run`: the long-running reconcile loop on APScheduler 3.
 
 Responsible for turning `Schedule` documents into triggers (interval or cron, in the
-schedule's timezone), deciding whether a cycle may trade now (trading window: not in the first
-or last N minutes of the regular session), and running level-triggered cycles: each re-reads
-the desired state and the broker. selfHeal false plans and reports drift only; selfHeal true
-applies through every gate. With a git source configured, each cycle first brings the
-checkout to the branch head (`reconciler.desired.gitsource`). A failed cycle is logged and the next one runs (temporary
-errors); an invalid desired state skips cycles until fixed. `run --once` exits with the
-cycle's code (0 completed, 1 error, 3 refused, 4 drift this run could not close; see
+schedule's timezone) and running level-triggered cycles: each re-reads the desired state and
+the broker. selfHeal false plans and reports drift only; selfHeal true applies through every
+gate and only inside the trading window: each traded instrument's exchange calendar (holidays,
+early closes) narrowed by the gateway's liquidHours, minus the Schedule's guard minutes
+(`reconciler.cycle.window`); outside it the cycle plans and reports, sends nothing, says why
+and exits 0. With a git source configured, each cycle first brings the checkout to the
+branch head (`reconciler.desired.gitsource`). A failed cycle is logged and the next one runs
+(temporary errors); an invalid desired state skips cycles until fixed. `run --once` exits
+with the cycle's code (0 completed, 1 error, 3 refused, 4 drift this run could not close; see
 `reconciler.app.exit_codes`). Must not contain planning or execution logic.
 """
 
@@ -32,36 +34,9 @@ from reconciler.model.settings import Settings
 
 log = logging.getLogger("reconciler.app.scheduler")
 
-SESSION_OPEN = dt.time(9, 30)
-SESSION_CLOSE = dt.time(16, 0)
-SESSION_ZONE = ZoneInfo("America/New_York")
-
 
 class SchedulerError(Exception):
     """The scheduler cannot start (no Schedule, invalid desired state at start)."""
-
-
-def in_trading_window(now: dt.datetime, schedule: Schedule) -> tuple[bool, str]:
-    """Is `now` inside the regular US session minus the schedule's guard minutes? (pure)
-
-    The session is NYSE/Nasdaq regular hours, 09:30-16:00 America/New_York, Monday to
-    Friday; exchange holidays are not modelled (the gateway rejects or holds orders then).
-    """
-    local = now.astimezone(SESSION_ZONE)
-    if local.weekday() >= 5:
-        return False, f"weekend ({local:%a %H:%M} New York)"
-    day = local.date()
-    open_at = dt.datetime.combine(day, SESSION_OPEN, SESSION_ZONE) + dt.timedelta(
-        minutes=schedule.window.avoid_open_minutes
-    )
-    close_at = dt.datetime.combine(day, SESSION_CLOSE, SESSION_ZONE) - dt.timedelta(
-        minutes=schedule.window.avoid_close_minutes
-    )
-    if local < open_at:
-        return False, f"before the window opens at {open_at:%H:%M} New York"
-    if local >= close_at:
-        return False, f"after the window closes at {close_at:%H:%M} New York"
-    return True, f"inside the window {open_at:%H:%M}-{close_at:%H:%M} New York"
 
 
 def trigger_for(schedule: Schedule):
@@ -169,10 +144,6 @@ def run_cycle_outcome(
     if schedule is None and desired.schedules:
         schedule = desired.schedules[0]
     accounts = list(schedule.accounts) if schedule and schedule.accounts else None
-    if schedule is not None and not ignore_window:
-        ok, why = in_trading_window(clock.now(), schedule)
-        if not ok:
-            return CycleRun(f"skipped: outside the trading window ({why})", EXIT_OK)
     try:
         if schedule is not None and schedule.self_heal:
             outcome = asyncio.run(
@@ -185,6 +156,7 @@ def run_cycle_outcome(
                     progress=echo,
                     accounts=accounts,
                     reports_dir=settings.effective_reports_dir,
+                    window=None if ignore_window else schedule.window,
                 )
             )
             return CycleRun(

@@ -28,7 +28,7 @@ from reconciler.cycle.common import (
 from reconciler.decide.staleness import StalenessTolerance, stale_reasons
 from reconciler.model.actual import ActualState
 from reconciler.model.clock import Clock
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, TradingWindow
 from reconciler.model.plan import Plan
 from reconciler.model.settings import Settings
 from reconciler.util.process import holder_is_dead, holder_name
@@ -68,8 +68,14 @@ async def apply_cycle(
     accounts: Sequence[str] | None = None,
     tolerance: StalenessTolerance = StalenessTolerance(),
     reports_dir: str | None = None,
+    window: TradingWindow | None = None,
 ) -> ApplyOutcome:
     """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
+
+    With `window` (the Schedule's guard minutes) nothing is sent unless every instrument
+    with an order is inside its market window (`reconciler.cycle.window`); the plan is still
+    recorded and reported, with the reasons, as status outside-window. None: no window
+    (interactive apply, `run --ignore-window`).
 
     Raises `Refused` (exit 3) before anything is sent when a gate refuses, the saved plan is
     stale or another writer holds an account; `CycleError` (exit 1) when the world could not
@@ -89,6 +95,7 @@ async def apply_cycle(
     cycle_id = _begin_cycle(store, desired, chosen)
     report = cyclereport.new_report(cycle_id, "apply", clock.now(), desired, settings, chosen)
     run = _ApplyRun(desired, settings, clock, store, chosen, cycle_id, report, progress)
+    run.window = window
     try:
         check_reports_dir(reports_dir)  # before the first order, not after the last
         outcome = await run.run(plan_file, approve, tolerance)
@@ -143,6 +150,7 @@ class _ApplyRun:
         self.report = report
         self.progress = progress
         self.broker = None
+        self.window: TradingWindow | None = None
 
     async def run(self, plan_file, approve, tolerance) -> ApplyOutcome:
         halt = self.store.current_halt()
@@ -328,12 +336,13 @@ class _ApplyRun:
         self.store.record_plan(_plan_json(plan))
         self.store.record_actual_state(self.cycle_id, actual)
         self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
+        outside = self._outside_window(plan, actual)
         approved = plan_file is not None or not plan.orders or approve(plan)
         dry_run = not self.settings.orders_enabled
-        outcomes = await self._execute(plan, actual, approved, dry_run)
+        outcomes = await self._execute(plan, actual, approved, dry_run, outside)
         self.report["orders"] = [o.to_dict() for o in outcomes]
-        status = self._settle(plan, approved, dry_run)
-        if approved and not dry_run:
+        status = self._settle(plan, approved, dry_run, outside)
+        if approved and not dry_run and not outside:
             if outcomes:
                 await self._drift_after(plan)
             for account, snapshot in fresh.desired_snapshot.items():
@@ -342,7 +351,30 @@ class _ApplyRun:
             plan, dry_run, gates, self.report, self.report["orders"], approved, status
         )
 
-    def _settle(self, plan: Plan, approved: bool, dry_run: bool) -> str:
+    def _outside_window(self, plan: Plan, actual: ActualState) -> list[str]:
+        """Why the plan's orders may not go out now: each traded instrument outside its
+        market window. Empty when they may (or when this cycle checks no window)."""
+        if self.window is None or not plan.orders:
+            return []
+        from reconciler.cycle.window import window_decisions
+
+        contracts = {info.con_id: info for info in self.resolved.values()}
+        contracts.update(actual.contracts)
+        traded = list({o.con_id: contracts.get(o.con_id) for o in plan.orders}.items())
+        unknown = [con_id for con_id, info in traded if info is None]
+        decisions = window_decisions(
+            self.clock.now(), [info for _, info in traded if info is not None], self.window
+        )
+        self.report["window"] = [d.to_dict() for d in decisions]
+        closed = [d.render() for d in decisions if not d.open]
+        closed += [
+            f"conId {c}: no contract details, so no window; nothing is sent" for c in unknown
+        ]
+        for line in closed:
+            self.progress(f"outside the trading window: {line}")
+        return closed
+
+    def _settle(self, plan: Plan, approved: bool, dry_run: bool, outside: list[str]) -> str:
         """The cycle's status, its counts and its one-line result, from what happened."""
         from reconciler.model import outcome
 
@@ -354,12 +386,13 @@ class _ApplyRun:
             dry_run=dry_run,
             orders=self.report["orders"],
             not_closed=not_closed,
+            outside_window=bool(outside),
         )
         self.report["counts"] = counts
         self.report["drift_not_closed"] = not_closed
         if dry_run:
             self.report["would_send"] = len(plan.orders)
-        self.report["result"] = outcome.apply_result(status, counts, not_closed)
+        self.report["result"] = outcome.apply_result(status, counts, not_closed, outside)
         return status
 
     async def _refuse_orphans(self) -> None:
@@ -393,7 +426,9 @@ class _ApplyRun:
             report=self.report,
         )
 
-    async def _execute(self, plan: Plan, actual: ActualState, approved: bool, dry_run: bool):
+    async def _execute(
+        self, plan: Plan, actual: ActualState, approved: bool, dry_run: bool, outside: list[str]
+    ):
         from reconciler.apply.executor import Executor, not_sent_outcome
 
         if not plan.orders:
@@ -402,6 +437,10 @@ class _ApplyRun:
         if not approved:
             self.report["result"] = "not approved"
             return []
+        if outside:
+            return [
+                not_sent_outcome(plan.plan_id, o, "outside the trading window") for o in plan.orders
+            ]
         if dry_run:
             self.report["result"] = "dry run: ORDERS_ENABLED is false, nothing was sent"
             return [not_sent_outcome(plan.plan_id, o, "dry run") for o in plan.orders]

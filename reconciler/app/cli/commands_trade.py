@@ -370,7 +370,8 @@ def demo_command(directory):
 @click.option(
     "--ignore-window",
     is_flag=True,
-    help="Run cycles outside the Schedule's trading window (e.g. against the simulator).",
+    help="Let selfHeal cycles send orders outside the trading window (exchange calendar, "
+    "liquidHours, guard minutes), e.g. against the simulator.",
 )
 @gateway_option
 def run_command(directory, once, ignore_window, gateway):
@@ -378,7 +379,8 @@ def run_command(directory, once, ignore_window, gateway):
 
     Each cycle re-reads the desired state and the broker (level-triggered). With
     selfHeal: false a cycle only plans and reports drift; with selfHeal: true it applies
-    (still subject to every gate, ORDERS_ENABLED included). Stops on SIGINT/SIGTERM.
+    (still subject to every gate, ORDERS_ENABLED included) inside the trading window only:
+    outside it the cycle plans and reports and sends nothing. Stops on SIGINT/SIGTERM.
     With --once: exit 0 completed (applied, nothing to do, dry run, drift reported, outside
     the window), 1 error, 3 refused, 4 drift the cycle could not close.
     """
