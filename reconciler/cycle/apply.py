@@ -8,7 +8,8 @@ through callbacks the caller supplies. See ARCHITECTURE.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from reconciler.apply.gates import GateInputs, GateResult, evaluate_gates, refused
 from reconciler.cycle.common import (
@@ -26,12 +27,17 @@ from reconciler.cycle.common import (
     skip_breaks,
 )
 from reconciler.decide.staleness import StalenessTolerance, stale_reasons
-from reconciler.model.actual import ActualState
+from reconciler.model.actual import ActualState, ContractInfo
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState, TradingWindow
 from reconciler.model.plan import Plan
+from reconciler.model.ports import CycleStorePort, LockLease, StorePort, TradingPort
 from reconciler.model.settings import Settings
 from reconciler.util.process import holder_is_dead, holder_name
+
+if TYPE_CHECKING:
+    from reconciler.apply.executor import OrderOutcome
+    from reconciler.decide.drift import LedgerBreak
 
 
 def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str, str]:
@@ -43,7 +49,13 @@ def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str,
     return states
 
 
-def _gate_inputs(desired, settings, accounts, managed, halt_reason) -> GateInputs:
+def _gate_inputs(
+    desired: DesiredState,
+    settings: Settings,
+    accounts: Sequence[str],
+    managed: Sequence[str] | None,
+    halt_reason: str | None,
+) -> GateInputs:
     return GateInputs(
         settings=settings,
         accounts=accounts,
@@ -61,7 +73,7 @@ async def apply_cycle(
     settings: Settings,
     *,
     clock: Clock,
-    store,
+    store: StorePort,
     plan_file: Plan | None = None,
     approve: Callable[[Plan], bool] = lambda _plan: False,
     progress: Progress = lambda _msg: None,
@@ -117,7 +129,7 @@ async def apply_cycle(
     return outcome
 
 
-def _begin_cycle(store, desired: DesiredState, accounts: Sequence[str]) -> int:
+def _begin_cycle(store: CycleStorePort, desired: DesiredState, accounts: Sequence[str]) -> int:
     """Record the cycle as running; a store that cannot record it stops apply here."""
     from reconciler.store import StoreUnavailable
 
@@ -140,7 +152,20 @@ def _begin_cycle(store, desired: DesiredState, accounts: Sequence[str]) -> int:
 class _ApplyRun:
     """The steps of one apply cycle, sharing its broker session, store and report."""
 
-    def __init__(self, desired, settings, clock, store, accounts, cycle_id, report, progress):
+    broker: TradingPort[Any]  # connected at the start of `run`
+    resolved: Mapping[str, ContractInfo]
+
+    def __init__(
+        self,
+        desired: DesiredState,
+        settings: Settings,
+        clock: Clock,
+        store: StorePort,
+        accounts: Sequence[str],
+        cycle_id: int,
+        report: dict[str, Any],
+        progress: Progress,
+    ) -> None:
         self.desired = desired
         self.settings = settings
         self.clock = clock
@@ -149,10 +174,14 @@ class _ApplyRun:
         self.cycle_id = cycle_id
         self.report = report
         self.progress = progress
-        self.broker = None
         self.window: TradingWindow | None = None
 
-    async def run(self, plan_file, approve, tolerance) -> ApplyOutcome:
+    async def run(
+        self,
+        plan_file: Plan | None,
+        approve: Callable[[Plan], bool],
+        tolerance: StalenessTolerance,
+    ) -> ApplyOutcome:
         halt = self.store.current_halt()
         self.halt_reason = halt.reason if halt else None
         self.broker = await connect(
@@ -183,7 +212,7 @@ class _ApplyRun:
             raise Refused([g.render() for g in bad], report=self.report)
         return gates
 
-    def _lock(self):
+    def _lock(self) -> LockLease:
         from reconciler.store import LockHeld
 
         # The lease outlives the longest order TTL; a live holder keeps its OS-level lock
@@ -195,7 +224,7 @@ class _ApplyRun:
             )
         except LockHeld as exc:
             raise Refused([f"lock held: {exc}"], report=self.report) from exc
-        self.report["lock_id"] = getattr(handle, "lock_id", None)
+        self.report["lock_id"] = handle.lock_id
         return handle
 
     def _refuse_if_already_applied(self, plan: Plan) -> None:
@@ -267,7 +296,7 @@ class _ApplyRun:
                 )
                 self.progress(f"cycle {cycle.id} was left running by a process that died: aborted")
 
-    async def _snapshot_and_plan(self, plan_id: str):
+    async def _snapshot_and_plan(self, plan_id: str) -> tuple[ActualState, Plan]:
         from reconciler.decide.planner import build_plan
 
         resolved, actual, mismatches = await resolve_and_snapshot(
@@ -287,7 +316,7 @@ class _ApplyRun:
         )
         return actual, plan
 
-    def _record_breaks(self, actual: ActualState):
+    def _record_breaks(self, actual: ActualState) -> list[LedgerBreak]:
         breaks = detect_breaks(self.store, actual, self.accounts)
         for b in breaks:
             self.store.append_event(
@@ -304,7 +333,13 @@ class _ApplyRun:
         self.report["breaks"] = [b.render() for b in breaks]
         return breaks
 
-    async def _locked(self, gates, plan_file, approve, tolerance) -> ApplyOutcome:
+    async def _locked(
+        self,
+        gates: list[GateResult],
+        plan_file: Plan | None,
+        approve: Callable[[Plan], bool],
+        tolerance: StalenessTolerance,
+    ) -> ApplyOutcome:
         from reconciler.apply.executor import recover
         from reconciler.decide.planner import new_plan_id
         from reconciler.render import cycle_report as cyclereport
@@ -427,8 +462,13 @@ class _ApplyRun:
         )
 
     async def _execute(
-        self, plan: Plan, actual: ActualState, approved: bool, dry_run: bool, outside: list[str]
-    ):
+        self,
+        plan: Plan,
+        actual: ActualState,
+        approved: bool,
+        dry_run: bool,
+        outside: list[str],
+    ) -> list[OrderOutcome]:
         from reconciler.apply.executor import Executor, not_sent_outcome
 
         if not plan.orders:
@@ -498,7 +538,7 @@ class _ApplyRun:
                 self.store.record_position_snapshot(self.cycle_id, account, state.positions)
 
 
-def _plan_json(plan: Plan) -> dict:
+def _plan_json(plan: Plan) -> dict[str, Any]:
     import json
 
     from reconciler.model.plan import to_dict

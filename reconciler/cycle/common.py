@@ -12,16 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.apply.gates import GateResult
-from reconciler.model.actual import ActualState, SnapshotError
+from reconciler.model.actual import ActualState, ContractInfo, SnapshotError
 from reconciler.model.clock import Clock
-from reconciler.model.desired import DesiredState, UnknownAccountError
+from reconciler.model.desired import DesiredState, Instrument, UnknownAccountError
 from reconciler.model.plan import Plan
+from reconciler.model.ports import BrokerPort, CycleStorePort, TradingPort
 from reconciler.model.settings import Settings
+
+if TYPE_CHECKING:
+    from reconciler.decide.drift import LedgerBreak
+    from reconciler.decide.risk import EffectiveLimits
 
 Progress = Callable[[str], None]
 log = logging.getLogger("reconciler.cycle")
@@ -59,8 +64,10 @@ class ApplyOutcome:
     status: str = "ok"  # see reconciler.model.outcome
 
 
-def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = None):
-    seen = {}
+def target_instruments(
+    desired: DesiredState, accounts: Sequence[str] | None = None
+) -> list[Instrument]:
+    seen: dict[str, Instrument] = {}
     for portfolio in desired.portfolios:
         if accounts and portfolio.account not in accounts:
             continue
@@ -77,7 +84,9 @@ def selected_accounts(desired: DesiredState, accounts: Sequence[str] | None) -> 
         raise CycleError(str(exc)) from exc
 
 
-async def resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence[str]):
+async def resolve_and_snapshot(
+    broker: BrokerPort, desired: DesiredState, accounts: Sequence[str]
+) -> tuple[Mapping[str, ContractInfo], ActualState, list[str]]:
     from reconciler.broker.errors import BrokerError
 
     missing = [a for a in accounts if a not in broker.managed_accounts]
@@ -88,7 +97,8 @@ async def resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence
         )
     try:
         resolved = await broker.resolve(target_instruments(desired, accounts), lock=desired.lock)
-        mismatches = list(getattr(broker, "lock_mismatches", []) or [])
+        # No session reports lock mismatches as data: Broker.resolve raises LockMismatch.
+        mismatches: list[str] = []
         actual = await broker.snapshot(accounts, resolved)
     except SnapshotError as exc:
         raise CycleError(f"broker snapshot incomplete, nothing planned: {exc}") from exc
@@ -97,7 +107,9 @@ async def resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence
     return resolved, actual, mismatches
 
 
-def limits_for(desired: DesiredState, settings: Settings, halt_reason: str | None):
+def limits_for(
+    desired: DesiredState, settings: Settings, halt_reason: str | None
+) -> dict[str, EffectiveLimits]:
     from reconciler.decide.risk import effective_limits
 
     return {
@@ -106,7 +118,9 @@ def limits_for(desired: DesiredState, settings: Settings, halt_reason: str | Non
     }
 
 
-def desired_changes_since_applied(desired: DesiredState, plan: Plan, store) -> dict[str, list[str]]:
+def desired_changes_since_applied(
+    desired: DesiredState, plan: Plan, store: CycleStorePort | None
+) -> dict[str, list[str]]:
     from reconciler.decide.drift import desired_changes
 
     changes: dict[str, list[str]] = {}
@@ -117,13 +131,15 @@ def desired_changes_since_applied(desired: DesiredState, plan: Plan, store) -> d
     return changes
 
 
-def detect_breaks(store, actual: ActualState, accounts: Sequence[str]):
+def detect_breaks(
+    store: CycleStorePort | None, actual: ActualState, accounts: Sequence[str]
+) -> list[LedgerBreak]:
     """Ledger breaks per account against the latest recorded position snapshot."""
     from reconciler.decide.drift import ledger_breaks
 
     if store is None:
         return []
-    found = []
+    found: list[LedgerBreak] = []
     for account in accounts:
         since = store.last_snapshot_at(account)
         state = actual.accounts.get(account)
@@ -138,7 +154,7 @@ def detect_breaks(store, actual: ActualState, accounts: Sequence[str]):
     return found
 
 
-def skip_breaks(plan: Plan, breaks) -> Plan:
+def skip_breaks(plan: Plan, breaks: Iterable[LedgerBreak]) -> Plan:
     from reconciler.model.plan import without_instruments
 
     return without_instruments(
@@ -150,7 +166,7 @@ def skip_breaks(plan: Plan, breaks) -> Plan:
     )
 
 
-async def connect(settings: Settings, *, readonly: bool, clock: Clock):
+async def connect(settings: Settings, *, readonly: bool, clock: Clock) -> TradingPort[Any]:
     from reconciler.broker import Broker
     from reconciler.broker.errors import BrokerError
 
@@ -160,7 +176,13 @@ async def connect(settings: Settings, *, readonly: bool, clock: Clock):
         raise CycleError(str(exc)) from exc
 
 
-def finish_cycle(store, cycle_id: int, report: dict, clock: Clock, reports_dir: str | None) -> None:
+def finish_cycle(
+    store: CycleStorePort,
+    cycle_id: int,
+    report: dict[str, Any],
+    clock: Clock,
+    reports_dir: str | None,
+) -> None:
     """Close the cycle in the store with its outcome and write its report files.
 
     The store's record comes first and does not depend on the files: a report that cannot be
@@ -229,7 +251,7 @@ def check_reports_dir(reports_dir: str | None) -> None:
         )
 
 
-def write_report_files(report: dict, reports_dir: str) -> list[str]:
+def write_report_files(report: dict[str, Any], reports_dir: str) -> list[str]:
     """Write the cycle report as JSON and Markdown; each file replaced atomically."""
     import json
     from pathlib import Path

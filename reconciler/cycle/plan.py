@@ -23,6 +23,7 @@ from reconciler.cycle.common import (
 )
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
+from reconciler.model.ports import BrokerPort, StorePort
 from reconciler.model.settings import Settings
 from reconciler.util.process import holder_name
 
@@ -32,16 +33,16 @@ async def plan_cycle(
     settings: Settings,
     *,
     clock: Clock,
-    store=None,
+    store: StorePort | None = None,
     accounts: Sequence[str] | None = None,
-    broker=None,
+    broker: BrokerPort | None = None,
 ) -> PlanOutcome:
     """Snapshot, diff, plan and risk. Sends nothing; connects read-only."""
     from reconciler.decide.planner import build_plan, new_plan_id
 
     chosen = selected_accounts(desired, accounts)
     own = broker is None
-    if own:
+    if broker is None:
         broker = await connect(settings, readonly=True, clock=clock)
     try:
         resolved, actual, mismatches = await resolve_and_snapshot(broker, desired, chosen)
@@ -70,7 +71,7 @@ async def drift_report_cycle(
     settings: Settings,
     *,
     clock: Clock,
-    store,
+    store: StorePort,
     accounts: Sequence[str] | None = None,
     reports_dir: str | None = None,
 ) -> PlanOutcome:
