@@ -40,14 +40,15 @@ ENV_VARS: dict[str, str] = {
     "RECONCILER_DB_URL": "SQLAlchemy URL of the store (default SQLite file in the state directory).",
     "RECONCILER_STATE_DIR": "Working state directory (default .reconciler).",
     "RECONCILER_REPORTS_DIR": "Where cycle reports go (default <state dir>/reports).",
-    "EXEC_RISK_ENABLED": "false disables the EXEC_RISK_* overrides below (git limits still bind).",
+    "EXEC_RISK_ENABLED": "true applies the EXEC_RISK_MAX_* overrides below (default off; git "
+    "limits always bind).",
     "EXEC_RISK_MAX_ORDER_NOTIONAL": "Tighter max notional per order (0 = no override).",
     "EXEC_RISK_MAX_POSITION_NOTIONAL": "Tighter max notional per position (0 = no override).",
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
     "RECONCILER_IB_LIBRARY": "IB client library: ib_async (default) or ib_insync.",
     "IB_GATEWAY_TIMEZONE": "Zone of gateway timestamps that carry none (default UTC).",
     "RECONCILER_LOG_LEVEL": "INFO or DEBUG for more log lines on stderr (default WARNING); "
-    "read from the environment only, before `.env` is.",
+    "read from the environment only, not from `.env`.",
 }
 
 # Read before settings are loaded, so a `.env` file cannot set them.
@@ -60,7 +61,8 @@ KNOWN_VARIABLES = frozenset(ENV_VARS) | frozenset(TEST_VARIABLES)
 # A variable whose name starts like these is one of ours; anything else in the environment is
 # someone else's (PATH, HOME, ...) unless its name is a near miss of one of ours.
 PREFIXES = ("IB_", "EXEC_RISK_", "RECONCILER_", "ORDERS_", "TRADING_", "LIVE_")
-_PREFIX_WORDS = tuple(p.split("_")[0] for p in PREFIXES)
+# Their first words, for near misses such as ORDER_ or RECONCILE_ (not IB: IBM_ is not ours).
+_PREFIX_WORDS = tuple(w for w in (p.split("_")[0] for p in PREFIXES) if len(w) > 2)
 
 RISK_SWITCH = "EXEC_RISK_ENABLED"
 RISK_OVERRIDES = (
@@ -188,7 +190,7 @@ def _looks_like_ours(name: str) -> bool:
         return True
     # Loosely: ORDER_ENABLED (not ORDERS_), RECONCILE_STATE_DIR, EXEC_RISK_ENABLE, ...
     first = upper.split("_", 1)[0]
-    if len(first) > 2 and difflib.get_close_matches(first, _PREFIX_WORDS, n=1, cutoff=0.8):
+    if difflib.get_close_matches(first, _PREFIX_WORDS, n=1, cutoff=0.8):
         return True
     return bool(difflib.get_close_matches(upper, KNOWN_VARIABLES, n=1, cutoff=0.8))
 
