@@ -30,9 +30,9 @@ from reconciler.decide.staleness import StalenessTolerance, stale_reasons
 from reconciler.model.actual import ActualState, ContractInfo
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState, TradingWindow
-from reconciler.model.plan import Plan
+from reconciler.model.plan import Plan, with_warnings
 from reconciler.model.ports import CycleStorePort, LockLease, StorePort, TradingPort
-from reconciler.model.settings import Settings
+from reconciler.model.settings import Settings, settings_warnings
 from reconciler.util.process import holder_is_dead, holder_name
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ class _ApplyRun:
             plan_id=plan_id,
             accounts=self.accounts,
         )
-        return actual, plan
+        return actual, with_warnings(plan, settings_warnings(self.settings))
 
     def _record_breaks(self, actual: ActualState) -> list[LedgerBreak]:
         breaks = detect_breaks(self.store, actual, self.accounts)

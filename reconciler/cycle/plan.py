@@ -23,8 +23,9 @@ from reconciler.cycle.common import (
 )
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
+from reconciler.model.plan import with_warnings
 from reconciler.model.ports import BrokerPort, StorePort
-from reconciler.model.settings import Settings
+from reconciler.model.settings import Settings, settings_warnings
 from reconciler.util.process import holder_name
 
 
@@ -60,7 +61,9 @@ async def plan_cycle(
         plan_id=new_plan_id(now),
         accounts=chosen,
     )
-    plan = skip_breaks(plan, detect_breaks(store, actual, chosen))
+    plan = with_warnings(
+        skip_breaks(plan, detect_breaks(store, actual, chosen)), settings_warnings(settings)
+    )
     return PlanOutcome(
         plan, actual, desired_changes_since_applied(desired, plan, store), mismatches
     )

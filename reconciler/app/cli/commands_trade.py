@@ -18,6 +18,7 @@ from reconciler.app.cli.common import (
     EXIT_REFUSED,
     FORMATS,
     account_option,
+    echo_settings_warnings,
     exit_code_for_status,
     fail,
     gateway_option,
@@ -131,7 +132,11 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
         fail(f"{exc}; no plan was written")
     for mismatch in outcome.lock_mismatches:
         click.echo(f"warning: {mismatch}", err=True)
-    plan = outcome.plan
+    from reconciler.model.plan import with_warnings
+    from reconciler.model.settings import settings_warnings
+
+    # On stderr already (load_settings_or_fail); the plan carries them into JSON and Markdown.
+    plan = with_warnings(outcome.plan, settings_warnings(settings))
     if out:
         from reconciler.model.plan import dumps
 
@@ -216,6 +221,8 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
                 err=True,
             )
             return False
+        # Again where a person decides: progress lines may have scrolled them away.
+        echo_settings_warnings(settings)
         answer = click.prompt(
             "Apply these orders? Only 'yes' will be accepted", default="", show_default=False
         )
