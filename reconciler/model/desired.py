@@ -66,7 +66,7 @@ class Band:
 
 
 @dataclass(frozen=True)
-class Execution:
+class ExecutionPolicy:
     order_type: str = "LMT"
     limit_offset_bps: float = 5.0
     time_in_force: str = "DAY"
@@ -85,7 +85,7 @@ class Portfolio:
     min_trade_notional: float = 0.0
     unmanaged: str = "ignore"  # ignore | liquidate
     sells: str = "allowed"  # allowed | buyOnly
-    execution: Execution = Execution()
+    execution: ExecutionPolicy = ExecutionPolicy()
     risk_policy: str = "default"
     source: SourceRef | None = field(default=None, compare=False)
 

@@ -36,7 +36,7 @@ from reconciler.model.desired import (
     RiskPolicy,
     Target,
 )
-from reconciler.model.desired import Execution as ExecutionSettings
+from reconciler.model.desired import ExecutionPolicy as ExecutionSettings
 from reconciler.model.plan import PlannedOrder
 
 NOW = dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC)

@@ -424,7 +424,12 @@ def resume_command():
 @click.command("unlock")
 @click.argument("lock_id")
 def unlock_command(lock_id):
-    """Release a stale account lock by its id (see `reconcile status`)."""
+    """Release a stale account lease (the one-writer-per-account lock) by its id.
+
+    Not the inverse of `reconcile lock`, which pins instruments to contracts in the
+    lockfile: this releases the lease a dead apply left on an account (ids in
+    `reconcile status`). Only for a holder that is certainly gone.
+    """
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
     if not store.unlock(lock_id):

@@ -318,7 +318,8 @@ def lock_command(directory, gateway):
     """Resolve every target instrument through the gateway and write instruments.lock.yaml.
 
     Commit the lockfile: a symbol then never silently resolves to a different contract.
-    Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument).
+    Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument). (Not
+    related to `reconcile unlock`, which releases an account lease.)
     """
     from reconciler.app.gateway import gateway_settings
     from reconciler.app.operations import CycleError, lock_instruments
