@@ -18,6 +18,7 @@ from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState, LockedInstrument
 from reconciler.model.ports import BrokerPort, StorePort
 from reconciler.model.settings import Settings
+from reconciler.util.polling import poll_until_async
 
 
 async def lock_instruments(
@@ -274,10 +275,17 @@ class _CancelRun:
     async def _wait_gone(self, until: float, refs: set[str] | None = None) -> None:
         """Poll the gateway's open orders until `refs` (default: all still working) are no
         longer listed or `until` (event-loop time) passes."""
-        while True:
+
+        async def gone() -> bool:
             listed = {o.order_ref: o for o in await self.operator.open_orders()}
             self.working = {r: listed[r] for r in self.working if r in listed}
             waiting = set(self.working) if refs is None else refs & set(self.working)
-            if not waiting or self.loop.time() >= until:
-                return
-            await asyncio.sleep(self.poll)  # polling the gateway's open orders, not a fixed wait
+            return not waiting
+
+        # Polling the gateway's open orders: it sends no event when another client's order ends.
+        await poll_until_async(
+            gone,
+            timeout=max(0.0, until - self.loop.time()),
+            interval=self.poll,
+            monotonic=self.loop.time,
+        )

@@ -22,6 +22,7 @@ from reconciler.apply.outcome import Evidence, classify
 from reconciler.model.actual import OpenOrder, OrderTrail
 from reconciler.model.clock import Clock
 from reconciler.model.ports import BrokerPort, IntentView, OrderLedgerPort
+from reconciler.util.polling import poll_until_async
 
 CANCEL_GRACE_SECONDS = 10.0
 
@@ -156,10 +157,13 @@ async def _wait_not_working(
     broker: BrokerPort, refs: set[str], timeout: float
 ) -> dict[str, OpenOrder]:
     """Poll the gateway's open orders until `refs` are gone or `timeout` passes."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    working: dict[str, OpenOrder] = {}
+
+    async def gone() -> bool:
+        nonlocal working
         working = await _working_by_ref(broker)
-        if not (refs & set(working)) or loop.time() > deadline:
-            return working
-        await asyncio.sleep(0.1)  # polling the gateway's open orders, not a fixed wait
+        return not (refs & set(working))
+
+    # Polling the gateway's open orders: a cancel's end is not pushed to every client.
+    await poll_until_async(gone, timeout=timeout, monotonic=asyncio.get_running_loop().time)
+    return working
