@@ -1,7 +1,6 @@
 """The store on PostgreSQL, what only PostgreSQL has: the schema a migration creates on a
-brand-new database (server-side triggers, jsonb), TRUNCATE refused like UPDATE and DELETE,
-and writer locks held as session advisory locks that the server releases when the holder's
-process dies.
+brand-new database (server-side triggers, jsonb), and writer locks held as session advisory
+locks that the server releases when the holder's process dies.
 
 Every other store rule is tested on both backends from one test body: tests/unit/store,
 parametrised by backend (its PostgreSQL half is marked `integration` and `postgres`)."""
@@ -12,7 +11,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import DatabaseError
 from store_worker import Worker
 from waiting import wait_until
 
@@ -62,30 +60,6 @@ def test_migration_creates_the_schema_on_a_fresh_postgresql_database(fresh_pg_da
         assert differences == []
     finally:
         store.close()
-
-
-@pytest.mark.parametrize("table", ["order_events", "fills", "halts"])
-def test_truncate_of_an_append_only_table_is_refused_by_a_trigger(pg_store, clock, table):
-    pg_store.append_event("STATUS", order_ref="rc-p-001", account="DU0000001", payload={})
-    pg_store.record_fill(
-        exec_id="e1",
-        order_ref=None,
-        account="DU0000001",
-        con_id=1,
-        symbol="VTI",
-        side="BUY",
-        shares=1,
-        price=10.0,
-        time=clock.now(),
-    )
-    pg_store.halt("test", "ops")
-    with (
-        pytest.raises(DatabaseError, match=f"table {table} is append-only"),
-        pg_store.engine.begin() as conn,
-    ):
-        conn.execute(text(f"TRUNCATE {table}"))
-    assert pg_store.verify_ledger().ok
-    assert (len(pg_store.recent_events()), len(pg_store.list_fills())) == (2, 1)
 
 
 ADVISORY_LOCKS_OF_OTHER_SESSIONS = text(

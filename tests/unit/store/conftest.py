@@ -43,6 +43,11 @@ class Backend:
     name: str
     url: str
 
+    @property
+    def has_truncate(self) -> bool:
+        """TRUNCATE exists (and is refused by its own trigger) on PostgreSQL only."""
+        return self.name == POSTGRESQL
+
     def tamper(self, store: Store, table: str, sql: str) -> None:
         """Run `sql` on `table` around its append-only triggers, as someone with direct
         write access to the database could: what `verify_ledger` must then detect."""

@@ -105,8 +105,8 @@ def test_a_deleted_last_row_is_detected_through_the_chain_head(store, backend):
         ("halts", "UPDATE halts SET reason = 'nothing happened'", "DELETE FROM halts"),
     ],
 )
-def test_update_and_delete_of_append_only_tables_are_refused_by_triggers(
-    store, clock, table, update_sql, delete_sql
+def test_update_delete_and_truncate_of_append_only_tables_are_refused_by_triggers(
+    store, backend, clock, table, update_sql, delete_sql
 ):
     _append_five(store)
     store.record_fill(
@@ -121,13 +121,17 @@ def test_update_and_delete_of_append_only_tables_are_refused_by_triggers(
         time=clock.now(),
     )
     store.halt("test", "ops")
-    for sql in (update_sql, delete_sql):
+    statements = [update_sql, delete_sql]
+    if backend.has_truncate:
+        statements.append(f"TRUNCATE {table}")
+    for sql in statements:
         with (
             pytest.raises(DatabaseError, match=f"table {table} is append-only"),
             store.engine.begin() as conn,
         ):
             conn.execute(text(sql))
     assert store.verify_ledger().ok
+    assert (len(store.recent_events()), len(store.list_fills())) == (6, 1)  # five and the halt
 
 
 def test_a_plain_sqlite_client_is_refused_too(sqlite_store, raw_sqlite):
