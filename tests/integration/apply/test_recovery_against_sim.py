@@ -5,7 +5,6 @@ working within or past its TTL, or never sent), and nothing is ever sent again."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 
 import pytest
@@ -27,10 +26,11 @@ def sim_order(sim, ref: str):
     return order
 
 
-async def crash_with_a_resting_buy(sim, connect_broker, store, clock, *, ttl_seconds=60.0):
+async def lose_an_apply_with_a_resting_buy(sim, connect_broker, store, clock, *, ttl_seconds=60.0):
     """An apply (client id 21) sends a BUY limit below the market, sees it acknowledged, and
-    its process dies: the executor stops mid-follow and the connection closes. The order
-    keeps working at the gateway; its INTENT is unresolved. Returns the limit price."""
+    then its connection is gone (as when its process dies): the executor can only call the
+    outcome UNKNOWN and leave the INTENT unresolved, while the order keeps working at the
+    gateway. Returns the limit price."""
     limit = round(sim.quote("BND").bid - 1.0, 2)
     order = planned(sim, "BND", "BUY", 10, leg=1, limit_price=limit, ttl_seconds=ttl_seconds)
     broker = await connect_broker(sim, client_id=PLACED_BY)
@@ -43,10 +43,10 @@ async def crash_with_a_resting_buy(sim, connect_broker, store, clock, *, ttl_sec
     )
     run = asyncio.create_task(executor.run())
     await wait_until_async(lambda: "ACK" in kinds(store, REF), what="the buy acknowledged")
-    run.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await run
+    sim.disconnect_client(PLACED_BY)
+    [outcome] = await asyncio.wait_for(run, timeout=10)
     await broker.disconnect()
+    assert outcome.status == "UNKNOWN", outcome
     assert sim_order(sim, REF).status == "Submitted"
     assert [i.order_ref for i in store.unresolved_intents()] == [REF]
     return limit
@@ -57,7 +57,7 @@ async def test_recover_when_the_order_filled_while_its_process_was_gone_then_rec
     sim_factory, connect_broker, store, clock, rerun_client_id
 ):
     sim = await sim_factory(scenario())
-    limit = await crash_with_a_resting_buy(sim, connect_broker, store, clock)
+    limit = await lose_an_apply_with_a_resting_buy(sim, connect_broker, store, clock)
     sim.set_quote("BND", bid=round(limit - 0.02, 2), ask=limit)  # marketable: it fills
     await wait_until_async(
         lambda: sim_order(sim, REF).status == "Filled", what="the orphaned buy to fill"
@@ -86,7 +86,7 @@ async def test_recover_keeps_a_working_order_in_flight_within_its_ttl_and_cancel
     sim_factory, connect_broker, store, clock
 ):
     sim = await sim_factory(scenario())
-    await crash_with_a_resting_buy(sim, connect_broker, store, clock, ttl_seconds=60)
+    await lose_an_apply_with_a_resting_buy(sim, connect_broker, store, clock, ttl_seconds=60)
     rerun = await connect_broker(sim, client_id=PLACED_BY)
     progress: list[str] = []
 
