@@ -43,12 +43,8 @@ async def connect_broker(client_lib):
     opened: list[Broker] = []
 
     async def connect(sim, client_id: int = 21) -> Broker:
-        broker = await Broker.connect(
-            Settings(gateway_port=sim.port, client_id=client_id, connect_timeout=5.0),
-            readonly=False,
-            client_id=client_id,
-            library=client_lib.__name__,
-        )
+        settings = Settings(gateway_port=sim.port, client_id=client_id, connect_timeout=5.0)
+        broker = await Broker.connect(settings, readonly=False, library=client_lib.__name__)
         opened.append(broker)
         return broker
 
