@@ -26,7 +26,7 @@ from reconciler.decide.calendar import (
 from reconciler.model.actual import ContractInfo
 from reconciler.model.desired import TradingWindow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NY = ZoneInfo("America/New_York")
 GUARD = TradingWindow(avoid_open_minutes=5, avoid_close_minutes=10)
 SPY = ContractInfo(756733, "SPY", "STK", "SMART", "ARCA", "USD", time_zone_id="US/Eastern")
