@@ -134,6 +134,24 @@ class Broker:
     def connected(self) -> bool:
         return self._session.connected
 
+    def link_problem(self) -> str | None:
+        """Why no order may be sent over this session now, or None.
+
+        Once the gateway reported 1100 (its link to IBKR lost) during this session, nothing
+        more is sent over it: after 1102 the data was kept, after 1101 it was lost, and either
+        way the plan came from a snapshot taken before the gap; the next cycle's fresh
+        snapshot decides again.
+        """
+        link = self._session.connectivity
+        if link.lost:
+            return "the gateway lost connectivity to IBKR (1100); waiting for 1101/1102"
+        if link.lost_count:
+            return (
+                "the gateway lost connectivity to IBKR (1100) during this cycle; "
+                "the next cycle re-plans from a fresh snapshot"
+            )
+        return None
+
     @property
     def gateway(self) -> str:
         return (
