@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.broker import contracts as rules
 from reconciler.broker import convert
 from reconciler.broker import library as client_library
-from reconciler.broker.connection import GatewaySession, open_ib
+from reconciler.broker.connection import Connectivity, GatewaySession, open_ib
 from reconciler.broker.errors import (
     AccountNotManaged,
     BrokerError,
@@ -94,15 +94,17 @@ class Broker:
         lib = client_library.load(library)
         limit = timeout if timeout is not None else settings.connect_timeout
         cid = settings.client_id if client_id is None else client_id
+        link = Connectivity()
         ib, latency = await open_ib(
             lib,
+            connectivity=link,
             host=settings.gateway_host,
             port=settings.gateway_port,
             client_id=cid,
             timeout=limit,
             readonly=readonly,
         )
-        session = GatewaySession(ib, lib, timeout=limit)
+        session = GatewaySession(ib, lib, timeout=limit, connectivity=link)
         return cls(
             session,
             settings=settings,
