@@ -109,6 +109,9 @@ def wait_for_gateway(
     """
     import tenacity
 
+    if stop.is_set():
+        return False
+
     def probe() -> None:
         with socket.create_connection((host, port), timeout=probe_timeout):
             pass
