@@ -317,7 +317,10 @@ def run_scheduler(
     from reconciler.model.diagnostics import DiagnosticsError, render_text
 
     clock = clock or SystemClock()
-    resilience = Resilience.from_env() if not once else Resilience()
+    from reconciler.model.settings import read_dotenv
+
+    # Same precedence as the settings: the process environment over the `.env` file.
+    resilience = Resilience.from_env({**read_dotenv(), **os.environ}) if not once else Resilience()
     # The git source first: a checkout stuck on a broken commit must still see the fix.
     failed, _ = _sync_git_source(directory, settings, fetch=True, echo=echo)
     if failed is not None and once:
