@@ -10,7 +10,20 @@ and exits 0. With a git source configured, each cycle first brings the checkout 
 branch head (`reconciler.desired.gitsource`). A failed cycle is logged and the next one runs
 (temporary errors); an invalid desired state skips cycles until fixed. `run --once` exits
 with the cycle's code (0 completed, 1 error, 3 refused, 4 drift this run could not close; see
-`reconciler.app.exit_codes`). Must not contain planning or execution logic.
+`reconciler.app.exit_codes`).
+
+Connection resilience (daemon only): before each cycle the gateway's port is probed and, while
+it refuses, retried with capped exponential backoff and jitter (tenacity), so a gateway that
+is down at start or restarts mid-run is waited for, each retry logged with its delay. Every
+cycle opens its own session and takes a fresh complete snapshot; a session that hears 1100
+(the gateway's link to IBKR lost) sends nothing more, and the next cycle's snapshot fails
+until 1101/1102 (see `Broker.link_problem`). SIGTERM (or Ctrl-C) stops sending at once,
+waits up to the grace for in-flight acknowledgements, leaves unresolved orders in the ledger
+for the next run's recovery, logs that it stopped and exits 0. Tuning (environment):
+RECONCILER_RECONNECT_INITIAL_SECONDS (first delay, default 1), RECONCILER_RECONNECT_MAX_SECONDS
+(cap, default 60), RECONCILER_RECONNECT_JITTER_SECONDS (random extra up to, default 1),
+RECONCILER_SHUTDOWN_GRACE_SECONDS (wait for acknowledgements on SIGTERM, default 10).
+Must not contain planning or execution logic.
 """
 
 from __future__ import annotations
@@ -18,7 +31,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -37,6 +53,100 @@ log = logging.getLogger("reconciler.app.scheduler")
 
 class SchedulerError(Exception):
     """The scheduler cannot start (no Schedule, invalid desired state at start)."""
+
+
+@dataclass(frozen=True)
+class Resilience:
+    """How the daemon waits for the gateway and how long it lets in-flight orders answer."""
+
+    initial_seconds: float = 1.0
+    max_seconds: float = 60.0
+    jitter_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Resilience:
+        env = os.environ if env is None else env
+        names = {
+            "initial_seconds": "RECONCILER_RECONNECT_INITIAL_SECONDS",
+            "max_seconds": "RECONCILER_RECONNECT_MAX_SECONDS",
+            "jitter_seconds": "RECONCILER_RECONNECT_JITTER_SECONDS",
+            "shutdown_grace_seconds": "RECONCILER_SHUTDOWN_GRACE_SECONDS",
+        }
+        values: dict[str, float] = {}
+        for field_name, var in names.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SchedulerError(f"{var}={raw!r}: expected a number of seconds") from None
+            if not value >= 0 or value == float("inf"):
+                raise SchedulerError(f"{var}={raw!r}: expected a finite number >= 0")
+            values[field_name] = value
+        made = cls(**values)
+        if made.max_seconds < made.initial_seconds:
+            raise SchedulerError(
+                f"RECONCILER_RECONNECT_MAX_SECONDS ({made.max_seconds:g}) is below "
+                f"RECONCILER_RECONNECT_INITIAL_SECONDS ({made.initial_seconds:g})"
+            )
+        return made
+
+
+def wait_for_gateway(
+    host: str,
+    port: int,
+    *,
+    resilience: Resilience,
+    stop: threading.Event,
+    echo: Callable[[str], None],
+    probe_timeout: float = 5.0,
+) -> bool:
+    """Until the gateway's port accepts a connection: True, or False when `stop` is set.
+
+    Retries with capped exponential backoff and jitter; each retry is logged with its delay.
+    """
+    import tenacity
+
+    if stop.is_set():
+        return False
+
+    def probe() -> None:
+        with socket.create_connection((host, port), timeout=probe_timeout):
+            pass
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        echo(
+            f"gateway {host}:{port} unreachable ({_reason(error)}); "
+            f"retry {state.attempt_number} in {delay:.2f}s"
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(OSError),
+        wait=tenacity.wait_exponential_jitter(
+            initial=resilience.initial_seconds,
+            max=resilience.max_seconds,
+            jitter=resilience.jitter_seconds,
+        ),
+        stop=lambda _state: stop.is_set(),
+        sleep=stop.wait,  # a stop request ends the wait at once
+        before_sleep=before_sleep,
+        reraise=False,
+    )
+    try:
+        retrying(probe)
+    except tenacity.RetryError:
+        return False
+    return not stop.is_set()
+
+
+def _reason(error: BaseException | None) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error) or type(error).__name__
 
 
 def trigger_for(schedule: Schedule):
@@ -207,6 +317,10 @@ def run_scheduler(
     from reconciler.model.diagnostics import DiagnosticsError, render_text
 
     clock = clock or SystemClock()
+    from reconciler.model.settings import read_dotenv
+
+    # Same precedence as the settings: the process environment over the `.env` file.
+    resilience = Resilience.from_env({**read_dotenv(), **os.environ}) if not once else Resilience()
     # The git source first: a checkout stuck on a broken commit must still see the fix.
     failed, _ = _sync_git_source(directory, settings, fetch=True, echo=echo)
     if failed is not None and once:
@@ -237,22 +351,40 @@ def run_scheduler(
         if not desired.schedules:
             raise SchedulerError("no Schedule document in the desired state; add one or use --once")
         scheduler = BlockingScheduler(timezone=dt.UTC)
+        stop = threading.Event()
+        idle = threading.Event()
+        idle.set()
         for schedule in desired.schedules:
 
             def job(name: str = schedule.name) -> None:
-                echo(
-                    f"{clock.now():%Y-%m-%dT%H:%M:%SZ} {name}: "
-                    + run_cycle(
-                        directory,
-                        gw,
-                        name,
-                        clock=clock,
-                        store=store,
+                if stop.is_set():
+                    return
+                idle.clear()
+                try:
+                    if not wait_for_gateway(
+                        gw.gateway_host,
+                        gw.gateway_port,
+                        resilience=resilience,
+                        stop=stop,
                         echo=echo,
-                        ignore_window=ignore_window,
-                        fetch_source=settings.git_poll,
+                        probe_timeout=gw.connect_timeout,
+                    ):
+                        return
+                    echo(
+                        f"{clock.now():%Y-%m-%dT%H:%M:%SZ} {name}: "
+                        + run_cycle(
+                            directory,
+                            gw,
+                            name,
+                            clock=clock,
+                            store=store,
+                            echo=echo,
+                            ignore_window=ignore_window,
+                            fetch_source=settings.git_poll,
+                        )
                     )
-                )
+                finally:
+                    idle.set()
 
             scheduler.add_job(
                 job,
@@ -270,7 +402,35 @@ def run_scheduler(
         import contextlib
         import signal
 
-        signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the loop cleanly
+        from reconciler.apply.executor import SHUTDOWN
+
+        received: list[str] = []
+
+        def request_stop(signum: int, _frame: object = None) -> None:
+            name = signal.Signals(signum).name
+            received.append(name)
+            # Stop sending first: the running cycle sees it before its next order.
+            SHUTDOWN.request(name, resilience.shutdown_grace_seconds)
+            stop.set()
+            scheduler.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, request_stop)
+        try:
             scheduler.start()
-        return 0
+        except KeyboardInterrupt:  # Ctrl-C ends the loop like SIGTERM
+            request_stop(signal.SIGINT)
+        if not received:
+            return EXIT_OK
+        echo(f"stopping ({received[0]}): no further orders are sent")
+        # The running cycle stops sending at once; it waits at most the grace for
+        # acknowledgements, then records what is unresolved and finishes its report.
+        finished = idle.wait(resilience.shutdown_grace_seconds + 30.0)
+        unresolved = 0
+        with contextlib.suppress(Exception):  # the count is for the log line only
+            unresolved = len(store.unresolved_intents())
+        echo(
+            f"stopped ({received[0]}): "
+            + ("" if finished else "a cycle was still running; ")
+            + f"{unresolved} order(s) unresolved, left for the next run's recovery"
+        )
+        return EXIT_OK

@@ -5,7 +5,10 @@ is committed before each order is sent (write-ahead), orderRef is the plan's det
 leg reference, sends are paced by one token bucket, sells go first and buys once cash allows,
 orders left working at their TTL are cancelled, and the out-of-band halt is honoured before
 every send and at least every `halt_poll` seconds while orders work (working orders are then
-cancelled). Each order's outcome comes from `reconciler.apply.outcome.classify`; when the
+cancelled). Nothing more is sent once the gateway reported 1100 during the session
+(`link_problem`), nor once the process was asked to stop (`SHUTDOWN`, set on SIGTERM by the
+daemon): orders already sent are then followed only until acknowledged or the stop's grace
+runs out, and whatever is unresolved stays in the ledger for the next run's recovery. Each order's outcome comes from `reconciler.apply.outcome.classify`; when the
 live answer is inconclusive (e.g. a cancel answered 10148, or fills never arrived) the broker
 is asked by orderRef (open orders, completed orders, executions) and every fill is recorded
 once (execId) before the outcome. Events are journalled by `reconciler.apply.journal`;
@@ -16,6 +19,8 @@ risk, or print: progress goes to a callback.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Generic, Protocol, runtime_checkable
@@ -52,6 +57,43 @@ DEFAULT_MESSAGES_PER_SECOND = 45.0
 HALT_POLL_SECONDS = 1.0
 
 Progress = Callable[[str], None]
+
+
+class Shutdown:
+    """A process-wide request to stop sending (the daemon sets it on SIGTERM).
+
+    Thread-safe: the signal arrives on the main thread while a cycle runs on a worker.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+        self._deadline = 0.0
+
+    def request(self, reason: str, grace_seconds: float) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._deadline = time.monotonic() + max(0.0, grace_seconds)
+            self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def grace_left(self) -> float:
+        """Seconds still allowed for in-flight acknowledgements (0 when not requested)."""
+        return max(0.0, self._deadline - time.monotonic()) if self.requested else 0.0
+
+    def clear(self) -> None:
+        self._event.clear()
+        self.reason = ""
+
+
+SHUTDOWN = Shutdown()
+
+
+class _Stopped(Exception):
+    """Following an order ended because the process is stopping."""
 
 
 @dataclass
@@ -258,6 +300,16 @@ class Executor(Generic[HandleT]):
         )
         return reason
 
+    def _stop_sending(self) -> str | None:
+        """Why no further order may be sent (stopping, or the gateway's link lost), or None."""
+        reason = (
+            f"stopping ({SHUTDOWN.reason})" if SHUTDOWN.requested else self.broker.link_problem()
+        )
+        if reason is not None and reason not in self.notes:
+            self.notes.append(reason)
+            self.progress(f"STOP  no further orders are sent: {reason}")
+        return reason
+
     async def _run_phase(self, orders: Sequence[PlannedOrder]) -> list[OrderOutcome]:
         placed: list[_Followed[HandleT]] = []
         outcomes: list[OrderOutcome] = []
@@ -267,6 +319,11 @@ class Executor(Generic[HandleT]):
             outcomes.append(outcome)
             if self._check_halt(force=True) is not None:
                 outcome.message = f"not sent: halted ({self.halted})"
+                self._order_done(outcome)
+                continue
+            stop = self._stop_sending()
+            if stop is not None:
+                outcome.message = f"not sent: {stop}"
                 self._order_done(outcome)
                 continue
             handle = await self._send(order, ref, outcome)
@@ -325,6 +382,26 @@ class Executor(Generic[HandleT]):
             self._order_done(f.outcome)
             self.progress(f"UNKNOWN {f.ref}: {exc}")
             return
+        except _Stopped:
+            f.outcome.status = UNKNOWN
+            f.outcome.message = (
+                f"outcome unknown: stopping ({SHUTDOWN.reason}) before its final answer; "
+                "resolved at the next run by orderRef, never resent"
+            )
+            self.store.append_event(
+                "STATUS",
+                order_ref=f.ref,
+                account=f.order.account,
+                payload={
+                    "status": f.handle.status,
+                    "filled": float(f.handle.filled),
+                    "acknowledged": bool(f.handle.acknowledged),
+                    "message": "left for recovery: the process stopped",
+                },
+            )
+            self._order_done(f.outcome)
+            self.progress(f"UNKNOWN {f.ref}: left for the next run's recovery (stopping)")
+            return
         finally:
             watcher.cancel()
             journal.drain()  # status changes and fills up to the final answer, in order
@@ -345,6 +422,11 @@ class Executor(Generic[HandleT]):
         deadline = loop.time() + f.order.ttl_seconds
         halted = False
         while not _settled(f.handle):
+            if SHUTDOWN.requested:
+                await self._wait_for_ack(f)
+                if _settled(f.handle):
+                    break
+                raise _Stopped
             left = deadline - loop.time()
             if left <= 0:
                 break
@@ -368,6 +450,15 @@ class Executor(Generic[HandleT]):
         except Exception as exc:  # the final answer decides; keep the reason
             f.note += f" (cancel failed: {exc})"
         await self.broker.wait_order(f.handle, timeout=self.cancel_grace)
+
+    async def _wait_for_ack(self, f: _Followed[HandleT]) -> None:
+        """Stopping: until the broker acknowledged the order (or it is final), at most for
+        what is left of the stop's grace; what the order does afterwards is recovery's."""
+        while not (f.handle.acknowledged or _settled(f.handle)):
+            left = SHUTDOWN.grace_left()
+            if left <= 0:
+                return
+            await self.broker.wait_order(f.handle, timeout=min(left, 0.2))
 
     async def _look_up(self, unresolved: Sequence[_Followed[HandleT]]) -> None:
         """The broker's records by orderRef (open and completed orders, executions) decide

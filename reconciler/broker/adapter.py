@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.broker import contracts as rules
 from reconciler.broker import convert
 from reconciler.broker import library as client_library
-from reconciler.broker.connection import GatewaySession, open_ib
+from reconciler.broker.connection import Connectivity, GatewaySession, open_ib
 from reconciler.broker.errors import (
     AccountNotManaged,
     BrokerError,
@@ -94,15 +94,17 @@ class Broker:
         lib = client_library.load(library)
         limit = timeout if timeout is not None else settings.connect_timeout
         cid = settings.client_id if client_id is None else client_id
+        link = Connectivity()
         ib, latency = await open_ib(
             lib,
+            connectivity=link,
             host=settings.gateway_host,
             port=settings.gateway_port,
             client_id=cid,
             timeout=limit,
             readonly=readonly,
         )
-        session = GatewaySession(ib, lib, timeout=limit)
+        session = GatewaySession(ib, lib, timeout=limit, connectivity=link)
         return cls(
             session,
             settings=settings,
@@ -133,6 +135,24 @@ class Broker:
     @property
     def connected(self) -> bool:
         return self._session.connected
+
+    def link_problem(self) -> str | None:
+        """Why no order may be sent over this session now, or None.
+
+        Once the gateway reported 1100 (its link to IBKR lost) during this session, nothing
+        more is sent over it: after 1102 the data was kept, after 1101 it was lost, and either
+        way the plan came from a snapshot taken before the gap; the next cycle's fresh
+        snapshot decides again.
+        """
+        link = self._session.connectivity
+        if link.lost:
+            return "the gateway lost connectivity to IBKR (1100); waiting for 1101/1102"
+        if link.lost_count:
+            return (
+                "the gateway lost connectivity to IBKR (1100) during this cycle; "
+                "the next cycle re-plans from a fresh snapshot"
+            )
+        return None
 
     @property
     def gateway(self) -> str:

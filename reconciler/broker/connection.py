@@ -69,6 +69,16 @@ class Connectivity:
     socket_closed: bool = False
     recent_errors: list[tuple[int, int, str]] = field(default_factory=list)
 
+    def note(self, code: int) -> None:
+        """Follow the gateway's link to IBKR from one error code."""
+        if code == CONNECTIVITY_LOST:
+            self.lost = True
+            self.lost_count += 1
+        elif code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
+            self.lost = False
+            if code == RESTORED_DATA_LOST:
+                self.data_lost_count += 1
+
     def mark(self) -> tuple[int, int]:
         return self.lost_count, self.data_lost_count
 
@@ -91,8 +101,13 @@ async def open_ib(
     client_id: int,
     timeout: float,
     readonly: bool,
+    connectivity: Connectivity | None = None,
 ) -> tuple[Any, float]:
-    """Connect a new client; returns (IB, seconds it took). Raises a BrokerError."""
+    """Connect a new client; returns (IB, seconds it took). Raises a BrokerError.
+
+    A gateway without its link to IBKR says 1100 during the handshake, before any session
+    listens: `connectivity` hears it so the session starts out knowing.
+    """
     ib = lib.IB()
     ib.TimezoneTWS = library.gateway_timezone()
     ib.client.MaxRequests = PACING_MAX_MESSAGES
@@ -104,6 +119,8 @@ async def open_ib(
 
     def on_error(req_id: int, code: int, message: str, *_: Any) -> None:
         seen.append((code, message))
+        if connectivity is not None:
+            connectivity.note(code)
         if code == CLIENT_ID_IN_USE:
             clash.set()
 
@@ -169,11 +186,18 @@ async def open_ib(
 class GatewaySession:
     """Requests over one connected client, each with a timeout and its own error capture."""
 
-    def __init__(self, ib: Any, lib: ModuleType, *, timeout: float) -> None:
+    def __init__(
+        self,
+        ib: Any,
+        lib: ModuleType,
+        *,
+        timeout: float,
+        connectivity: Connectivity | None = None,
+    ) -> None:
         self.ib = ib
         self.lib = lib
         self.timeout = timeout
-        self.connectivity = Connectivity()
+        self.connectivity = connectivity or Connectivity()
         self._req_errors: dict[int, list[tuple[int, str]]] = {}
         self._order_listeners: dict[int, Callable[[int, str], None]] = {}
         self._close_listeners: dict[int, Callable[[], None]] = {}
@@ -194,13 +218,7 @@ class GatewaySession:
         listener = self._order_listeners.get(req_id)
         if listener is not None:
             listener(code, message)
-        if code == CONNECTIVITY_LOST:
-            self.connectivity.lost = True
-            self.connectivity.lost_count += 1
-        elif code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
-            self.connectivity.lost = False
-            if code == RESTORED_DATA_LOST:
-                self.connectivity.data_lost_count += 1
+        self.connectivity.note(code)
 
     def _on_disconnected(self) -> None:
         self.connectivity.socket_closed = True

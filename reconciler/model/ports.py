@@ -203,6 +203,10 @@ class TradingPort(BrokerPort, Protocol[HandleT]):
 
     async def cancel_order(self, handle: HandleT) -> None: ...
 
+    def link_problem(self) -> str | None:
+        """Why nothing may be sent now (the gateway lost its link to IBKR), or None."""
+        ...
+
 
 # ---------------------------------------------------------------- store: views it returns
 

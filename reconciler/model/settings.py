@@ -47,6 +47,10 @@ ENV_VARS: dict[str, str] = {
     "when `run` starts.",
     "RECONCILER_GIT_VERIFY": "Git source: true requires a trusted signature on the head "
     "commit (`git verify-commit`); live always requires it (default false).",
+    "RECONCILER_RECONNECT_INITIAL_SECONDS": "run: first delay before retrying an unreachable gateway (default 1).",
+    "RECONCILER_RECONNECT_MAX_SECONDS": "run: cap of the exponential reconnect delay (default 60).",
+    "RECONCILER_RECONNECT_JITTER_SECONDS": "run: random extra added to each reconnect delay, up to (default 1).",
+    "RECONCILER_SHUTDOWN_GRACE_SECONDS": "run: on SIGTERM, seconds to wait for in-flight acknowledgements (default 10).",
     "EXEC_RISK_ENABLED": "true applies the EXEC_RISK_MAX_* overrides below (default off; git "
     "limits always bind).",
     "EXEC_RISK_MAX_ORDER_NOTIONAL": "Tighter max notional per order (0 = no override).",

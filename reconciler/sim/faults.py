@@ -15,7 +15,9 @@ Faults:
 - withhold_acks: orders are accepted and work, but openOrder/orderStatus/execDetails for them
   are never pushed live (reqOpenOrders, reqExecutions and completed orders still tell the truth).
 - rejected_symbols: new orders for these symbols are rejected with error 201.
-- connectivity(kind): `await sim.faults.connectivity_blip()` sends 1100 then 1102 (or 1101).
+- connectivity(kind): `await sim.faults.connectivity_blip()` sends 1100 then 1102 (or 1101);
+  `lose_connectivity()` / `restore_connectivity(1101|1102)` do the two halves separately.
+  While the link is down (`link_down`), a client that connects is sent 1100 after startApi.
 - pacing_limit: more than this many messages within one second from a client gets error 100
   and the connection is closed (handshake and startApi are not counted). None disables it.
 - no_market_data: True or a set of symbols; market data requests get error 354.
@@ -58,6 +60,7 @@ class Faults:
     withhold_position_end: bool = False
     ignore_requests: set[int] = field(default_factory=set)
     orders_seen: int = 0
+    link_down: bool = False  # between 1100 and 1101/1102
     # (code, text) -> sent as an error with id -1 to every connected client; set by the gateway
     notify_clients: Callable[[int, str], None] | None = field(
         default=None, repr=False, compare=False
@@ -92,10 +95,24 @@ class Faults:
         """Send 1100 (connectivity lost) to every client, then `restored` (1101 or 1102)."""
         if restored not in (1101, 1102):
             raise ValueError("restored must be 1101 (data lost) or 1102 (data kept)")
+        self.lose_connectivity()
+        await asyncio.sleep(duration)
+        self.restore_connectivity(restored)
+
+    def lose_connectivity(self) -> None:
+        """Send 1100 to every client; clients connecting until restored are sent it too."""
         if self.notify_clients is None:
             raise RuntimeError("faults are not attached to a running gateway")
+        self.link_down = True
         self.notify_clients(1100, CONNECTIVITY_LOST)
-        await asyncio.sleep(duration)
+
+    def restore_connectivity(self, restored: int = 1102) -> None:
+        """Send 1101 (data lost) or 1102 (data kept) to every client."""
+        if restored not in (1101, 1102):
+            raise ValueError("restored must be 1101 (data lost) or 1102 (data kept)")
+        if self.notify_clients is None:
+            raise RuntimeError("faults are not attached to a running gateway")
+        self.link_down = False
         self.notify_clients(restored, CONNECTIVITY_RESTORED[restored])
 
     def update(self, spec: dict) -> None:

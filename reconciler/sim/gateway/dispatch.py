@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.sim import messages as m
 from reconciler.sim.book import BookError
+from reconciler.sim.faults import CONNECTIVITY_LOST
 from reconciler.sim.protocol import (
     ProtocolError,
     negotiate_version,
@@ -123,3 +124,6 @@ class Dispatcher:
         session.send(m.next_valid_id(gateway.book.next_order_id(client_id)))
         for code, text in FARM_NOTICES:
             session.error(-1, code, text)
+        if gateway.faults.link_down:
+            # A client connecting while the gateway has no link to IBKR is told so at once.
+            session.error(-1, 1100, CONNECTIVITY_LOST)

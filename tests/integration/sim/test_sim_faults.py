@@ -93,6 +93,24 @@ async def test_connectivity_blip_sends_1100_then_1102(sim, connect, wait):
     assert codes == [1100, 1102]
 
 
+async def test_a_client_connecting_while_the_link_is_down_hears_1100_until_restored(
+    sim, connect, wait
+):
+    sim.faults.lose_connectivity()
+    codes: list[int] = []
+
+    ib = await connect(sim, client_id=2)
+    ib.errorEvent += lambda req_id, code, msg, contract: codes.append(code)
+    told = [e for e in sim.journal.messages("out", client_id=2) if "1100" in e["fields"]]
+    assert told, "the new client was not told 1100"
+    sim.faults.restore_connectivity(1101)
+    await wait(lambda: codes[-1:] == [1101], what="restored notice")
+    assert not sim.faults.link_down
+    later = await connect(sim, client_id=3)
+    assert later.isConnected()
+    assert not [e for e in sim.journal.messages("out", client_id=3) if "1100" in e["fields"]]
+
+
 async def test_duplicate_exec_details_when_replayed_then_client_keeps_one_fill(
     sim, connect, client_lib, stock, wait
 ):
