@@ -33,6 +33,7 @@ from reconciler.app.cli.commands_trade import _echo_apply_summary
 from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle, plan_cycle
 from reconciler.desired import load_desired_state
 from reconciler.model.clock import FixedClock
+from reconciler.model.report import CycleReport
 from reconciler.model.settings import Settings
 from reconciler.sim import run_in_thread
 from reconciler.store import open_store
@@ -97,9 +98,9 @@ class Run:
             )
         )
 
-    def captured(self, handed_back) -> dict[str, Any]:
+    def captured(self, handed_back: CycleReport) -> dict[str, Any]:
         """Everything a reader of this cycle's report can see, normalised."""
-        handed = handed_back if isinstance(handed_back, dict) else handed_back.to_dict()
+        handed = handed_back.to_dict()
         cycle = self.store.get_cycle(handed["cycle_id"])
         files = sorted(self.reports.glob(f"*-cycle{handed['cycle_id']}.*"))
         on_disk = {p.suffix: p.read_text(encoding="utf-8") for p in files}
@@ -231,9 +232,8 @@ def test_report_of_an_apply_that_cannot_reach_the_gateway(tmp_path):
     run = Run(tmp_path, None)
     with pytest.raises(CycleError) as failed:
         run.apply()
-    cycle = max(run.store.list_cycles(limit=5), key=lambda c: c.id)
-    handed = getattr(failed.value, "report", None) or cycle.report
-    check("error_no_gateway", run.captured(handed))
+    assert failed.value.report is not None
+    check("error_no_gateway", run.captured(failed.value.report))
 
 
 def test_report_of_a_drift_report_cycle(tmp_path):
@@ -250,8 +250,7 @@ def test_report_of_a_drift_report_cycle(tmp_path):
             )
         )
         assert len(outcome.plan.orders) == 3
-        cycle = max(run.store.list_cycles(limit=5), key=lambda c: c.id)
-        check("drift_report", run.captured(cycle.report))
+        check("drift_report", run.captured(outcome.report))
 
 
 def test_report_of_a_saved_plan_applied_and_of_a_stale_saved_plan(tmp_path):
