@@ -4,7 +4,8 @@ Responsible for the codes and for mapping a finished cycle's status to one, shar
 CLI commands and `run --once` so that automation reads the same number for the same outcome.
 Must not import anything heavy: every command imports it.
 
-0  completed: applied, nothing to do, in sync, dry run, drift reported (report-only)
+0  completed: applied, nothing to do, in sync, dry run, drift reported (report-only),
+   outside the trading window (planned and reported, nothing sent)
 1  error: bad input, gateway or store unusable, cycle failed, not approved
 2  `plan --detailed-exitcode`: orders to send
 3  refused before anything was sent: a gate, a halt, a stale plan, a held lock
@@ -25,6 +26,7 @@ _BY_STATUS = {
     "ok": EXIT_OK,
     "partial": EXIT_OK,
     "dry-run": EXIT_OK,
+    "outside-window": EXIT_OK,
     "none-filled": EXIT_DRIFT_REMAINS,
     "blocked": EXIT_DRIFT_REMAINS,
     "refused": EXIT_REFUSED,

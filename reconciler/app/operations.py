@@ -13,12 +13,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.cycle.common import CycleError, connect, target_instruments
+from reconciler.model.actual import OpenOrder
 from reconciler.model.clock import Clock
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, LockedInstrument
+from reconciler.model.ports import BrokerPort, StorePort
 from reconciler.model.settings import Settings
+from reconciler.util.polling import poll_until_async
 
 
-async def lock_instruments(desired: DesiredState, settings: Settings, *, clock: Clock):
+async def lock_instruments(
+    desired: DesiredState, settings: Settings, *, clock: Clock
+) -> list[LockedInstrument]:
     """Resolve every target afresh (ignoring an existing lock) into lockfile entries."""
     from reconciler.broker.contracts import lock_entries
     from reconciler.broker.errors import BrokerError
@@ -64,7 +69,7 @@ class CancelReport:
     error: str | None = None  # the gateway failed midway; still_working is as last seen
 
 
-def in_flight_refs(store) -> list[str]:
+def in_flight_refs(store: StorePort) -> list[str]:
     """orderRefs of the unresolved orders of cycles still running (read before the halt is
     recorded: a running apply may cancel them before `cancel_open_orders` looks)."""
     running = {c.id for c in store.list_cycles(limit=200) if c.status == "running"}
@@ -118,7 +123,9 @@ async def cancel_open_orders(
         await operator.disconnect()
 
 
-async def _connect_as(settings: Settings, client_id: int, clock: Clock, timeout=None):
+async def _connect_as(
+    settings: Settings, client_id: int, clock: Clock, timeout: float | None = None
+) -> BrokerPort:
     from reconciler.broker import Broker
 
     return await Broker.connect(
@@ -129,23 +136,31 @@ async def _connect_as(settings: Settings, client_id: int, clock: Clock, timeout=
 class _CancelRun:
     """One `cancel_open_orders`: the operator's connection and what it has seen so far."""
 
-    def __init__(self, operator, settings: Settings, clock: Clock, loop, poll: float) -> None:
+    def __init__(
+        self,
+        operator: BrokerPort,
+        settings: Settings,
+        clock: Clock,
+        loop: asyncio.AbstractEventLoop,
+        poll: float,
+    ) -> None:
         self.operator = operator
         self.settings = settings
         self.clock = clock
         self.loop = loop
         self.poll = poll
-        self.found: dict[str, object] = {}
-        self.working: dict[str, object] = {}
+        # None: an expected order seen only among the completed ones
+        self.found: dict[str, OpenOrder | None] = {}
+        self.working: dict[str, OpenOrder] = {}
         self.finished: dict[str, str] = {}
         self.steps: list[str] = []
 
     async def cancel_all(
         self, deadline: float, owner_grace: float, global_cancel: bool, expected: set[str]
-    ):
+    ) -> CancelReport:
         ours = [o for o in await self.operator.open_orders() if o.order_ref.startswith("rc-")]
-        self.found = {o.order_ref: o for o in ours}
-        self.working = dict(self.found)
+        self.working = {o.order_ref: o for o in ours}
+        self.found = dict(self.working)
         if not ours:
             await self._finish(expected)
             return self.report()
@@ -196,7 +211,9 @@ class _CancelRun:
             error=error,
         )
 
-    async def _cancel_with(self, broker, orders, who: str, *, as_master: bool = False) -> None:
+    async def _cancel_with(
+        self, broker: BrokerPort, orders: Iterable[OpenOrder], who: str, *, as_master: bool = False
+    ) -> None:
         from reconciler.broker.errors import BrokerError
 
         sent = 0
@@ -209,7 +226,7 @@ class _CancelRun:
         if sent:
             self.steps.append(f"cancel sent for {sent} order(s) with {who}")
 
-    async def _cancel_as_owner(self, owner_id: int, orders) -> None:
+    async def _cancel_as_owner(self, owner_id: int, orders: list[OpenOrder]) -> None:
         """Orders of a client id nobody holds any more (its process is gone) are cancelled
         with that id; a connected owner (error 326) cancels its own when it sees the halt."""
         from reconciler.broker.errors import BrokerError, ClientIdInUse
@@ -258,10 +275,17 @@ class _CancelRun:
     async def _wait_gone(self, until: float, refs: set[str] | None = None) -> None:
         """Poll the gateway's open orders until `refs` (default: all still working) are no
         longer listed or `until` (event-loop time) passes."""
-        while True:
+
+        async def gone() -> bool:
             listed = {o.order_ref: o for o in await self.operator.open_orders()}
             self.working = {r: listed[r] for r in self.working if r in listed}
             waiting = set(self.working) if refs is None else refs & set(self.working)
-            if not waiting or self.loop.time() >= until:
-                return
-            await asyncio.sleep(self.poll)  # polling the gateway's open orders, not a fixed wait
+            return not waiting
+
+        # Polling the gateway's open orders: it sends no event when another client's order ends.
+        await poll_until_async(
+            gone,
+            timeout=max(0.0, until - self.loop.time()),
+            interval=self.poll,
+            monotonic=self.loop.time,
+        )

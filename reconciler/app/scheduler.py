@@ -1,12 +1,15 @@
 """`reconcile run`: the long-running reconcile loop on APScheduler 3.
 
 Responsible for turning `Schedule` documents into triggers (interval or cron, in the
-schedule's timezone), deciding whether a cycle may trade now (trading window: not in the first
-or last N minutes of the regular session), and running level-triggered cycles: each re-reads
-the desired state and the broker. selfHeal false plans and reports drift only; selfHeal true
-applies through every gate. A failed cycle is logged and the next one runs (temporary
-errors); an invalid desired state skips cycles until fixed. `run --once` exits with the
-cycle's code (0 completed, 1 error, 3 refused, 4 drift this run could not close; see
+schedule's timezone) and running level-triggered cycles: each re-reads the desired state and
+the broker. selfHeal false plans and reports drift only; selfHeal true applies through every
+gate and only inside the trading window: each traded instrument's exchange calendar (holidays,
+early closes) narrowed by the gateway's liquidHours, minus the Schedule's guard minutes
+(`reconciler.cycle.window`); outside it the cycle plans and reports, sends nothing, says why
+and exits 0. With a git source configured, each cycle first brings the checkout to the
+branch head (`reconciler.desired.gitsource`). A failed cycle is logged and the next one runs
+(temporary errors); an invalid desired state skips cycles until fixed. `run --once` exits
+with the cycle's code (0 completed, 1 error, 3 refused, 4 drift this run could not close; see
 `reconciler.app.exit_codes`). Must not contain planning or execution logic.
 """
 
@@ -31,36 +34,9 @@ from reconciler.model.settings import Settings
 
 log = logging.getLogger("reconciler.app.scheduler")
 
-SESSION_OPEN = dt.time(9, 30)
-SESSION_CLOSE = dt.time(16, 0)
-SESSION_ZONE = ZoneInfo("America/New_York")
-
 
 class SchedulerError(Exception):
     """The scheduler cannot start (no Schedule, invalid desired state at start)."""
-
-
-def in_trading_window(now: dt.datetime, schedule: Schedule) -> tuple[bool, str]:
-    """Is `now` inside the regular US session minus the schedule's guard minutes? (pure)
-
-    The session is NYSE/Nasdaq regular hours, 09:30-16:00 America/New_York, Monday to
-    Friday; exchange holidays are not modelled (the gateway rejects or holds orders then).
-    """
-    local = now.astimezone(SESSION_ZONE)
-    if local.weekday() >= 5:
-        return False, f"weekend ({local:%a %H:%M} New York)"
-    day = local.date()
-    open_at = dt.datetime.combine(day, SESSION_OPEN, SESSION_ZONE) + dt.timedelta(
-        minutes=schedule.window.avoid_open_minutes
-    )
-    close_at = dt.datetime.combine(day, SESSION_CLOSE, SESSION_ZONE) - dt.timedelta(
-        minutes=schedule.window.avoid_close_minutes
-    )
-    if local < open_at:
-        return False, f"before the window opens at {open_at:%H:%M} New York"
-    if local >= close_at:
-        return False, f"after the window closes at {close_at:%H:%M} New York"
-    return True, f"inside the window {open_at:%H:%M}-{close_at:%H:%M} New York"
 
 
 def trigger_for(schedule: Schedule):
@@ -90,6 +66,7 @@ def run_cycle(
     store,
     echo: Callable[[str], None],
     ignore_window: bool = False,
+    fetch_source: bool = True,
 ) -> str:
     """One scheduled cycle; returns a one-line outcome. Never raises for a failed cycle."""
     return run_cycle_outcome(
@@ -100,7 +77,28 @@ def run_cycle(
         store=store,
         echo=echo,
         ignore_window=ignore_window,
+        fetch_source=fetch_source,
     ).line
+
+
+def _sync_git_source(
+    directory: str, settings: Settings, *, fetch: bool, echo: Callable[[str], None]
+) -> tuple[CycleRun | None, str | None]:
+    """Bring the checkout to the git source's branch head: (the failed cycle, None) or
+    (None, the commit this cycle must apply; None without a git source)."""
+    from reconciler.desired.gitsource import GitSourceError, GitSourceRefused, sync_for_cycle
+
+    try:
+        synced = sync_for_cycle(directory, settings, fetch=fetch)
+    except GitSourceRefused as exc:
+        return CycleRun(f"refused: {exc}", EXIT_REFUSED), None
+    except GitSourceError as exc:
+        return CycleRun(f"error (will retry next cycle): {exc}", EXIT_ERROR), None
+    if synced is None:
+        return None, None
+    if synced.fetched or synced.moved:
+        echo(synced.line)
+    return None, synced.commit
 
 
 def run_cycle_outcome(
@@ -112,14 +110,22 @@ def run_cycle_outcome(
     store,
     echo: Callable[[str], None],
     ignore_window: bool = False,
+    fetch_source: bool = True,
 ) -> CycleRun:
-    """One scheduled cycle: its line and exit code. Never raises for a failed cycle."""
+    """One scheduled cycle: its line and exit code. Never raises for a failed cycle.
+
+    With a git source (RECONCILER_GIT_URL) the checkout is first brought to the branch head
+    (fetched when `fetch_source`), and the cycle applies exactly that commit or refuses.
+    """
     from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle
     from reconciler.desired import load_desired_state
     from reconciler.model.diagnostics import DiagnosticsError
     from reconciler.render.plan import plan_summary
     from reconciler.store import StoreUnavailable
 
+    failed, source_commit = _sync_git_source(directory, settings, fetch=fetch_source, echo=echo)
+    if failed is not None:
+        return failed
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
@@ -127,14 +133,17 @@ def run_cycle_outcome(
             f"skipped: desired state invalid ({len(exc.diagnostics)} problem(s)); fix and commit",
             EXIT_ERROR,
         )
+    if source_commit is not None and desired.git_commit != source_commit:
+        return CycleRun(
+            f"refused: the desired state read is at {(desired.git_commit or 'no commit')[:10]}, "
+            f"not the git source's head {source_commit[:10]}"
+            + (f" ({desired.git_problem})" if desired.git_problem else ""),
+            EXIT_REFUSED,
+        )
     schedule = next((s for s in desired.schedules if s.name == schedule_name), None)
     if schedule is None and desired.schedules:
         schedule = desired.schedules[0]
     accounts = list(schedule.accounts) if schedule and schedule.accounts else None
-    if schedule is not None and not ignore_window:
-        ok, why = in_trading_window(clock.now(), schedule)
-        if not ok:
-            return CycleRun(f"skipped: outside the trading window ({why})", EXIT_OK)
     try:
         if schedule is not None and schedule.self_heal:
             outcome = asyncio.run(
@@ -147,6 +156,7 @@ def run_cycle_outcome(
                     progress=echo,
                     accounts=accounts,
                     reports_dir=settings.effective_reports_dir,
+                    window=None if ignore_window else schedule.window,
                 )
             )
             return CycleRun(
@@ -196,6 +206,13 @@ def run_scheduler(
     from reconciler.model.diagnostics import DiagnosticsError, render_text
 
     clock = clock or SystemClock()
+    # The git source first: a checkout stuck on a broken commit must still see the fix.
+    failed, _ = _sync_git_source(directory, settings, fetch=True, echo=echo)
+    if failed is not None and once:
+        echo(failed.line)
+        return failed.exit_code
+    if failed is not None:
+        echo(f"git source at start: {failed.line}")
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
@@ -212,6 +229,7 @@ def run_scheduler(
                 store=store,
                 echo=echo,
                 ignore_window=ignore_window,
+                fetch_source=False,  # fetched just above
             )
             echo(done.line)
             return done.exit_code
@@ -231,6 +249,7 @@ def run_scheduler(
                         store=store,
                         echo=echo,
                         ignore_window=ignore_window,
+                        fetch_source=settings.git_poll,
                     )
                 )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, Protocol, runtime_checkable
 
 from reconciler.apply.journal import OrderJournal, fill_dict, record_fills, unique_fills
 from reconciler.apply.outcome import (
@@ -31,13 +31,15 @@ from reconciler.apply.outcome import (
     classify,
 )
 from reconciler.apply.recovery import CANCEL_GRACE_SECONDS, recover
-from reconciler.model.actual import OrderTrail
+from reconciler.model.actual import Execution, OrderTrail
 from reconciler.model.clock import Clock
 from reconciler.model.plan import Plan, PlannedOrder, order_ref
+from reconciler.model.ports import HandleT, OrderHandlePort, OrderLedgerPort, TradingPort
 
 __all__ = [
     "Executor",
     "OrderOutcome",
+    "ProgressBar",
     "live_evidence",
     "not_sent_outcome",
     "recover",
@@ -45,7 +47,6 @@ __all__ = [
     "slippage_bps",
 ]
 
-FINAL_STATUSES = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
 DEFAULT_MESSAGES_PER_SECOND = 45.0
 # The out-of-band halt is read at least this often while orders work.
 HALT_POLL_SECONDS = 1.0
@@ -76,6 +77,16 @@ class OrderOutcome:
         return asdict(self)
 
 
+@runtime_checkable
+class ProgressBar(Protocol):
+    """A progress callback that also draws a bar of finished orders (the CLI's, on a
+    terminal); a plain `Progress` callable gets the lines only."""
+
+    def __call__(self, message: str, /) -> None: ...
+    def orders_total(self, total: int, /) -> None: ...
+    def order_done(self, outcome: OrderOutcome, /) -> None: ...
+
+
 def slippage_bps(side: str, arrival: float | None, avg_fill: float | None) -> float | None:
     """Cost against the arrival price in basis points; positive means worse than arrival."""
     if not arrival or avg_fill is None:
@@ -85,41 +96,60 @@ def slippage_bps(side: str, arrival: float | None, avg_fill: float | None) -> fl
 
 
 def scale_buys_to_cash(
-    buys: Sequence[PlannedOrder], shortfall: float, increments: dict[int, float]
+    buys: Sequence[PlannedOrder],
+    shortfall: float,
+    increments: dict[int, float],
+    *,
+    cash_for_buys: float | None = None,
 ) -> tuple[list[PlannedOrder], list[str]]:
     """Shrink buys when sells brought in less cash than planned (pure).
 
-    Buys are scaled by the same factor and rounded down to their size increment; a buy that
-    rounds to nothing is dropped. Returns the new buys and notes for the report.
+    What the buys cost less the shortfall is what they may spend; they are fitted to it by
+    `reconciler.decide.sizing`, the planner's own rule: one factor, rounded down to size
+    increments, commission re-estimated, none below its order's minTradeNotional (dropped
+    instead). Returns the buys to send and notes for the report.
     """
-    from dataclasses import replace
+    from reconciler.decide.sizing import fit_after_shortfall
 
-    if shortfall <= 0 or not buys:
+    fit = fit_after_shortfall(buys, shortfall, increments, cash_for_buys=cash_for_buys)
+    if not fit.scaled:
         return list(buys), []
-    total = sum(b.est_notional for b in buys)
-    if total <= 0:
-        return list(buys), []
-    factor = max(0.0, (total - shortfall) / total)
-    scaled: list[PlannedOrder] = []
-    for b in buys:
-        inc = increments.get(b.con_id, 1.0) or 1.0
-        qty = (b.quantity * factor // inc) * inc
-        if qty <= 0:
-            continue
-        ratio = qty / b.quantity
-        scaled.append(replace(b, quantity=qty, est_notional=b.est_notional * ratio))
-    return scaled, [f"buys scaled by {factor:.3f}: sells raised {shortfall:,.2f} less than planned"]
+    note = f"buys scaled by {fit.scale:.3f}: sells raised {shortfall:,.2f} less than planned"
+    return list(fit.orders), [note]
 
 
-class Executor:
+def sell_shortfall_by_account(
+    sells: Sequence[PlannedOrder], outcomes: Sequence[OrderOutcome]
+) -> dict[str, float]:
+    """Per account, how much less cash (base currency) the sells raised than planned (pure).
+
+    A sell's planned proceeds are its `est_notional` (base currency); what it raised is its
+    filled quantity times its average price, in the instrument's currency, converted with the
+    rate the plan used (est_notional over quantity times arrival price; where the plan valued
+    a sell below its arrival price this errs towards a larger shortfall, i.e. smaller buys).
+    Sells that raised more than planned offset the others of the same account, never another
+    account's.
+    """
+    shortfall: dict[str, float] = {}
+    for order, outcome in zip(sells, outcomes, strict=True):
+        raised = 0.0
+        if outcome.filled and outcome.avg_price is not None:
+            planned_local = order.quantity * order.arrival_price
+            to_base = order.est_notional / planned_local if planned_local > 0 else 1.0
+            raised = outcome.filled * outcome.avg_price * to_base
+        shortfall[order.account] = shortfall.get(order.account, 0.0) + order.est_notional - raised
+    return shortfall
+
+
+class Executor(Generic[HandleT]):
     """Sends and follows one plan's orders through a broker session, recording to the store."""
 
     def __init__(
         self,
         plan: Plan,
         *,
-        broker,
-        store,
+        broker: TradingPort[HandleT],
+        store: OrderLedgerPort,
         clock: Clock,
         cycle_id: int,
         progress: Progress = lambda _msg: None,
@@ -146,15 +176,17 @@ class Executor:
 
     # ------------------------------------------------------------ phases
 
-    def _hook(self, name: str, *args: Any) -> None:
-        """Optional structured progress (a terminal progress bar); plain callbacks lack it."""
-        hook = getattr(self.progress, name, None)
-        if callable(hook):
-            hook(*args)
+    def _orders_total(self, total: int) -> None:
+        if isinstance(self.progress, ProgressBar):
+            self.progress.orders_total(total)
+
+    def _order_done(self, outcome: OrderOutcome) -> None:
+        if isinstance(self.progress, ProgressBar):
+            self.progress.order_done(outcome)
 
     async def run(self, orders: Sequence[PlannedOrder] | None = None) -> list[OrderOutcome]:
         orders = list(self.plan.orders if orders is None else orders)
-        self._hook("orders_total", len(orders))
+        self._orders_total(len(orders))
         sells = [o for o in orders if o.side == "SELL"]
         buys = [o for o in orders if o.side == "BUY"]
         outcomes = await self._run_phase(sells)
@@ -162,12 +194,20 @@ class Executor:
             for order in buys:
                 outcomes.append(self._not_sent(order, f"not sent: halted ({self.halted})"))
         elif buys:
-            shortfall = sum(
-                self._planned_proceeds(o) - self._actual_proceeds(out)
-                for o, out in zip(sells, outcomes, strict=True)
-            )
-            scaled, notes = scale_buys_to_cash(buys, shortfall, self.size_increments)
-            self.notes += notes
+            # Cash is per account: each account's buys shrink by what its own sells fell short.
+            shortfalls = sell_shortfall_by_account(sells, outcomes)
+            budgets = {a.account: a.cash_for_buys for a in self.plan.accounts}
+            scaled = []
+            for account in dict.fromkeys(b.account for b in buys):
+                mine = [b for b in buys if b.account == account]
+                kept_buys, notes = scale_buys_to_cash(
+                    mine,
+                    shortfalls.get(account, 0.0),
+                    self.size_increments,
+                    cash_for_buys=budgets.get(account),
+                )
+                scaled += kept_buys
+                self.notes += [f"{account}: {note}" for note in notes]
             kept = {b.leg for b in scaled}
             dropped = [b for b in buys if b.leg not in kept]
             outcomes += await self._run_phase(scaled)
@@ -184,18 +224,8 @@ class Executor:
 
     def _not_sent(self, order: PlannedOrder, message: str) -> OrderOutcome:
         outcome = not_sent_outcome(self.plan.plan_id, order, message)
-        self._hook("order_done", outcome)
+        self._order_done(outcome)
         return outcome
-
-    @staticmethod
-    def _planned_proceeds(order: PlannedOrder) -> float:
-        return order.est_notional
-
-    @staticmethod
-    def _actual_proceeds(outcome: OrderOutcome) -> float:
-        if not outcome.filled or outcome.avg_price is None:
-            return 0.0
-        return outcome.filled * outcome.avg_price
 
     def _check_halt(self, *, force: bool = False) -> str | None:
         """The out-of-band halt's reason once it is set (then it stays set for this run).
@@ -229,7 +259,7 @@ class Executor:
         return reason
 
     async def _run_phase(self, orders: Sequence[PlannedOrder]) -> list[OrderOutcome]:
-        placed: list[_Followed] = []
+        placed: list[_Followed[HandleT]] = []
         outcomes: list[OrderOutcome] = []
         for order in orders:
             ref = order_ref(self.plan.plan_id, order.leg)
@@ -237,26 +267,26 @@ class Executor:
             outcomes.append(outcome)
             if self._check_halt(force=True) is not None:
                 outcome.message = f"not sent: halted ({self.halted})"
-                self._hook("order_done", outcome)
+                self._order_done(outcome)
                 continue
             handle = await self._send(order, ref, outcome)
             if handle is not None:
                 placed.append(_Followed(order, ref, handle, outcome))
             else:
-                self._hook("order_done", outcome)
+                self._order_done(outcome)
         await asyncio.gather(*(self._follow(f) for f in placed))
         unresolved = [f for f in placed if f.ask_broker]
         if unresolved:
             await self._look_up(unresolved)
         return outcomes
 
-    async def _send(self, order: PlannedOrder, ref: str, outcome: OrderOutcome):
+    async def _send(self, order: PlannedOrder, ref: str, outcome: OrderOutcome) -> HandleT | None:
         from reconciler.broker.errors import BrokerError
 
         # Write-ahead: the INTENT is committed before the order can reach the broker, so a
         # crash after this line leaves a record that recovery resolves instead of resending.
         self.store.record_intent(
-            {**asdict(order), "client_id": getattr(self.broker, "client_id", None)},
+            {**asdict(order), "client_id": self.broker.client_id},
             order_ref=ref,
             plan_id=self.plan.plan_id,
             cycle_id=self.cycle_id,
@@ -278,7 +308,7 @@ class Executor:
             return None
         return handle
 
-    async def _follow(self, followed: _Followed) -> None:
+    async def _follow(self, followed: _Followed[HandleT]) -> None:
         from reconciler.broker.errors import BrokerError
 
         f = followed
@@ -292,13 +322,13 @@ class Executor:
             # knows and never resends it.
             f.outcome.status = UNKNOWN
             f.outcome.message = f"outcome unknown ({exc}); resolved at the next cycle"
-            self._hook("order_done", f.outcome)
+            self._order_done(f.outcome)
             self.progress(f"UNKNOWN {f.ref}: {exc}")
             return
         finally:
             watcher.cancel()
             journal.drain()  # status changes and fills up to the final answer, in order
-        fills = unique_fills(getattr(f.handle, "fills", ()) or ())
+        fills = unique_fills(f.handle.fills)
         verdict = classify(live_evidence(f.order, f.handle, fills))
         if verdict.ask_broker:
             # e.g. the cancel at TTL answered 10148 and the client library flipped the order
@@ -308,7 +338,7 @@ class Executor:
             return
         self._record(f, verdict, fills, source="live")
 
-    async def _wait_then_cancel(self, f: _Followed) -> None:
+    async def _wait_then_cancel(self, f: _Followed[HandleT]) -> None:
         """Follow the order until it is final (with its commissions), its TTL passes or the
         halt switch is pulled; in the last two cases cancel it and wait for the answer."""
         loop = asyncio.get_running_loop()
@@ -321,10 +351,10 @@ class Executor:
             await self.broker.wait_order(f.handle, timeout=min(left, self.halt_poll))
             if _settled(f.handle):
                 break
-            if not _is_final(f.handle) and self._check_halt() is not None:
+            if not f.handle.is_final and self._check_halt() is not None:
                 halted = True
                 break
-        if _is_final(f.handle):
+        if f.handle.is_final:
             return
         if halted:
             self.progress(f"halt  {f.ref}: cancelling ({self.halted})")
@@ -339,7 +369,7 @@ class Executor:
             f.note += f" (cancel failed: {exc})"
         await self.broker.wait_order(f.handle, timeout=self.cancel_grace)
 
-    async def _look_up(self, unresolved: Sequence[_Followed]) -> None:
+    async def _look_up(self, unresolved: Sequence[_Followed[HandleT]]) -> None:
         """The broker's records by orderRef (open and completed orders, executions) decide
         the outcome of orders whose live answer was inconclusive."""
         from reconciler.broker.errors import BrokerError
@@ -353,12 +383,12 @@ class Executor:
                     f"outcome unknown: the broker's records could not be read ({exc}); "
                     "resolved at the next cycle"
                 )
-                self._hook("order_done", f.outcome)
+                self._order_done(f.outcome)
                 self.progress(f"UNKNOWN {f.ref}: {exc}")
             return
         for f in unresolved:
             trail = trails.get(f.ref) or OrderTrail(f.ref)
-            fills = unique_fills(getattr(f.handle, "fills", ()) or (), trail.executions)
+            fills = unique_fills(f.handle.fills, trail.executions)
             live = live_evidence(f.order, f.handle, fills)
             verdict = classify(
                 replace(
@@ -373,21 +403,23 @@ class Executor:
 
     # ------------------------------------------------------------ recording
 
-    def _record(self, f: _Followed, verdict: Verdict, fills: Sequence[Any], *, source: str):
+    def _record(
+        self, f: _Followed[HandleT], verdict: Verdict, fills: Sequence[Execution], *, source: str
+    ) -> None:
         order, ref, outcome, handle = f.order, f.ref, f.outcome, f.handle
-        outcome.perm_id = getattr(handle, "perm_id", None)
+        outcome.perm_id = handle.perm_id
         record_fills(self.store, ref, order.account, fills)
         outcome.fills = [fill_dict(x) for x in fills]
         shares = float(sum(x.shares for x in fills))
         outcome.filled = float(verdict.filled)
         if shares > 0:
             outcome.avg_price = sum(x.shares * x.price for x in fills) / shares
-        elif verdict.filled > 0 and getattr(handle, "avg_fill_price", None):
+        elif verdict.filled > 0 and handle.avg_fill_price:
             outcome.avg_price = handle.avg_fill_price
-        outcome.commission = float(sum((getattr(x, "commission", None) or 0.0) for x in fills))
+        outcome.commission = float(sum((x.commission or 0.0) for x in fills))
         outcome.slippage_bps = slippage_bps(order.side, order.arrival_price, outcome.avg_price)
         outcome.status = verdict.status if verdict.final else UNKNOWN
-        error = str(getattr(handle, "error", "") or "")
+        error = handle.error
         outcome.message = _message(f.note, verdict, source, handle)
         if outcome.filled > 0:
             self.store.append_event(
@@ -404,7 +436,7 @@ class Executor:
                 },
             )
         payload = {
-            "status": _status(handle),
+            "status": handle.status,
             "outcome": verdict.status,
             "filled": outcome.filled,
             "avg_price": outcome.avg_price,
@@ -412,7 +444,7 @@ class Executor:
             "source": source,
             "resolution": verdict.reason,
         }
-        if verdict.final:
+        if verdict.kind is not None:  # final
             # The final event comes last so an order's latest ledger event is its outcome.
             self.store.append_event(
                 verdict.kind, order_ref=ref, account=order.account, payload=payload
@@ -421,7 +453,7 @@ class Executor:
             # No final answer: the INTENT stays unresolved and the next cycle's recovery
             # resolves it from the broker; it is never resent.
             self.store.append_event("STATUS", order_ref=ref, account=order.account, payload=payload)
-        self._hook("order_done", outcome)
+        self._order_done(outcome)
         self.progress(
             f"{outcome.status:<7} {ref} filled {outcome.filled:g}/{order.quantity:g}"
             + (f" avg {outcome.avg_price:.4f}" if outcome.avg_price else "")
@@ -430,35 +462,33 @@ class Executor:
 
 
 @dataclass
-class _Followed:
+class _Followed(Generic[HandleT]):
     """One sent order while the executor follows it."""
 
     order: PlannedOrder
     ref: str
-    handle: Any
+    handle: HandleT
     outcome: OrderOutcome
     note: str = ""  # why it was cancelled (TTL, halt)
     ask_broker: bool = False  # the live answer was inconclusive
 
 
-def live_evidence(order: PlannedOrder, handle, fills: Sequence[Any]) -> Evidence:
+def live_evidence(
+    order: PlannedOrder, handle: OrderHandlePort, fills: Sequence[Execution]
+) -> Evidence:
     """What the live order handle says about the order (for `classify`)."""
     return Evidence(
         quantity=float(order.quantity),
         fill_shares=float(sum(x.shares for x in fills)),
-        status=_status(handle),
-        acknowledged=bool(getattr(handle, "perm_id", None)),
-        reported_filled=float(getattr(handle, "reported_filled", 0.0) or 0.0),
-        error_codes=frozenset(getattr(handle, "error_codes", frozenset()) or frozenset()),
+        status=handle.status,
+        acknowledged=bool(handle.perm_id),
+        reported_filled=float(handle.reported_filled),
+        error_codes=frozenset(handle.error_codes),
     )
 
 
-def _message(note: str, verdict: Verdict, source: str, handle) -> str:
-    errors = "; ".join(
-        f"error {code}: {text}"
-        for code, text in getattr(handle, "errors", ()) or ()
-        if not benign(code)
-    )
+def _message(note: str, verdict: Verdict, source: str, handle: OrderHandlePort) -> str:
+    errors = "; ".join(f"error {code}: {text}" for code, text in handle.errors if not benign(code))
     parts = []
     if note and verdict.status != FILLED:
         parts.append(note)
@@ -468,18 +498,9 @@ def _message(note: str, verdict: Verdict, source: str, handle) -> str:
     return "; ".join(dict.fromkeys(p for p in parts if p))
 
 
-def _status(handle) -> str:
-    return str(getattr(handle, "status", "") or "")
-
-
-def _is_final(handle) -> bool:
-    final = getattr(handle, "is_final", None)
-    return bool(final) if final is not None else _status(handle) in FINAL_STATUSES
-
-
-def _settled(handle) -> bool:
+def _settled(handle: OrderHandlePort) -> bool:
     """Final, and every fill's commission is in (or there is nothing more to wait for)."""
-    return _is_final(handle) and bool(getattr(handle, "commissions_complete", True))
+    return handle.is_final and handle.commissions_complete
 
 
 def not_sent_outcome(plan_id: str, order: PlannedOrder, message: str = "") -> OrderOutcome:

@@ -37,6 +37,7 @@ class GateInputs:
     halt_reason: str | None
     trading_states: Mapping[str, str]  # account -> effective trading state from git
     file_exists: Callable[[str], bool] = lambda p: Path(p).expanduser().is_file()
+    git_problem: str | None = None  # why git would not read the desired state, if it refused
 
 
 def gate_trading_mode(i: GateInputs) -> GateResult:
@@ -131,13 +132,17 @@ def gate_git_clean(i: GateInputs) -> GateResult:
     if not required:
         detail = "not required in paper mode"
         if i.git_commit is None:
-            detail += " (desired state not in git)"
+            detail += f" ({i.git_problem or 'desired state not in git'})"
         elif i.git_dirty:
             detail += " (desired state has uncommitted changes)"
         return GateResult("DESIRED_STATE_COMMITTED", True, detail)
     if i.git_commit is None:
+        # git refusing to read the checkout (ownership, permissions) is not "not in git":
+        # say what git said, or the operator looks for a missing repository.
         return GateResult(
-            "DESIRED_STATE_COMMITTED", False, "desired state is not in a git repository"
+            "DESIRED_STATE_COMMITTED",
+            False,
+            i.git_problem or "desired state is not in a git repository",
         )
     if i.git_dirty:
         return GateResult("DESIRED_STATE_COMMITTED", False, "desired state has uncommitted changes")

@@ -13,7 +13,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.model.actual import Execution
 from reconciler.model.plan import PlannedOrder
+from reconciler.model.ports import OrderEventView, OrderHandlePort, OrderLedgerPort
 
 
 class OrderJournal:
@@ -22,7 +24,9 @@ class OrderJournal:
 
     ACK_STATUSES = frozenset({"PreSubmitted", "Submitted", "Filled", "PendingCancel"})
 
-    def __init__(self, store, order: PlannedOrder, ref: str, handle) -> None:
+    def __init__(
+        self, store: OrderLedgerPort, order: PlannedOrder, ref: str, handle: OrderHandlePort
+    ) -> None:
         self.store = store
         self.order = order
         self.ref = ref
@@ -31,22 +35,18 @@ class OrderJournal:
         self.last_status: str | None = None
 
     async def watch(self) -> None:
-        queue = getattr(self.handle, "events", None)
-        if queue is None:
-            return
         while True:
-            self.record(await queue.get())
+            self.record(await self.handle.events.get())
 
     def drain(self) -> None:
-        queue = getattr(self.handle, "events", None)
-        while queue is not None and not queue.empty():
-            self.record(queue.get_nowait())
+        while not self.handle.events.empty():
+            self.record(self.handle.events.get_nowait())
 
-    def record(self, event) -> None:
+    def record(self, event: OrderEventView) -> None:
         account = self.order.account
         if event.kind == "status" and event.status != self.last_status:
             self.last_status = event.status
-            perm_id = getattr(self.handle, "perm_id", None)
+            perm_id = self.handle.perm_id
             kind = "STATUS"
             if not self.acked and event.status in self.ACK_STATUSES and perm_id:
                 self.acked, kind = True, "ACK"
@@ -59,7 +59,7 @@ class OrderJournal:
                     "filled": event.filled,
                     "remaining": event.remaining,
                     "perm_id": perm_id,
-                    "order_id": getattr(self.handle, "order_id", None),
+                    "order_id": self.handle.order_id,
                     "at": event.time.isoformat(),
                 },
             )
@@ -80,18 +80,19 @@ class OrderJournal:
             )
 
 
-def fill_dict(fill) -> dict[str, Any]:
-    time = getattr(fill, "time", None)
+def fill_dict(fill: Execution) -> dict[str, Any]:
+    # The client libraries may give no time for an execution (convert.to_utc returns None).
+    time: dt.datetime | None = fill.time
     return {
         "exec_id": fill.exec_id,
         "shares": fill.shares,
         "price": fill.price,
         "time": time.isoformat() if isinstance(time, dt.datetime) else time,
-        "commission": getattr(fill, "commission", None),
+        "commission": fill.commission,
     }
 
 
-def record_fills(store, ref: str, account: str, fills: Iterable[Any]) -> int:
+def record_fills(store: OrderLedgerPort, ref: str, account: str, fills: Iterable[Execution]) -> int:
     """Record fills once each (execId de-duplicates); returns how many were new."""
     new = 0
     for f in fills:
@@ -99,18 +100,17 @@ def record_fills(store, ref: str, account: str, fills: Iterable[Any]) -> int:
             exec_id=f.exec_id,
             order_ref=ref,
             account=account,
-            con_id=getattr(f, "con_id", None),
-            symbol=getattr(f, "symbol", None),
-            side=getattr(f, "side", None),
+            con_id=f.con_id,
+            symbol=f.symbol,
+            side=f.side,
             shares=f.shares,
             price=f.price,
-            time=getattr(f, "time", None),
-            commission=getattr(f, "commission", None),
+            time=f.time,
+            commission=f.commission,
         )
-        commission = getattr(f, "commission", None)
-        if not inserted and commission is not None:
+        if not inserted and f.commission is not None:
             # The fill was recorded before its commission report arrived.
-            store.record_commission(f.exec_id, commission, getattr(f, "commission_currency", None))
+            store.record_commission(f.exec_id, f.commission, f.commission_currency)
         if inserted:
             new += 1
             store.append_event(
@@ -122,16 +122,13 @@ def record_fills(store, ref: str, account: str, fills: Iterable[Any]) -> int:
     return new
 
 
-def unique_fills(*groups: Iterable[Any]) -> list[Any]:
+def unique_fills(*groups: Iterable[Execution]) -> list[Execution]:
     """Fills from several sources (live events, executions read back), one per execId, in
     the order first seen."""
-    seen: dict[str, Any] = {}
+    seen: dict[str, Execution] = {}
     for group in groups:
         for f in group:
             known = seen.get(f.exec_id)
-            if known is None or (
-                getattr(known, "commission", None) is None
-                and getattr(f, "commission", None) is not None
-            ):
+            if known is None or (known.commission is None and f.commission is not None):
                 seen[f.exec_id] = f
     return list(seen.values())

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reconciler.model.actual import Execution
+from reconciler.model.ports import BrokerPort, OrderLedgerPort
+
 REF_PREFIX = "rc-"
 # `reconcile health --check-orders` places far-from-market probes that never enter the ledger.
 HEALTH_PREFIX = "rc-health-"
@@ -36,7 +39,9 @@ class OrphanOrder:
         )
 
 
-async def orphan_orders(broker, store, accounts: Sequence[str]) -> list[OrphanOrder]:
+async def orphan_orders(
+    broker: BrokerPort, store: OrderLedgerPort, accounts: Sequence[str]
+) -> list[OrphanOrder]:
     """rc- orders of `accounts` at the broker (working, completed today, or executed today by
     this client id) with no event in the ledger, working ones first."""
     wanted = set(accounts)
@@ -62,7 +67,7 @@ async def orphan_orders(broker, store, accounts: Sequence[str]) -> list[OrphanOr
             found[c.order_ref] = OrphanOrder(
                 c.order_ref, c.account, c.symbol, c.side, c.quantity, c.filled, c.status, False
             )
-    executed: dict[str, list] = {}
+    executed: dict[str, list[Execution]] = {}
     for e in await broker.executions():
         if e.order_ref in executed or unknown(e.order_ref, e.account):
             executed.setdefault(e.order_ref, []).append(e)

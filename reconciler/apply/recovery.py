@@ -19,8 +19,10 @@ from typing import Any
 
 from reconciler.apply.journal import record_fills
 from reconciler.apply.outcome import Evidence, classify
-from reconciler.model.actual import OrderTrail
+from reconciler.model.actual import OpenOrder, OrderTrail
 from reconciler.model.clock import Clock
+from reconciler.model.ports import BrokerPort, IntentView, OrderLedgerPort
+from reconciler.util.polling import poll_until_async
 
 CANCEL_GRACE_SECONDS = 10.0
 
@@ -28,8 +30,8 @@ Progress = Callable[[str], None]
 
 
 async def recover(
-    broker,
-    store,
+    broker: BrokerPort,
+    store: OrderLedgerPort,
     accounts: Sequence[str],
     *,
     clock: Clock,
@@ -51,7 +53,7 @@ async def recover(
     working = await _working_by_ref(broker)
     notes: dict[str, str] = {}
     expired = [i for i in pending if i.order_ref in working and _ttl_passed(i, clock.now())]
-    cancelled = []
+    cancelled: list[str] = []
     for intent in expired:
         order = working[intent.order_ref]
         if order.client_id != broker.client_id:
@@ -67,7 +69,7 @@ async def recover(
     trails = await broker.order_trails(
         [i.order_ref for i in pending], client_ids=_client_ids(pending)
     )
-    results = []
+    results: list[dict[str, Any]] = []
     for intent in pending:
         ref = intent.order_ref
         trail = trails.get(ref) or OrderTrail(ref)
@@ -117,7 +119,9 @@ async def recover(
     return results
 
 
-async def record_inflight_fills(broker, store, accounts: Sequence[str]) -> int:
+async def record_inflight_fills(
+    broker: BrokerPort, store: OrderLedgerPort, accounts: Sequence[str]
+) -> int:
     """Record the executions of still unresolved orders of `accounts` (once per execId), so
     a position snapshot taken now is compared with a ledger that knows them; returns how many
     fills were new. Outcomes are left to recovery."""
@@ -134,27 +138,32 @@ async def record_inflight_fills(broker, store, accounts: Sequence[str]) -> int:
     )
 
 
-def _client_ids(pending) -> set[int]:
+def _client_ids(pending: Sequence[IntentView]) -> set[int]:
     return {int(i.order["client_id"]) for i in pending if i.order.get("client_id") is not None}
 
 
-def _ttl_passed(intent, now: dt.datetime) -> bool:
+def _ttl_passed(intent: IntentView, now: dt.datetime) -> bool:
     # No grace: recovery runs under the accounts' lock, so the cycle that owned this order
     # is gone and nobody else will cancel it.
     ttl = float(intent.order.get("ttl_seconds") or 0.0)
     return (now - intent.intent_at).total_seconds() > ttl
 
 
-async def _working_by_ref(broker) -> dict[str, Any]:
+async def _working_by_ref(broker: BrokerPort) -> dict[str, OpenOrder]:
     return {o.order_ref: o for o in await broker.open_orders() if o.order_ref}
 
 
-async def _wait_not_working(broker, refs: set[str], timeout: float) -> dict[str, Any]:
+async def _wait_not_working(
+    broker: BrokerPort, refs: set[str], timeout: float
+) -> dict[str, OpenOrder]:
     """Poll the gateway's open orders until `refs` are gone or `timeout` passes."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    working: dict[str, OpenOrder] = {}
+
+    async def gone() -> bool:
+        nonlocal working
         working = await _working_by_ref(broker)
-        if not (refs & set(working)) or loop.time() > deadline:
-            return working
-        await asyncio.sleep(0.1)  # polling the gateway's open orders, not a fixed wait
+        return not (refs & set(working))
+
+    # Polling the gateway's open orders: a cancel's end is not pushed to every client.
+    await poll_until_async(gone, timeout=timeout, monotonic=asyncio.get_running_loop().time)
+    return working

@@ -254,8 +254,12 @@ class OrderHandle:
         if self._changed.is_set():
             self._changed.clear()
             return True
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation of
+        # the waiting task that arrives as the event fires, and a halted executor would then
+        # keep following its order until the TTL.
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             return False
         self._changed.clear()

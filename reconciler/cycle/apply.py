@@ -9,10 +9,11 @@ through callbacks the caller supplies. See ARCHITECTURE.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from reconciler.apply.executor import Executor, not_sent_outcome, recover
+from reconciler.apply.executor import Executor, OrderOutcome, not_sent_outcome, recover
 from reconciler.apply.gates import GateInputs, GateResult, evaluate_gates, refused
 from reconciler.apply.orphans import orphan_orders
 from reconciler.apply.recovery import record_inflight_fills
@@ -31,16 +32,19 @@ from reconciler.cycle.common import (
     skip_breaks,
 )
 from reconciler.cycle.record import RecordedCycle, ReportFacts
+from reconciler.cycle.window import window_decisions
+from reconciler.decide.drift import LedgerBreak
 from reconciler.decide.planner import build_plan, new_plan_id
 from reconciler.decide.risk import RiskContext, recheck_plan
 from reconciler.decide.staleness import StalenessTolerance, stale_reasons
 from reconciler.model import outcome
-from reconciler.model.actual import ActualState
+from reconciler.model.actual import ActualState, ContractInfo
 from reconciler.model.clock import Clock
-from reconciler.model.desired import DesiredState
-from reconciler.model.plan import Plan, order_ref, to_dict
-from reconciler.model.report import OrderRow, gate_rows
-from reconciler.model.settings import Settings
+from reconciler.model.desired import DesiredState, TradingWindow
+from reconciler.model.plan import Plan, order_ref, to_dict, with_warnings
+from reconciler.model.ports import LockLease, StorePort, TradingPort
+from reconciler.model.report import OrderRow, WindowRow, gate_rows
+from reconciler.model.settings import Settings, settings_warnings
 from reconciler.store import LockHeld, StoreUnavailable
 from reconciler.util.process import holder_is_dead, holder_name
 
@@ -54,13 +58,20 @@ def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str,
     return states
 
 
-def _gate_inputs(desired, settings, accounts, managed, halt_reason) -> GateInputs:
+def _gate_inputs(
+    desired: DesiredState,
+    settings: Settings,
+    accounts: Sequence[str],
+    managed: Sequence[str] | None,
+    halt_reason: str | None,
+) -> GateInputs:
     return GateInputs(
         settings=settings,
         accounts=accounts,
         managed_accounts=managed,
         git_commit=desired.git_commit,
         git_dirty=desired.git_dirty,
+        git_problem=desired.git_problem,
         halt_reason=halt_reason,
         trading_states=_trading_states(desired, accounts),
     )
@@ -71,7 +82,7 @@ async def apply_cycle(
     settings: Settings,
     *,
     clock: Clock,
-    store,
+    store: StorePort,
     plan_file: Plan | None = None,
     approve: Callable[[Plan], bool] = lambda _plan: False,
     progress: Progress = lambda _msg: None,
@@ -79,8 +90,14 @@ async def apply_cycle(
     tolerance: StalenessTolerance = StalenessTolerance(),
     reports_dir: str | None = None,
     warnings: Sequence[str] = (),
+    window: TradingWindow | None = None,
 ) -> ApplyOutcome:
     """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
+
+    With `window` (the Schedule's guard minutes) nothing is sent unless every instrument
+    with an order is inside its market window (`reconciler.cycle.window`); the plan is still
+    recorded and reported, with the reasons, as status outside-window. None: no window
+    (interactive apply, `run --ignore-window`).
 
     Raises `Refused` (exit 3) before anything is sent when a gate refuses, the saved plan is
     stale or another writer holds an account; `CycleError` (exit 1) when the world could not
@@ -115,10 +132,13 @@ async def apply_cycle(
     with cycle.finishing() as facts:
         check_reports_dir(reports_dir)  # before the first order, not after the last
         run = _ApplyRun(desired, settings, clock, store, chosen, facts, progress)
+        run.window = window
         applied = await run.run(plan_file, approve, tolerance)
         facts.status = applied.status
+    report = cycle.report
+    assert report is not None  # set when `finishing` finished the cycle
     return ApplyOutcome(
-        applied.plan, applied.dry_run, applied.gates, cycle.report, applied.approved, applied.status
+        applied.plan, applied.dry_run, applied.gates, report, applied.approved, applied.status
     )
 
 
@@ -136,7 +156,19 @@ class _Applied:
 class _ApplyRun:
     """The steps of one apply cycle, sharing its broker session, store and report facts."""
 
-    def __init__(self, desired, settings, clock, store, accounts, facts: ReportFacts, progress):
+    broker: TradingPort[Any]  # connected at the start of `run`
+    resolved: Mapping[str, ContractInfo]
+
+    def __init__(
+        self,
+        desired: DesiredState,
+        settings: Settings,
+        clock: Clock,
+        store: StorePort,
+        accounts: Sequence[str],
+        facts: ReportFacts,
+        progress: Progress,
+    ) -> None:
         self.desired = desired
         self.settings = settings
         self.clock = clock
@@ -145,9 +177,14 @@ class _ApplyRun:
         self.cycle_id = facts.cycle_id
         self.facts = facts
         self.progress = progress
-        self.broker = None
+        self.window: TradingWindow | None = None
 
-    async def run(self, plan_file, approve, tolerance) -> _Applied:
+    async def run(
+        self,
+        plan_file: Plan | None,
+        approve: Callable[[Plan], bool],
+        tolerance: StalenessTolerance,
+    ) -> _Applied:
         halt = self.store.current_halt()
         self.halt_reason = halt.reason if halt else None
         self.broker = await connect(
@@ -176,7 +213,7 @@ class _ApplyRun:
             raise Refused([g.render() for g in bad])
         return gates
 
-    def _lock(self):
+    def _lock(self) -> LockLease:
         # The lease outlives the longest order TTL; a live holder keeps its OS-level lock
         # anyway, so the lease only matters once the holder is gone.
         longest = max((p.execution.ttl_seconds for p in self.desired.portfolios), default=0.0)
@@ -186,7 +223,7 @@ class _ApplyRun:
             )
         except LockHeld as exc:
             raise Refused([f"lock held: {exc}"]) from exc
-        self.facts.lock_id = getattr(handle, "lock_id", None)
+        self.facts.lock_id = handle.lock_id
         return handle
 
     def _refuse_if_already_applied(self, plan: Plan) -> None:
@@ -250,7 +287,7 @@ class _ApplyRun:
                 )
                 self.progress(f"cycle {cycle.id} was left running by a process that died: aborted")
 
-    async def _snapshot_and_plan(self, plan_id: str):
+    async def _snapshot_and_plan(self, plan_id: str) -> tuple[ActualState, Plan]:
         resolved, actual, mismatches = await resolve_and_snapshot(
             self.broker, self.desired, self.accounts
         )
@@ -266,9 +303,9 @@ class _ApplyRun:
             plan_id=plan_id,
             accounts=self.accounts,
         )
-        return actual, plan
+        return actual, with_warnings(plan, settings_warnings(self.settings))
 
-    def _record_breaks(self, actual: ActualState):
+    def _record_breaks(self, actual: ActualState) -> list[LedgerBreak]:
         breaks = detect_breaks(self.store, actual, self.accounts)
         for b in breaks:
             self.store.append_event(
@@ -285,7 +322,13 @@ class _ApplyRun:
         self.facts.breaks = [b.render() for b in breaks]
         return breaks
 
-    async def _locked(self, gates, plan_file, approve, tolerance) -> _Applied:
+    async def _locked(
+        self,
+        gates: list[GateResult],
+        plan_file: Plan | None,
+        approve: Callable[[Plan], bool],
+        tolerance: StalenessTolerance,
+    ) -> _Applied:
         self._close_abandoned_cycles()
         if self.settings.orders_enabled:
             self.facts.recovery = await recover(
@@ -310,20 +353,49 @@ class _ApplyRun:
         self.store.record_plan(_plan_json(plan))
         self.store.record_actual_state(self.cycle_id, actual)
         self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
+        outside = self._outside_window(plan, actual)
         approved = plan_file is not None or not plan.orders or approve(plan)
         dry_run = not self.settings.orders_enabled
-        outcomes = await self._execute(plan, actual, approved, dry_run)
+        outcomes = await self._execute(plan, actual, approved, dry_run, outside)
         orders = [o.to_dict() for o in outcomes]
         self.facts.orders = [OrderRow.from_dict(o) for o in orders]
-        status = self._settle(plan, approved, dry_run, orders)
-        if approved and not dry_run:
+        status = self._settle(plan, approved, dry_run, orders, outside)
+        if approved and not dry_run and not outside:
             if outcomes:
                 await self._drift_after(plan)
             for account, snapshot in fresh.desired_snapshot.items():
                 self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
         return _Applied(plan, dry_run, gates, approved, status)
 
-    def _settle(self, plan: Plan, approved: bool, dry_run: bool, orders: list[dict]) -> str:
+    def _outside_window(self, plan: Plan, actual: ActualState) -> list[str]:
+        """Why the plan's orders may not go out now: each traded instrument outside its
+        market window. Empty when they may (or when this cycle checks no window)."""
+        if self.window is None or not plan.orders:
+            return []
+        contracts = {info.con_id: info for info in self.resolved.values()}
+        contracts.update(actual.contracts)
+        traded = list({o.con_id: contracts.get(o.con_id) for o in plan.orders}.items())
+        unknown = [con_id for con_id, info in traded if info is None]
+        decisions = window_decisions(
+            self.clock.now(), [info for _, info in traded if info is not None], self.window
+        )
+        self.facts.window = [WindowRow.from_dict(d.to_dict()) for d in decisions]
+        closed = [d.render() for d in decisions if not d.open]
+        closed += [
+            f"conId {c}: no contract details, so no window; nothing is sent" for c in unknown
+        ]
+        for line in closed:
+            self.progress(f"outside the trading window: {line}")
+        return closed
+
+    def _settle(
+        self,
+        plan: Plan,
+        approved: bool,
+        dry_run: bool,
+        orders: list[dict[str, Any]],
+        outside: list[str],
+    ) -> str:
         """The cycle's status, its counts and its one-line result, from what happened."""
         not_closed = outcome.drift_not_closed(plan)
         counts = outcome.order_counts(orders)
@@ -333,12 +405,13 @@ class _ApplyRun:
             dry_run=dry_run,
             orders=orders,
             not_closed=not_closed,
+            outside_window=bool(outside),
         )
         self.facts.counts = counts
         self.facts.drift_not_closed = not_closed
         if dry_run:
             self.facts.would_send = len(plan.orders)
-        self.facts.result = outcome.apply_result(status, counts, not_closed)
+        self.facts.result = outcome.apply_result(status, counts, not_closed, outside)
         return status
 
     async def _refuse_orphans(self) -> None:
@@ -369,10 +442,21 @@ class _ApplyRun:
             ]
         )
 
-    async def _execute(self, plan: Plan, actual: ActualState, approved: bool, dry_run: bool):
+    async def _execute(
+        self,
+        plan: Plan,
+        actual: ActualState,
+        approved: bool,
+        dry_run: bool,
+        outside: list[str],
+    ) -> list[OrderOutcome]:
         # The cycle's result line is `_settle`'s, from the outcomes returned here.
         if not plan.orders or not approved:
             return []
+        if outside:
+            return [
+                not_sent_outcome(plan.plan_id, o, "outside the trading window") for o in plan.orders
+            ]
         if dry_run:
             return [not_sent_outcome(plan.plan_id, o, "dry run") for o in plan.orders]
         executor = Executor(
@@ -424,5 +508,5 @@ class _ApplyRun:
                 self.store.record_position_snapshot(self.cycle_id, account, state.positions)
 
 
-def _plan_json(plan: Plan) -> dict:
+def _plan_json(plan: Plan) -> dict[str, Any]:
     return json.loads(json.dumps(to_dict(plan), default=str))

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reconciler.apply.gates import GateResult
 from reconciler.broker import Broker
 from reconciler.broker.errors import BrokerError
-from reconciler.decide.drift import desired_changes, ledger_breaks
-from reconciler.decide.risk import effective_limits
-from reconciler.model.actual import ActualState, SnapshotError
+from reconciler.decide.drift import LedgerBreak, desired_changes, ledger_breaks
+from reconciler.decide.risk import EffectiveLimits, effective_limits
+from reconciler.model.actual import ActualState, ContractInfo, SnapshotError
 from reconciler.model.clock import Clock
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, Instrument, UnknownAccountError
 from reconciler.model.plan import Plan, without_instruments
+from reconciler.model.ports import BrokerPort, CycleStorePort, TradingPort
 from reconciler.model.report import CycleReport, OrderRow
 from reconciler.model.settings import Settings
 
@@ -74,8 +76,10 @@ class ApplyOutcome:
         return self.report.orders
 
 
-def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = None):
-    seen = {}
+def target_instruments(
+    desired: DesiredState, accounts: Sequence[str] | None = None
+) -> list[Instrument]:
+    seen: dict[str, Instrument] = {}
     for portfolio in desired.portfolios:
         if accounts and portfolio.account not in accounts:
             continue
@@ -85,19 +89,16 @@ def target_instruments(desired: DesiredState, accounts: Sequence[str] | None = N
 
 
 def selected_accounts(desired: DesiredState, accounts: Sequence[str] | None) -> list[str]:
-    known = list(desired.accounts)
-    if not accounts:
-        return known
-    unknown = [a for a in accounts if a not in known]
-    if unknown:
-        raise CycleError(
-            f"no Portfolio in the desired state for account(s) {', '.join(unknown)} "
-            f"(desired state has {', '.join(known) or 'none'})"
-        )
-    return [a for a in known if a in accounts]
+    """The accounts a cycle works on, by `DesiredState.portfolios_for` (the one rule)."""
+    try:
+        return [p.account for p in desired.portfolios_for(accounts)]
+    except UnknownAccountError as exc:
+        raise CycleError(str(exc)) from exc
 
 
-async def resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence[str]):
+async def resolve_and_snapshot(
+    broker: BrokerPort, desired: DesiredState, accounts: Sequence[str]
+) -> tuple[Mapping[str, ContractInfo], ActualState, list[str]]:
     missing = [a for a in accounts if a not in broker.managed_accounts]
     if missing:
         raise CycleError(
@@ -106,7 +107,8 @@ async def resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence
         )
     try:
         resolved = await broker.resolve(target_instruments(desired, accounts), lock=desired.lock)
-        mismatches = list(getattr(broker, "lock_mismatches", []) or [])
+        # No session reports lock mismatches as data: Broker.resolve raises LockMismatch.
+        mismatches: list[str] = []
         actual = await broker.snapshot(accounts, resolved)
     except SnapshotError as exc:
         raise CycleError(f"broker snapshot incomplete, nothing planned: {exc}") from exc
@@ -115,14 +117,18 @@ async def resolve_and_snapshot(broker, desired: DesiredState, accounts: Sequence
     return resolved, actual, mismatches
 
 
-def limits_for(desired: DesiredState, settings: Settings, halt_reason: str | None):
+def limits_for(
+    desired: DesiredState, settings: Settings, halt_reason: str | None
+) -> dict[str, EffectiveLimits]:
     return {
         name: effective_limits(policy, settings.risk_env, halt=halt_reason)
         for name, policy in desired.risk_policies.items()
     }
 
 
-def desired_changes_since_applied(desired: DesiredState, plan: Plan, store) -> dict[str, list[str]]:
+def desired_changes_since_applied(
+    desired: DesiredState, plan: Plan, store: CycleStorePort | None
+) -> dict[str, list[str]]:
     changes: dict[str, list[str]] = {}
     for account, snapshot in plan.desired_snapshot.items():
         previous = store.last_applied_desired_snapshot(account) if store is not None else None
@@ -131,11 +137,13 @@ def desired_changes_since_applied(desired: DesiredState, plan: Plan, store) -> d
     return changes
 
 
-def detect_breaks(store, actual: ActualState, accounts: Sequence[str]):
+def detect_breaks(
+    store: CycleStorePort | None, actual: ActualState, accounts: Sequence[str]
+) -> list[LedgerBreak]:
     """Ledger breaks per account against the latest recorded position snapshot."""
     if store is None:
         return []
-    found = []
+    found: list[LedgerBreak] = []
     for account in accounts:
         since = store.last_snapshot_at(account)
         state = actual.accounts.get(account)
@@ -150,7 +158,7 @@ def detect_breaks(store, actual: ActualState, accounts: Sequence[str]):
     return found
 
 
-def skip_breaks(plan: Plan, breaks) -> Plan:
+def skip_breaks(plan: Plan, breaks: Iterable[LedgerBreak]) -> Plan:
     return without_instruments(
         plan,
         {
@@ -160,7 +168,7 @@ def skip_breaks(plan: Plan, breaks) -> Plan:
     )
 
 
-async def connect(settings: Settings, *, readonly: bool, clock: Clock):
+async def connect(settings: Settings, *, readonly: bool, clock: Clock) -> TradingPort[Any]:
     try:
         return await Broker.connect(settings, readonly=readonly, clock=clock)
     except BrokerError as exc:

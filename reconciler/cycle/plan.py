@@ -25,7 +25,9 @@ from reconciler.decide.planner import build_plan, new_plan_id
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
 from reconciler.model.outcome import OK
-from reconciler.model.settings import Settings
+from reconciler.model.plan import with_warnings
+from reconciler.model.ports import BrokerPort, StorePort
+from reconciler.model.settings import Settings, settings_warnings
 
 
 async def plan_cycle(
@@ -33,14 +35,14 @@ async def plan_cycle(
     settings: Settings,
     *,
     clock: Clock,
-    store=None,
+    store: StorePort | None = None,
     accounts: Sequence[str] | None = None,
-    broker=None,
+    broker: BrokerPort | None = None,
 ) -> PlanOutcome:
     """Snapshot, diff, plan and risk. Sends nothing; connects read-only."""
     chosen = selected_accounts(desired, accounts)
     own = broker is None
-    if own:
+    if broker is None:
         broker = await connect(settings, readonly=True, clock=clock)
     try:
         resolved, actual, mismatches = await resolve_and_snapshot(broker, desired, chosen)
@@ -58,7 +60,9 @@ async def plan_cycle(
         plan_id=new_plan_id(now),
         accounts=chosen,
     )
-    plan = skip_breaks(plan, detect_breaks(store, actual, chosen))
+    plan = with_warnings(
+        skip_breaks(plan, detect_breaks(store, actual, chosen)), settings_warnings(settings)
+    )
     return PlanOutcome(
         plan, actual, desired_changes_since_applied(desired, plan, store), mismatches
     )
@@ -69,7 +73,7 @@ async def drift_report_cycle(
     settings: Settings,
     *,
     clock: Clock,
-    store,
+    store: StorePort,
     accounts: Sequence[str] | None = None,
     reports_dir: str | None = None,
     warnings: Sequence[str] = (),

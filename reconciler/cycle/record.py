@@ -25,12 +25,14 @@ from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
 from reconciler.model.outcome import ERROR, REFUSED, RUNNING
 from reconciler.model.plan import Plan
+from reconciler.model.ports import CycleStorePort
 from reconciler.model.report import (
     CycleReport,
     DesiredRef,
     GateRow,
     OrderCounts,
     OrderRow,
+    WindowRow,
     decision_rows,
     drift_lines,
 )
@@ -67,12 +69,13 @@ class ReportFacts:
     notes: list[str] = field(default_factory=list)
     gates: tuple[GateRow, ...] = ()
     lock_id: str | None = None
-    recovery: list[Mapping[str, Any]] | None = None
+    recovery: Sequence[Mapping[str, Any]] | None = None
     orphan_orders: list[str] | None = None
     lock_mismatches: list[str] | None = None
     breaks: list[str] | None = None
     stale_reasons: list[str] | None = None
     risk_at_apply: list[str] | None = None
+    window: list[WindowRow] | None = None  # set when the cycle checked a trading window
     plan: Plan | None = None  # the plan the cycle applied (or reported)
     orders: list[OrderRow] = field(default_factory=list)
     counts: Mapping[str, int] | None = None
@@ -115,6 +118,7 @@ class ReportFacts:
             breaks=_lines(self.breaks),
             stale_reasons=_lines(self.stale_reasons),
             risk_at_apply=_lines(self.risk_at_apply),
+            window=None if self.window is None else tuple(self.window),
             planned_orders=len(plan.orders) if plan else None,
             totals=plan.totals if plan else None,
             counts=None if self.counts is None else OrderCounts.from_mapping(self.counts),
@@ -131,7 +135,9 @@ class ReportFacts:
 class RecordedCycle:
     """One cycle in the store, from `begin` (recorded as running) to its one finish."""
 
-    def __init__(self, store, facts: ReportFacts, clock: Clock, reports_dir: str | None):
+    def __init__(
+        self, store: CycleStorePort, facts: ReportFacts, clock: Clock, reports_dir: str | None
+    ) -> None:
         self.store = store
         self.facts = facts
         self.clock = clock
@@ -141,7 +147,7 @@ class RecordedCycle:
     @classmethod
     def begin(
         cls,
-        store,
+        store: CycleStorePort,
         kind: str,
         desired: DesiredState,
         settings: Settings,
@@ -207,7 +213,9 @@ class RecordedCycle:
         return self.report
 
 
-def finish_cycle(store, facts: ReportFacts, clock: Clock, reports_dir: str | None) -> CycleReport:
+def finish_cycle(
+    store: CycleStorePort, facts: ReportFacts, clock: Clock, reports_dir: str | None
+) -> CycleReport:
     """Build the cycle's report, write its files and close the cycle in the store with it.
 
     The store's record does not depend on the files: a report that cannot be written (full

@@ -32,8 +32,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.model.actual import AccountState, ActualState, ContractInfo, Quote
+from reconciler.model.actual import (
+    AccountState,
+    ActualState,
+    ContractInfo,
+    Quote,
+    in_flight_by_con_id,
+)
 from reconciler.model.desired import Band, Portfolio, Target
+from reconciler.model.instrument import instrument_key
 from reconciler.model.plan import DriftRow
 
 BAND_EPS = 1e-9  # float slack: a book exactly on its band edge is inside
@@ -77,28 +84,6 @@ def contract_for(
     return found
 
 
-def fx_rate(account: AccountState, currency: str) -> float | None:
-    """Base-currency units per unit of `currency`; None when unknown (never guessed)."""
-    if currency == account.base_currency:
-        return 1.0
-    rate = account.fx_rates.get(currency)
-    return rate if rate is not None and math.isfinite(rate) and rate > 0 else None
-
-
-def held_by_con_id(account: AccountState) -> dict[int, float]:
-    held: dict[int, float] = {}
-    for position in account.positions:
-        held[position.con_id] = held.get(position.con_id, 0.0) + position.quantity
-    return held
-
-
-def in_flight_by_con_id(actual: ActualState, account: str) -> dict[int, float]:
-    in_flight: dict[int, float] = {}
-    for order in actual.open_orders_for(account):
-        in_flight[order.con_id] = in_flight.get(order.con_id, 0.0) + order.signed_remaining
-    return in_flight
-
-
 def reference_price(quote: Quote | None) -> float | None:
     return None if quote is None else quote.reference_price
 
@@ -114,8 +99,8 @@ def drift_table(
     capital: float,
 ) -> tuple[DriftRow, ...]:
     """Targets in portfolio order, then untargeted holdings and open orders by key."""
-    held = held_by_con_id(account)
-    in_flight = in_flight_by_con_id(actual, account.account)
+    held = account.held_by_con_id()
+    in_flight = in_flight_by_con_id(actual.open_orders_for(account.account))
     has_capital = capital is not None and math.isfinite(capital) and capital > 0
     rows: list[DriftRow] = []
     targeted: set[int] = set()
@@ -146,7 +131,7 @@ def _valuation(
     capital: float, has_capital: bool,
 ) -> tuple[float | None, float | None, float | None]:
     """(market value in base, current weight, fx) or Nones where it cannot be valued."""
-    fx = fx_rate(account, currency) if currency is not None else None
+    fx = account.fx_rate(currency) if currency is not None else None
     if price is None or fx is None:
         return None, None, fx
     value = quantity * price * fx
@@ -310,11 +295,11 @@ def _identity(item: Any) -> str | None:
         return None
     instrument = item.get("instrument")
     if isinstance(instrument, Mapping) and "symbol" in instrument:
-        sec_type = instrument.get("sec_type", "STK")
-        currency = instrument.get("currency", "USD")
-        if sec_type == "STK" and currency == "USD":
-            return str(instrument["symbol"])
-        return f"{instrument['symbol']}:{sec_type}:{currency}"
+        return instrument_key(
+            str(instrument["symbol"]),
+            instrument.get("sec_type", "STK"),
+            instrument.get("currency", "USD"),
+        )
     for field_name in ("key", "name", "symbol"):
         if isinstance(item.get(field_name), str):
             return item[field_name]

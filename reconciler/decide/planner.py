@@ -13,22 +13,27 @@ Rules (decided here, documented for reviewers):
 - An instrument outside its band (see `reconciler.decide.drift`) trades all the way to its target,
   not to the band edge. The gap is measured from the *effective* position (held + signed
   remaining of open orders), so an open order is never doubled.
-- Quantities round toward zero to the contract's size increment (whole shares by default):
-  buys never overshoot, sells never oversell. A sell never exceeds what is held minus what
-  open sell orders already sell: no accidental short, even if in-flight buys never fill.
+- Quantities round toward zero to the contract's size increment (whole shares by default,
+  `reconciler.decide.sizing`): buys never overshoot, sells never oversell. A sell never
+  exceeds what is held minus what open sell orders already sell: no accidental short, even
+  if in-flight buys never fill.
 - Orders smaller than `minTradeNotional` are skipped (with a note), except one that closes
   a position completely (an unmanaged liquidation, or a target of 0 that is out of band),
   which would otherwise leave dust forever.
 - Sells come first in leg order; buy-only portfolios never sell. `unmanaged: liquidate`
   closes every untargeted holding (a short is bought back), `ignore` leaves it alone.
 - Cash for buys = total cash (base) + net proceeds of the sells that passed risk − reserve
-  × capital − remaining notional of open BUY orders, plus (maxLeverage − 1) × NAV when the
-  effective maxLeverage is above 1. When buys cost more, they are scaled down by one factor
-  and rounded down to their increments; a note says "buys scaled to cash: 0.83".
+  × capital − remaining notional of open BUY orders (valued as risk values working orders,
+  `risk.open_order_unit`), plus (maxLeverage − 1) × NAV when the effective maxLeverage is
+  above 1. When buys cost more, `sizing.fit_buys_to_cash` scales them by one factor (the
+  executor uses the same function when sells raise less than planned); a note says
+  "buys scaled to cash: 0.83". Every planned order carries its portfolio's minTradeNotional
+  so that no later resizing goes below it.
 - Limit prices (LMT, and the cap of MIDPRICE) start from the far side of the quote (ask for
   a buy, bid for a sell; the reference price when one-sided) moved by `limitOffsetBps` in the
-  marketable direction, then rounded to minTick conservatively: buys down (never pay more
-  than intended), sells up (never receive less). MKT and ADAPTIVE carry no limit price.
+  marketable direction, then rounded to minTick conservatively (`sizing.round_to_tick`):
+  buys down (never pay more than intended), sells up (never receive less). MKT and ADAPTIVE
+  carry no limit price.
 - Estimated notional (base currency) is valued at the limit price, or the far side for
   orders without one: an upper bound for buys, a lower bound for sell proceeds.
 - A target that cannot be valued (no price, no FX rate, no capital, unresolved) gets no
@@ -42,14 +47,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import random
-from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.decide.drift import drift_table, held_by_con_id
+from reconciler.decide.drift import drift_table
 from reconciler.decide.risk import (
     FX_RATE_MISSING,
     NAV_UNKNOWN,
@@ -57,9 +60,14 @@ from reconciler.decide.risk import (
     EffectiveLimits,
     RiskContext,
     check_orders,
+    open_order_unit,
+)
+from reconciler.decide.sizing import (
     estimate_commission,
+    estimate_notional,
+    fit_buys_to_cash,
     floor_to_increment,
-    resize,
+    round_to_tick,
 )
 from reconciler.model.actual import (
     AccountState,
@@ -68,7 +76,7 @@ from reconciler.model.actual import (
     Quote,
     fingerprint_parts,
 )
-from reconciler.model.desired import DesiredState, Portfolio, RiskPolicy, Target
+from reconciler.model.desired import DesiredState, Portfolio, Target, UnknownAccountError
 from reconciler.model.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
@@ -119,17 +127,14 @@ def plan_account(
     """Drift, orders (after risk, legs numbered from `first_leg`), decisions and notes."""
     capital = capital_for(portfolio, account)
     rows = drift_table(portfolio, account, actual, resolved, capital)
-    ctx = RiskContext(
+    ctx = RiskContext.for_account(
+        actual,
+        account.account,
         now=now,
-        account=account,
-        quotes=actual.quotes,
-        # a view, not a copy: many accounts must not each copy the whole contract universe
-        contracts=ChainMap(actual.contracts, {c.con_id: c for c in resolved.values()}),
-        open_orders=actual.open_orders_for(account.account),
-        executions=actual.executions_for(account.account),
+        extra_contracts=resolved.values(),
         min_trade_notional=portfolio.min_trade_notional,
     )
-    held = held_by_con_id(account)
+    held = account.held_by_con_id()
     open_sells: dict[int, float] = {}
     for order in ctx.open_orders:
         if order.side == "SELL":
@@ -162,14 +167,13 @@ def plan_account(
     sells_ok, sell_decisions = check_orders(sells, ctx, limits)
     decisions.extend(sell_decisions)
     final: tuple[PlannedOrder, ...] = sells_ok
+    budget: float | None = None
     if buys:
         screened, screen_decisions = check_orders([*sells_ok, *buys], ctx, limits)
         decisions.extend(d for d in screen_decisions if d.side == "BUY")
         budget, budget_note = _cash_for_buys(portfolio, limits, account, ctx, sells_ok, capital)
         notes.append(budget_note)
-        fitted = _fit_to_cash(
-            [o for o in screened if o.side == "BUY"], budget, ctx, portfolio, notes
-        )
+        fitted = _fit_to_cash([o for o in screened if o.side == "BUY"], budget, ctx, notes)
         final, final_decisions = check_orders([*sells_ok, *fitted], ctx, limits)
         decisions.extend(final_decisions)
 
@@ -187,6 +191,7 @@ def plan_account(
         orders=orders,
         decisions=tuple(decisions),
         notes=tuple(notes),
+        cash_for_buys=None if budget is None else round(budget, 2),
     )
 
 
@@ -254,7 +259,7 @@ def _towards_target(
     if quantity <= 0:
         notes.append(f"{row.key}: gap {gap:+g} is less than one size increment ({increment:g})")
         return None
-    notional = quantity * row.price * ctx.fx(contract.currency)
+    notional = quantity * row.price * ctx.account.fx_rate(contract.currency)
     closes_position = row.target_quantity == 0 and abs(effective + (
         quantity if side == "BUY" else -quantity)) < _EPS
     if notional < portfolio.min_trade_notional - _EPS and not closes_position:
@@ -281,7 +286,7 @@ def _liquidation(
         decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
         return None
     contract = ctx.contracts.get(row.con_id) or _contract_from_position(ctx.account, row)
-    if ctx.fx(contract.currency) is None:
+    if ctx.account.fx_rate(contract.currency) is None:
         detail = {"currency": contract.currency, "base": ctx.account.base_currency}
         decisions.append(_refuse(FX_RATE_MISSING, row, detail))
         return None
@@ -349,15 +354,6 @@ def _target_reason(portfolio: Portfolio, target: Target, row: DriftRow) -> str:
 # ---------------------------------------------------------------- pricing
 
 
-def round_to_tick(price: float, tick: float, *, down: bool) -> float:
-    """Round to the tick grid: down for buy limits, up for sell limits."""
-    if tick is None or tick <= 0:
-        return price
-    steps = price / tick
-    steps = math.floor(steps + _EPS) if down else math.ceil(steps - _EPS)
-    return round(max(steps, 1) * tick, 10)
-
-
 def limit_price(
     side: str, quote: Quote, order_type: str, offset_bps: float, tick: float
 ) -> float | None:
@@ -387,7 +383,8 @@ def _price(
         proposal.side, quote, execution.order_type, execution.limit_offset_bps, contract.min_tick
     )
     unit_price = limit if limit is not None else _far_side(proposal.side, quote)
-    notional = round(proposal.quantity * unit_price * ctx.fx(contract.currency), 2)
+    fx = ctx.account.fx_rate(contract.currency)
+    notional = estimate_notional(proposal.quantity, unit_price, fx, proposal.side)
     return PlannedOrder(
         leg=leg,
         account=account,
@@ -409,6 +406,7 @@ def _price(
         est_notional=notional,
         est_commission=estimate_commission(proposal.quantity, notional),
         reason=proposal.reason,
+        min_trade_notional=portfolio.min_trade_notional,
     )
 
 
@@ -416,19 +414,16 @@ def _price(
 
 
 def _open_buy_notional(ctx: RiskContext) -> float | None:
+    """Cash already committed to working buys, valued as risk values them; None if any
+    cannot be valued."""
     total = 0.0
-    currencies = {p.con_id: p.currency for p in ctx.account.positions}
     for order in ctx.open_orders:
         if order.side != "BUY":
             continue
-        quote = ctx.quotes.get(order.con_id)
-        price = order.limit_price or (quote.reference_price if quote else None)
-        contract = ctx.contracts.get(order.con_id)
-        currency = contract.currency if contract else currencies.get(order.con_id)
-        fx = ctx.fx(currency) if currency else None
-        if price is None or fx is None:
+        unit = open_order_unit(ctx, order)
+        if unit is None:
             return None
-        total += order.remaining * price * fx
+        total += order.remaining * unit
     return total
 
 
@@ -460,31 +455,15 @@ def _cash_for_buys(
 
 
 def _fit_to_cash(
-    buys: Sequence[PlannedOrder],
-    budget: float,
-    ctx: RiskContext,
-    portfolio: Portfolio,
-    notes: list[str],
+    buys: Sequence[PlannedOrder], budget: float, ctx: RiskContext, notes: list[str]
 ) -> list[PlannedOrder]:
-    wanted = sum(o.est_notional + o.est_commission for o in buys)
-    if wanted <= budget + _EPS:
-        return list(buys)
-    notional = sum(o.est_notional for o in buys)
-    # Commission only shrinks with quantity, so reserving today's estimate keeps the total
-    # inside the budget after scaling.
-    available = budget - sum(o.est_commission for o in buys)
-    scale = max(0.0, available / notional) if notional > 0 else 0.0
-    notes.append(f"buys scaled to cash: {scale:.2f} (wanted {wanted:.2f}, have {budget:.2f})")
-    fitted = []
-    for order in buys:
-        increment = ctx.size_increment(order.con_id)
-        quantity = floor_to_increment(order.quantity * scale, increment)
-        unit = order.est_notional / order.quantity
-        if quantity <= 0 or quantity * unit < portfolio.min_trade_notional - _EPS:
-            notes.append(f"{order.key}: buy dropped after scaling to cash")
-            continue
-        fitted.append(resize(order, quantity))
-    return fitted
+    fit = fit_buys_to_cash(buys, budget, {o.con_id: ctx.size_increment(o.con_id) for o in buys})
+    if fit.scaled:
+        notes.append(
+            f"buys scaled to cash: {fit.scale:.2f} (wanted {fit.wanted:.2f}, have {budget:.2f})"
+        )
+    notes.extend(f"{order.key}: buy dropped after scaling to cash" for order in fit.dropped)
+    return list(fit.orders)
 
 
 # ---------------------------------------------------------------- the whole plan
@@ -501,7 +480,10 @@ def build_plan(
     accounts: Sequence[str] | None = None,
 ) -> Plan:
     """Plan every portfolio (or those of `accounts`), legs numbered across the plan from 1."""
-    portfolios = _select(desired, accounts)
+    try:
+        portfolios = desired.portfolios_for(accounts)
+    except UnknownAccountError as exc:
+        raise PlanningError(str(exc)) from exc
     account_plans: list[AccountPlan] = []
     next_leg = 1
     for portfolio in portfolios:
@@ -524,6 +506,10 @@ def build_plan(
         next_leg += len(account_plan.orders)
         account_plans.append(account_plan)
 
+    # Imported here: the desired package's __init__ pulls in the YAML loader, which a pure
+    # stage must not load; `snapshot_of` itself is a pure view of the model.
+    from reconciler.desired.snapshot import snapshot_of
+
     parts = fingerprint_parts(actual)
     return Plan(
         plan_id=plan_id,
@@ -538,23 +524,9 @@ def build_plan(
         nav={a.account: a.net_liquidation for a in account_plans},
         accounts=tuple(account_plans),
         desired_snapshot={
-            p.account: desired_snapshot(p, desired.risk_policies.get(p.risk_policy))
-            for p in portfolios
+            p.account: snapshot_of(p, desired.risk_policies.get(p.risk_policy)) for p in portfolios
         },
     )
-
-
-def _select(desired: DesiredState, accounts: Sequence[str] | None) -> list[Portfolio]:
-    if accounts is None:
-        return list(desired.portfolios)
-    known = {p.account: p for p in desired.portfolios}
-    unknown = [a for a in accounts if a not in known]
-    if unknown:
-        raise PlanningError(
-            f"no portfolio in the desired state for account(s) {', '.join(unknown)}; "
-            f"known: {', '.join(known) or 'none'}"
-        )
-    return [known[a] for a in dict.fromkeys(accounts)]
 
 
 def _quotes_used(
@@ -577,14 +549,4 @@ def _quotes_used(
                 "reference_price": quote.reference_price,
             }
     return used
-
-
-def desired_snapshot(portfolio: Portfolio, policy: RiskPolicy | None) -> dict[str, Any]:
-    """A plain, JSON-ready copy of what was planned against (for `desired_changes` later).
-
-    Uses the desired-state package's `snapshot_of` (targets keyed by instrument key).
-    """
-    from reconciler.desired.snapshot import snapshot_of
-
-    return snapshot_of(portfolio, policy)
 

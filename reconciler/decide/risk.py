@@ -17,6 +17,9 @@ turnover, daily notional, gross exposure) live only inside one `check_orders` ca
 Rules worth knowing (decided here, documented for reviewers):
 - An order is valued for risk at the highest of its limit price, the ask and the reference
   price, converted to base currency: the most it could cost, never a flattering figure.
+  Orders already working at the broker are valued the same way (`open_order_unit`, also what
+  the planner reserves cash for open buys with); one without a quote uses its limit price.
+  In gross exposure, what an open order would take off comes off at the reference price only.
 - Position, leverage, REDUCING and restricted checks look at the *effective* position:
   held + signed remaining of open orders in flight + orders already accepted this cycle.
 - Reducing risk is always allowed unless trading is HALTED: an order that moves the
@@ -33,21 +36,21 @@ Rules worth knowing (decided here, documented for reviewers):
   deny. Limits are per account and per cycle (one `check_orders` call).
 - Daily notional counts today's executions, the remaining notional of open orders (they may
   still fill today) and this cycle's accepted orders.
-- Commission estimates use IBKR's fixed US schedule (0.005 per share, minimum 1.00, at most
-  1% of trade value), applied in base-currency units: exact for USD accounts trading USD
-  instruments, an estimate otherwise.
+- A clip resizes with `reconciler.decide.sizing` (increments, notional, commission).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.decide.sizing import floor_to_increment, resize, size_increment
 from reconciler.model.actual import (
     AccountState,
     ActualState,
@@ -55,6 +58,7 @@ from reconciler.model.actual import (
     Execution,
     OpenOrder,
     Quote,
+    in_flight_by_con_id,
 )
 from reconciler.model.desired import RiskPolicy
 from reconciler.model.plan import Plan, PlannedOrder, RiskDecision
@@ -242,7 +246,9 @@ class RiskContext:
         extra_contracts: Iterable[ContractInfo] = (),
         min_trade_notional: float = 0.0,
     ) -> RiskContext:
-        # A view, not a copy: planning many accounts must not copy the whole universe each time.
+        """The context of one account of a snapshot, as the planner and the apply-time
+        re-check both build it (`extra_contracts`: resolved targets not yet held)."""
+        # A view, not a copy: many accounts must not each copy the whole contract universe.
         contracts = ChainMap(actual.contracts, {c.con_id: c for c in extra_contracts})
         return cls(
             now=now,
@@ -254,62 +260,54 @@ class RiskContext:
             min_trade_notional=min_trade_notional,
         )
 
-    def fx(self, currency: str) -> float | None:
-        """Base-currency units per unit of `currency`; None when unknown (never guessed)."""
-        if currency == self.account.base_currency:
-            return 1.0
-        rate = self.account.fx_rates.get(currency)
-        return rate if rate is not None and math.isfinite(rate) and rate > 0 else None
-
     def size_increment(self, con_id: int) -> float:
         contract = self.contracts.get(con_id)
-        if contract is None or not contract.size_increment or contract.size_increment <= 0:
-            return 1.0  # whole shares: the conservative default
-        return contract.size_increment
+        return size_increment(contract.size_increment if contract is not None else None)
+
+    def fx_of(self, con_id: int) -> float | None:
+        """Base-currency units per unit of the instrument's currency (its contract's, else its
+        position's); None when neither is known or the account has no rate for it."""
+        contract = self.contracts.get(con_id)
+        currency = (
+            contract.currency if contract is not None else self._position_currencies.get(con_id)
+        )
+        return self.account.fx_rate(currency) if currency is not None else None
+
+    @functools.cached_property
+    def _position_currencies(self) -> dict[int, str]:
+        return {p.con_id: p.currency for p in self.account.positions}
 
 
-# ---------------------------------------------------------------- helpers shared with planner
+# ---------------------------------------------------------------- valuation
 
 
-def estimate_commission(quantity: float, notional: float) -> float:
-    """IBKR fixed schedule: 0.005 per share, at least 1.00, at most 1% of trade value."""
-    if quantity <= 0:
-        return 0.0
-    return round(min(max(0.005 * quantity, 1.0), 0.01 * abs(notional)), 4)
-
-
-def floor_to_increment(quantity: float, increment: float) -> float:
-    """Largest multiple of `increment` not above `quantity` (0 for anything below one)."""
-    if quantity <= 0 or increment <= 0:
-        return 0.0
-    steps = math.floor(quantity / increment + _EPS)
-    return round(steps * increment, 10)
+def _highest_usable(*prices: float | None) -> float | None:
+    usable = [p for p in prices if p is not None and math.isfinite(p) and p > 0]
+    return max(usable) if usable else None
 
 
 def risk_price(order: PlannedOrder, quote: Quote | None) -> float | None:
     """What risk values one unit at (order currency): the highest of limit, ask, reference."""
     if quote is None or quote.reference_price is None:
         return None
-    candidates = (order.limit_price, quote.ask, quote.reference_price)
-    return max(p for p in candidates if p is not None and math.isfinite(p) and p > 0)
+    return _highest_usable(order.limit_price, quote.ask, quote.reference_price)
 
 
-def resize(order: PlannedOrder, quantity: float) -> PlannedOrder:
-    """The same order with a smaller quantity; notional and commission follow."""
-    if quantity == order.quantity:
-        return order
-    unit = order.est_notional / order.quantity if order.quantity else 0.0
-    notional = round(unit * quantity, 2)
-    return dataclasses.replace(
-        order,
-        quantity=quantity,
-        est_notional=notional,
-        est_commission=estimate_commission(quantity, notional),
+def open_order_unit(ctx: RiskContext, order: OpenOrder) -> float | None:
+    """Base-currency value of one unit of a working order, for every use (cash committed to
+    open buys, gross exposure in flight, daily notional): the highest usable of its limit
+    price, the ask and the reference price, like `risk_price`. None when it has no usable
+    price, no known currency or no FX rate."""
+    quote = ctx.quotes.get(order.con_id)
+    price = _highest_usable(
+        order.limit_price,
+        quote.ask if quote is not None else None,
+        quote.reference_price if quote is not None else None,
     )
-
-
-def _round(value: float, digits: int = 2) -> float:
-    return round(value, digits)
+    fx = ctx.fx_of(order.con_id)
+    if price is None or fx is None:
+        return None
+    return price * fx
 
 
 # ---------------------------------------------------------------- verdicts and running book
@@ -438,7 +436,7 @@ def _check_price_age(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: 
         return _Deny(PRICE_TIME_MISSING, {"symbol": v.order.symbol, "max_age": max_age})
     age = (ctx.now - v.quote.time).total_seconds()
     if age > max_age:
-        return _Deny(PRICE_TOO_OLD, {"max_age": max_age, "age": _round(age, 1)})
+        return _Deny(PRICE_TOO_OLD, {"max_age": max_age, "age": round(age, 1)})
     return None
 
 
@@ -453,7 +451,7 @@ def _check_spread(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Bo
             QUOTE_NOT_TWO_SIDED, {"bid": v.quote.bid, "ask": v.quote.ask, "max": max_spread}
         )
     if spread > max_spread + _EPS:
-        return _Deny(SPREAD_TOO_WIDE, {"max": max_spread, "got": _round(spread, 6)})
+        return _Deny(SPREAD_TOO_WIDE, {"max": max_spread, "got": round(spread, 6)})
     return None
 
 
@@ -475,7 +473,7 @@ def _check_order_notional(
     return _Clip(
         NOTIONAL_EXCEEDS_MAX_PER_ORDER,
         cap / v.unit,
-        {"max": cap, "got": _round(v.notional)},
+        {"max": cap, "got": round(v.notional, 2)},
     )
 
 
@@ -491,7 +489,7 @@ def _check_position_notional(
     return _Clip(
         POSITION_EXCEEDS_MAX_NOTIONAL,
         v.max_for_absolute(cap / v.unit),
-        {"max": cap, "got": _round(after_notional), "position": v.effective},
+        {"max": cap, "got": round(after_notional, 2), "position": v.effective},
     )
 
 
@@ -519,7 +517,7 @@ def _check_leverage(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _
     return _Clip(
         LEVERAGE_EXCEEDS_MAX,
         v.max_for_absolute(abs(v.effective) + room / v.unit),
-        {"max": cap, "got": _round(leverage_after, 4), "nav": _round(nav)},
+        {"max": cap, "got": round(leverage_after, 4), "nav": round(nav, 2)},
     )
 
 
@@ -545,7 +543,7 @@ def _check_cycle_turnover(
     return _Clip(
         CYCLE_TURNOVER_EXCEEDED,
         (cap * nav - book.turnover) / v.unit,
-        {"max": cap, "got": _round(turnover_after, 4), "nav": _round(nav)},
+        {"max": cap, "got": round(turnover_after, 4), "nav": round(nav, 2)},
     )
 
 
@@ -563,7 +561,7 @@ def _check_daily_notional(
     return _Clip(
         DAILY_NOTIONAL_EXCEEDED,
         (cap - book.daily) / v.unit,
-        {"max": cap, "got": _round(daily_after), "today": _round(book.daily)},
+        {"max": cap, "got": round(daily_after, 2), "today": round(book.daily, 2)},
     )
 
 
@@ -661,7 +659,7 @@ def _run_checks(
         sign=1 if order.side == "BUY" else -1,
         quote=quote,
         price=risk_price(order, quote),
-        fx=ctx.fx(order.currency),
+        fx=ctx.account.fx_rate(order.currency),
         effective=book.effective.get(order.con_id, 0.0),
     )
 
@@ -698,7 +696,7 @@ def _run_checks(
             decide(verdict.code, "deny", 0.0, detail)
             return None
         if view.unit is not None and allowed * view.unit < ctx.min_trade_notional - _EPS:
-            detail["clipped_notional"] = _round(allowed * view.unit)
+            detail["clipped_notional"] = round(allowed * view.unit, 2)
             detail["min_trade"] = ctx.min_trade_notional
             decide(verdict.code, "deny", 0.0, detail)
             return None
@@ -709,7 +707,8 @@ def _run_checks(
 
 
 def _record(order: PlannedOrder, ctx: RiskContext, book: _Book) -> None:
-    unit = risk_price(order, ctx.quotes.get(order.con_id)) * ctx.fx(order.currency)
+    price = risk_price(order, ctx.quotes.get(order.con_id))
+    unit = price * ctx.account.fx_rate(order.currency)
     before = book.effective.get(order.con_id, 0.0)
     after = before + order.signed_quantity
     book.effective[order.con_id] = after
@@ -723,72 +722,62 @@ def _record(order: PlannedOrder, ctx: RiskContext, book: _Book) -> None:
 
 
 def _open_book(ctx: RiskContext, limits: EffectiveLimits) -> _Book:
-    held: dict[int, float] = {}
-    for position in ctx.account.positions:
-        held[position.con_id] = held.get(position.con_id, 0.0) + position.quantity
+    held = ctx.account.held_by_con_id()
     effective = dict(held)
-    for open_order in ctx.open_orders:
-        effective[open_order.con_id] = (
-            effective.get(open_order.con_id, 0.0) + open_order.signed_remaining
-        )
+    for con_id, flying in in_flight_by_con_id(ctx.open_orders).items():
+        effective[con_id] = effective.get(con_id, 0.0) + flying
     gross = _gross_with_in_flight(ctx, held, effective) if limits.max_leverage.is_set else 0.0
     daily = _daily_so_far(ctx) if limits.max_daily_notional.is_set else 0.0
     return _Book(effective=effective, gross=gross, daily=daily)
 
 
-def _open_order_unit(ctx: RiskContext, open_order: OpenOrder, currency: str | None) -> float | None:
-    """Base-currency value of one unit of an open order: limit price, else the quote."""
-    quote = ctx.quotes.get(open_order.con_id)
-    prices = [open_order.limit_price, quote.reference_price if quote else None]
-    price = next((p for p in prices if p is not None and p > 0), None)
-    fx = ctx.fx(currency) if currency is not None else None
-    if price is None or fx is None:
-        return None
-    return price * fx
-
-
-def _currency_of(ctx: RiskContext, con_id: int, positions: Mapping[int, str]) -> str | None:
-    contract = ctx.contracts.get(con_id)
-    if contract is not None:
-        return contract.currency
-    return positions.get(con_id)
-
-
 def _gross_with_in_flight(
     ctx: RiskContext, held: Mapping[int, float], effective: Mapping[int, float]
 ) -> float | None:
-    """Broker-reported gross exposure, adjusted as if every open order filled."""
+    """Broker-reported gross exposure, adjusted as if every open order filled.
+
+    Exposure an open order adds counts at the most it may cost (`open_order_unit`); exposure
+    it takes away comes off at the reference price, the mark the broker's gross holds those
+    shares at (never at a limit above the market), and not at all without one. An open order
+    that cannot be valued leaves gross unknown.
+    """
     gross = ctx.account.gross_position_value
     if gross is None or not math.isfinite(gross):
         return None
-    currencies = {p.con_id: p.currency for p in ctx.account.positions}
     units: dict[int, float] = {}
     for open_order in ctx.open_orders:
         if open_order.con_id in units:
             continue
-        currency = _currency_of(ctx, open_order.con_id, currencies)
-        unit = _open_order_unit(ctx, open_order, currency)
+        unit = open_order_unit(ctx, open_order)
         if unit is None:
             return None
         units[open_order.con_id] = unit
     for con_id, unit in units.items():
-        gross += (abs(effective[con_id]) - abs(held.get(con_id, 0.0))) * unit
+        change = abs(effective[con_id]) - abs(held.get(con_id, 0.0))
+        gross += change * (unit if change > 0 else _mark(ctx, con_id))
     return gross
+
+
+def _mark(ctx: RiskContext, con_id: int) -> float:
+    """Reference price in base currency; 0 when unknown (an exposure it cannot value is not
+    taken off)."""
+    quote = ctx.quotes.get(con_id)
+    fx = ctx.fx_of(con_id)
+    if quote is None or quote.reference_price is None or fx is None:
+        return 0.0
+    return quote.reference_price * fx
 
 
 def _daily_so_far(ctx: RiskContext) -> float | None:
     """Today's executed notional plus what open orders may still add, in base currency."""
-    currencies = {p.con_id: p.currency for p in ctx.account.positions}
     total = 0.0
     for execution in ctx.executions:
-        currency = _currency_of(ctx, execution.con_id, currencies)
-        fx = ctx.fx(currency) if currency is not None else None
+        fx = ctx.fx_of(execution.con_id)
         if fx is None:
             return None
         total += abs(execution.shares) * execution.price * fx
     for open_order in ctx.open_orders:
-        currency = _currency_of(ctx, open_order.con_id, currencies)
-        unit = _open_order_unit(ctx, open_order, currency)
+        unit = open_order_unit(ctx, open_order)
         if unit is None:
             return None
         total += abs(open_order.remaining) * unit
@@ -802,9 +791,7 @@ __all__ = [
     "RiskContext",
     "check_orders",
     "effective_limits",
-    "estimate_commission",
-    "floor_to_increment",
+    "open_order_unit",
     "recheck_plan",
-    "resize",
     "risk_price",
 ]

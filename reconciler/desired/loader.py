@@ -346,6 +346,7 @@ def validate_directory(
         directory=str(root),
         git_commit=revision.commit,
         git_dirty=revision.dirty,
+        git_problem=revision.problem,
         lock=lock,
     )
     return state, diagnostics

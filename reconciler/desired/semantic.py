@@ -23,7 +23,7 @@ from reconciler.desired.units import parse_duration, parse_percent, parse_spread
 from reconciler.desired.yaml_strict import ParsedDocument
 from reconciler.model.desired import (
     Band,
-    Execution,
+    ExecutionPolicy,
     Instrument,
     LockedInstrument,
     Portfolio,
@@ -248,8 +248,8 @@ def build_portfolio(doc: SourceDocument, findings: Findings) -> Portfolio:
     )
 
 
-def _execution(doc: SourceDocument, findings: Findings, raw: dict[str, Any]) -> Execution:
-    defaults = Execution()
+def _execution(doc: SourceDocument, findings: Findings, raw: dict[str, Any]) -> ExecutionPolicy:
+    defaults = ExecutionPolicy()
     ttl = defaults.ttl_seconds
     if "ttl" in raw:
         ttl = (
@@ -258,7 +258,7 @@ def _execution(doc: SourceDocument, findings: Findings, raw: dict[str, Any]) -> 
             )
             or ttl
         )
-    return Execution(
+    return ExecutionPolicy(
         order_type=raw.get("orderType", defaults.order_type),
         limit_offset_bps=float(raw.get("limitOffsetBps", defaults.limit_offset_bps)),
         time_in_force=raw.get("timeInForce", defaults.time_in_force),

@@ -13,8 +13,10 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from reconciler.model.instrument import instrument_key
 
 
 class SnapshotError(Exception):
@@ -41,9 +43,7 @@ class ContractInfo:
 
     @property
     def key(self) -> str:
-        if self.sec_type == "STK" and self.currency == "USD":
-            return self.symbol
-        return f"{self.symbol}:{self.sec_type}:{self.currency}"
+        return instrument_key(self.symbol, self.sec_type, self.currency)
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,7 @@ class Position:
 
     @property
     def key(self) -> str:
-        if self.sec_type == "STK" and self.currency == "USD":
-            return self.symbol
-        return f"{self.symbol}:{self.sec_type}:{self.currency}"
+        return instrument_key(self.symbol, self.sec_type, self.currency)
 
 
 @dataclass(frozen=True)
@@ -171,14 +169,41 @@ class AccountState:
     available_funds: float
     positions: tuple[Position, ...] = ()
 
+    def fx_rate(self, currency: str) -> float | None:
+        """Base-currency units per unit of `currency`; None when unknown (never guessed).
+
+        The one FX rule: the base currency is 1, any other currency needs a finite, positive
+        rate from the broker's snapshot.
+        """
+        if currency == self.base_currency:
+            return 1.0
+        rate = self.fx_rates.get(currency)
+        return rate if rate is not None and math.isfinite(rate) and rate > 0 else None
+
     def to_base(self, amount: float, currency: str) -> float:
         """Convert to base currency; raises KeyError when the rate is unknown (never guess)."""
-        if currency == self.base_currency:
-            return amount
-        return amount * self.fx_rates[currency]
+        rate = self.fx_rate(currency)
+        if rate is None:
+            raise KeyError(currency)
+        return amount * rate
+
+    def held_by_con_id(self) -> dict[int, float]:
+        """Quantity held per conId (positions of one instrument summed)."""
+        held: dict[int, float] = {}
+        for position in self.positions:
+            held[position.con_id] = held.get(position.con_id, 0.0) + position.quantity
+        return held
 
     def position(self, con_id: int) -> Position | None:
         return next((p for p in self.positions if p.con_id == con_id), None)
+
+
+def in_flight_by_con_id(open_orders: Iterable[OpenOrder]) -> dict[int, float]:
+    """Signed remaining quantity of open orders per conId (buys +, sells -)."""
+    in_flight: dict[int, float] = {}
+    for order in open_orders:
+        in_flight[order.con_id] = in_flight.get(order.con_id, 0.0) + order.signed_remaining
+    return in_flight
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ loader in this package builds these, everything downstream only reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from reconciler.model.instrument import instrument_key
 
 TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
 ORDER_TYPES = ("MKT", "LMT", "MIDPRICE", "ADAPTIVE")
@@ -38,9 +40,7 @@ class Instrument:
     @property
     def key(self) -> str:
         """Stable identity within a portfolio: the symbol, qualified when not a USD stock."""
-        if self.sec_type == "STK" and self.currency == "USD":
-            return self.symbol
-        return f"{self.symbol}:{self.sec_type}:{self.currency}"
+        return instrument_key(self.symbol, self.sec_type, self.currency)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Band:
 
 
 @dataclass(frozen=True)
-class Execution:
+class ExecutionPolicy:
     order_type: str = "LMT"
     limit_offset_bps: float = 5.0
     time_in_force: str = "DAY"
@@ -85,7 +85,7 @@ class Portfolio:
     min_trade_notional: float = 0.0
     unmanaged: str = "ignore"  # ignore | liquidate
     sells: str = "allowed"  # allowed | buyOnly
-    execution: Execution = Execution()
+    execution: ExecutionPolicy = ExecutionPolicy()
     risk_policy: str = "default"
     source: SourceRef | None = field(default=None, compare=False)
 
@@ -149,6 +149,10 @@ class LockedInstrument:
     size_increment: float
 
 
+class UnknownAccountError(ValueError):
+    """An account was asked for that no portfolio of the desired state manages."""
+
+
 @dataclass(frozen=True)
 class DesiredState:
     portfolios: tuple[Portfolio, ...]
@@ -158,10 +162,30 @@ class DesiredState:
     directory: str
     git_commit: str | None = None
     git_dirty: bool | None = None
+    git_problem: str | None = None  # why git would not tell the commit (ownership, permissions)
     lock: Mapping[str, LockedInstrument] = field(default_factory=dict)
 
     def portfolio_for(self, account: str) -> Portfolio | None:
         return next((p for p in self.portfolios if p.account == account), None)
+
+    def portfolios_for(self, accounts: Sequence[str] | None) -> tuple[Portfolio, ...]:
+        """The one account-selection rule (plan, apply, drift report and the planner).
+
+        No accounts (None or empty) selects every portfolio; otherwise the portfolios of the
+        named accounts, in desired-state order, each once. An account without a portfolio
+        raises `UnknownAccountError` naming it: a typo must never plan nothing silently.
+        """
+        if not accounts:
+            return self.portfolios
+        known = self.accounts
+        unknown = [a for a in dict.fromkeys(accounts) if a not in known]
+        if unknown:
+            raise UnknownAccountError(
+                f"no Portfolio in the desired state for account(s) {', '.join(unknown)} "
+                f"(desired state has {', '.join(known) or 'none'})"
+            )
+        wanted = set(accounts)
+        return tuple(p for p in self.portfolios if p.account in wanted)
 
     def policy_for(self, portfolio: Portfolio) -> RiskPolicy:
         return self.risk_policies[portfolio.risk_policy]

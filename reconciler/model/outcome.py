@@ -20,6 +20,7 @@ RUNNING = CycleStatus.RUNNING
 OK = CycleStatus.OK
 PARTIAL = CycleStatus.PARTIAL
 DRY_RUN = CycleStatus.DRY_RUN
+OUTSIDE_WINDOW = CycleStatus.OUTSIDE_WINDOW
 NONE_FILLED = CycleStatus.NONE_FILLED
 BLOCKED = CycleStatus.BLOCKED
 NOT_APPROVED = CycleStatus.NOT_APPROVED
@@ -84,9 +85,12 @@ def apply_status(
     dry_run: bool,
     orders: Iterable[Mapping[str, Any]],
     not_closed: Iterable[str] = (),
+    outside_window: bool = False,
 ) -> str:
     """The status of an apply cycle that ran to its end (not refused, no error)."""
     orders = list(orders)
+    if outside_window and planned:
+        return OUTSIDE_WINDOW
     if dry_run and planned:
         return DRY_RUN
     if planned and not approved:
@@ -108,8 +112,14 @@ def summary_line(counts: Mapping[str, int], planned: int | None = None) -> str:
     return f"{total} order(s): {parts}"
 
 
-def apply_result(status: str, counts: Mapping[str, int], not_closed: Iterable[str]) -> str:
-    """The one-line result of an apply cycle for its report, `status` and the CLI."""
+def apply_result(
+    status: str,
+    counts: Mapping[str, int],
+    not_closed: Iterable[str],
+    outside_window: Iterable[str] = (),
+) -> str:
+    """The one-line result of an apply cycle for its report, `status` and the CLI;
+    `outside_window` are the reasons an outside-window cycle sent nothing."""
     not_closed = list(not_closed)
     sent = sum(counts.values()) - counts.get("not sent", 0)
     total = sum(counts.values())
@@ -119,6 +129,12 @@ def apply_result(status: str, counts: Mapping[str, int], not_closed: Iterable[st
         return (
             f"dry run (ORDERS_ENABLED is false): {total} order(s) would have been sent; "
             "nothing was sent"
+        )
+    if status == OUTSIDE_WINDOW:
+        return (
+            f"outside the trading window: {total} order(s) planned, nothing was sent ("
+            + "; ".join(outside_window)
+            + ")"
         )
     if status == NOT_APPROVED:
         return "not approved: nothing was sent"

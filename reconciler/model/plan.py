@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,9 @@ class PlannedOrder:
     est_notional: float  # base currency, always positive
     est_commission: float
     reason: str  # which target and which drift
+    # The portfolio's minTradeNotional (base currency): the executor never shrinks the order
+    # below it. Optional so that plan files written before it existed still load.
+    min_trade_notional: float = 0.0
 
     @property
     def signed_quantity(self) -> float:
@@ -108,6 +111,9 @@ class AccountPlan:
     orders: tuple[PlannedOrder, ...]
     decisions: tuple[RiskDecision, ...]
     notes: tuple[str, ...] = ()
+    # Base-currency cash the planner fitted the buys into (None: no buys were planned). Apply
+    # shrinks buys only when sells fell short by more than the room this leaves.
+    cash_for_buys: float | None = None
 
     @property
     def turnover(self) -> float:
@@ -129,6 +135,10 @@ class Plan:
     accounts: tuple[AccountPlan, ...]
     desired_snapshot: Mapping[str, Any] = field(default_factory=dict)
     version: int = PLAN_FORMAT_VERSION
+    # Configuration problems the operator must see with the plan (settings.settings_warnings:
+    # an unknown variable, an EXEC_RISK_* override set but not applied). Sealed by the digest;
+    # absent from files written before they existed (read as none).
+    warnings: tuple[str, ...] = ()
 
     @property
     def orders(self) -> tuple[PlannedOrder, ...]:
@@ -151,6 +161,12 @@ class Plan:
             "denials": sum(1 for d in self.decisions if d.action == "deny"),
             "clips": sum(1 for d in self.decisions if d.action == "clip"),
         }
+
+
+def with_warnings(plan: Plan, warnings: Sequence[str]) -> Plan:
+    """The same plan also carrying `warnings` (each once, in order of first appearance)."""
+    merged = tuple(dict.fromkeys((*plan.warnings, *warnings)))
+    return plan if merged == plan.warnings else dataclasses.replace(plan, warnings=merged)
 
 
 def order_ref(plan_id: str, leg: int) -> str:
@@ -223,6 +239,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         nav=dict(plan.nav),
         accounts=accounts,
         desired_snapshot=dict(plan.desired_snapshot),
+        warnings=list(plan.warnings),
         **_derived(accounts),
         totals=plan.totals,
     )
@@ -596,6 +613,7 @@ def _build(data: Mapping[str, Any]) -> Plan:
                     ),
                     decisions=tuple(RiskDecision(**d) for d in a["decisions"]),
                     notes=tuple(a.get("notes", ())),
+                    cash_for_buys=a.get("cash_for_buys"),
                 )
             )
         except PlanFileError:
@@ -619,9 +637,16 @@ def _build(data: Mapping[str, Any]) -> Plan:
             accounts=tuple(built),
             desired_snapshot=data.get("desired_snapshot", {}),
             version=data["version"],
+            warnings=_warnings(data.get("warnings", [])),
         )
     except KeyError as exc:
         raise PlanFileError(f"the plan has no {exc}") from exc
+
+
+def _warnings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise PlanFileError(f"warnings must be a list of strings, not {value!r}")
+    return tuple(value)
 
 
 def _check_derived(data: Mapping[str, Any], plan: Plan) -> None:

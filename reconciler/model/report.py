@@ -1,7 +1,7 @@
 """The cycle report as a value: what one recorded cycle did, built once when the cycle ends.
 
 Responsible for the report's typed shape (desired state, gates, drift before and after,
-orders and their outcomes, risk decisions, counts, transaction costs, breaks, files, errors,
+orders and their outcomes, risk decisions, trading windows, counts, transaction costs, breaks, files, errors,
 notes and warnings) and for its JSON form `to_dict()`, the `ib-reconciler/cycle-report`
 document (version 1) the store keeps and the report file holds. Optional members are `None`
 when the cycle never got that far; they are then left out of the JSON, as they always were.
@@ -25,9 +25,12 @@ REPORT_VERSION = 1
 
 
 class _Gate(Protocol):
-    name: str
-    passed: bool
-    detail: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,27 @@ def decision_rows(plan: Plan) -> tuple[DecisionRow, ...]:
     return tuple(
         DecisionRow(d.account, d.key, d.side, d.code, d.action, d.render()) for d in plan.decisions
     )
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """The trading window of one traded instrument, as `decide.calendar` decided it."""
+
+    key: str
+    exchange: str
+    calendar: str | None
+    open: bool
+    reason: str
+    opens_at: str | None = None  # ISO 8601, UTC
+    closes_at: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowRow:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -265,6 +289,7 @@ class CycleReport:
     breaks: tuple[str, ...] | None = None
     stale_reasons: tuple[str, ...] | None = None
     risk_at_apply: tuple[str, ...] | None = None
+    window: tuple[WindowRow, ...] | None = None
     planned_orders: int | None = None
     totals: Mapping[str, float] | None = None
     counts: OrderCounts | None = None
@@ -316,6 +341,7 @@ class CycleReport:
         _put(out, "breaks", self.breaks, list)
         _put(out, "stale_reasons", self.stale_reasons, list)
         _put(out, "risk_at_apply", self.risk_at_apply, list)
+        _put(out, "window", self.window, lambda rows: [w.to_dict() for w in rows])
         _put(out, "planned_orders", self.planned_orders)
         _put(out, "totals", self.totals, dict)
         _put(out, "counts", self.counts, OrderCounts.as_mapping)

@@ -1,15 +1,25 @@
 """Settings from the environment (12-factor), a `.env` file, and flags.
 
-Responsible for reading every environment variable the reconciler honours into one frozen
-`Settings` value, with safe defaults (paper, orders disabled) and clear errors for values
-that do not parse. Precedence: flags > process environment > `.env` file > defaults. Must
-not connect to anything or decide policy: gates and risk read these values.
+Responsible for
+- the registry of every environment variable the reconciler honours (`ENV_VARS`);
+- the frozen `Settings` value, with safe defaults (paper, orders disabled), read by
+  `load_settings` (through pydantic-settings, in `reconciler.model.env_settings`, imported
+  only when settings are loaded so that commands which need none stay fast) with clear errors
+  naming the variable whose value does not parse. Precedence: flags (`with_overrides`) >
+  process environment > `.env` file > defaults;
+- the warnings a configuration deserves although it loads (`settings_warnings`): a variable
+  that looks like one of ours but is not one (a typo that would otherwise be silently
+  ignored), and an `EXEC_RISK_MAX_*` override that is set but not applied because the master
+  switch `EXEC_RISK_ENABLED` is off.
+
+Must not connect to anything, print, or decide policy: gates and risk read these values.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,11 +40,43 @@ ENV_VARS: dict[str, str] = {
     "RECONCILER_DB_URL": "SQLAlchemy URL of the store (default SQLite file in the state directory).",
     "RECONCILER_STATE_DIR": "Working state directory (default .reconciler).",
     "RECONCILER_REPORTS_DIR": "Where cycle reports go (default <state dir>/reports).",
-    "EXEC_RISK_ENABLED": "false disables the EXEC_RISK_* overrides below (git limits still bind).",
+    "RECONCILER_GIT_URL": "Git source: repository (URL, path or remote name) `run` fetches "
+    "the desired state from before each cycle (default unset: the checkout is used as is).",
+    "RECONCILER_GIT_BRANCH": "Git source: branch whose head every cycle applies (default main).",
+    "RECONCILER_GIT_POLL": "Git source: true (default) fetches before every cycle; false only "
+    "when `run` starts.",
+    "RECONCILER_GIT_VERIFY": "Git source: true requires a trusted signature on the head "
+    "commit (`git verify-commit`); live always requires it (default false).",
+    "EXEC_RISK_ENABLED": "true applies the EXEC_RISK_MAX_* overrides below (default off; git "
+    "limits always bind).",
     "EXEC_RISK_MAX_ORDER_NOTIONAL": "Tighter max notional per order (0 = no override).",
     "EXEC_RISK_MAX_POSITION_NOTIONAL": "Tighter max notional per position (0 = no override).",
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
+    "RECONCILER_IB_LIBRARY": "IB client library: ib_async (default) or ib_insync.",
+    "IB_GATEWAY_TIMEZONE": "Zone of gateway timestamps that carry none (default UTC).",
+    "RECONCILER_LOG_LEVEL": "INFO or DEBUG for more log lines on stderr (default WARNING); "
+    "read from the environment only, not from `.env`.",
 }
+
+# Read before settings are loaded, so a `.env` file cannot set them.
+ENVIRONMENT_ONLY = ("RECONCILER_LOG_LEVEL",)
+
+# Read by the test suite, not by the reconciler; known so that setting it is not warned about.
+TEST_VARIABLES = ("RECONCILER_TEST_POSTGRES_URL",)
+KNOWN_VARIABLES = frozenset(ENV_VARS) | frozenset(TEST_VARIABLES)
+
+# A variable whose name starts like these is one of ours; anything else in the environment is
+# someone else's (PATH, HOME, ...) unless its name is a near miss of one of ours.
+PREFIXES = ("IB_", "EXEC_RISK_", "RECONCILER_", "ORDERS_", "TRADING_", "LIVE_")
+# Their first words, for near misses such as ORDER_ or RECONCILE_ (not IB: IBM_ is not ours).
+_PREFIX_WORDS = tuple(w for w in (p.split("_")[0] for p in PREFIXES) if len(w) > 2)
+
+RISK_SWITCH = "EXEC_RISK_ENABLED"
+RISK_OVERRIDES = (
+    "EXEC_RISK_MAX_ORDER_NOTIONAL",
+    "EXEC_RISK_MAX_POSITION_NOTIONAL",
+    "EXEC_RISK_MAX_LEVERAGE",
+)
 
 # Operator commands (`halt --cancel-open`) must not take the client id of the apply or daemon
 # they may have to stop: that id is in use (error 326) while it runs.
@@ -102,7 +144,13 @@ class Settings:
     state_dir: str = ".reconciler"
     db_url: str | None = None
     reports_dir: str | None = None
+    git_url: str | None = None
+    git_branch: str = "main"
+    git_poll: bool = True
+    git_verify: bool = False
     risk_env: Mapping[str, str] = field(default_factory=dict)
+    # Found while reading the environment and `.env` (unknown variables); see settings_warnings.
+    load_warnings: tuple[str, ...] = ()
 
     @property
     def is_live(self) -> bool:
@@ -136,37 +184,112 @@ def read_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv_path: str | None = ".env"
 ) -> Settings:
-    env: dict[str, str] = {}
-    if dotenv_path:
-        env.update(read_dotenv(dotenv_path))
-    env.update(os.environ if environ is None else environ)
+    """Settings from `environ` (default: the process environment) over the `.env` file at
+    `dotenv_path` (None: no file) over the defaults. `SettingsError` names each variable whose
+    value does not parse."""
+    from reconciler.model.env_settings import read_environment
 
-    mode = env.get("TRADING_MODE", "paper").strip().lower() or "paper"
-    if mode not in ("paper", "live"):
-        raise SettingsError(f"TRADING_MODE={mode!r} must be paper or live")
-    timeout = parse_float("IB_CONNECT_TIMEOUT", env.get("IB_CONNECT_TIMEOUT"))
-    allowed = tuple(
-        a.strip() for a in env.get("RECONCILER_ALLOWED_ACCOUNTS", "").split(",") if a.strip()
+    return read_environment(os.environ if environ is None else environ, dotenv_path)
+
+
+# ---------------------------------------------------------------- warnings
+
+
+def _looks_like_ours(name: str) -> bool:
+    upper = name.upper()
+    if upper in KNOWN_VARIABLES or upper.startswith(PREFIXES):
+        return True
+    # Loosely: ORDER_ENABLED (not ORDERS_), RECONCILE_STATE_DIR, EXEC_RISK_ENABLE, ...
+    first = upper.split("_", 1)[0]
+    if difflib.get_close_matches(first, _PREFIX_WORDS, n=1, cutoff=0.8):
+        return True
+    return bool(difflib.get_close_matches(upper, KNOWN_VARIABLES, n=1, cutoff=0.8))
+
+
+def closest_known(name: str) -> str | None:
+    """The known variable `name` was most likely meant to be, if any is close."""
+    upper = name.upper()
+    if upper in KNOWN_VARIABLES:
+        return upper
+    match = difflib.get_close_matches(upper, sorted(KNOWN_VARIABLES), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_variable_warnings(
+    environ: Iterable[str], dotenv: Iterable[str] = (), *, dotenv_name: str = ".env"
+) -> list[str]:
+    """One warning per variable that looks like one of ours (our prefixes, or a near miss of
+    a known name) but is not one, naming the closest known variable. `environ` and `dotenv`
+    are the names set in the process environment and in the `.env` file. (pure)"""
+    in_environ = set(environ)
+    in_dotenv = set(dotenv)
+    warnings = []
+    for name in sorted(in_environ | in_dotenv):
+        if name in ENVIRONMENT_ONLY and name not in in_environ:
+            warnings.append(
+                f"{name} (in {dotenv_name}) has no effect there: it is read from the "
+                "environment only"
+            )
+            continue
+        if name in KNOWN_VARIABLES or not _looks_like_ours(name):
+            continue
+        where = "in the environment" if name in in_environ else f"in {dotenv_name}"
+        guess = closest_known(name)
+        if guess is not None and guess == name.upper():
+            hint = f"variable names are case-sensitive: did you mean {guess}?"
+        elif guess is not None:
+            hint = f"did you mean {guess}?"
+        else:
+            hint = "see .env.example for the variables it reads"
+        warnings.append(
+            f"{name} ({where}) is not a variable ib-reconciler reads, so it has no effect; {hint}"
+        )
+    return warnings
+
+
+def unapplied_risk_overrides(risk_env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(variable, value) of each `EXEC_RISK_MAX_*` set to a limit (not empty, not 0) while
+    the master switch `EXEC_RISK_ENABLED` is off. Values that do not parse are left to
+    `decide.risk.effective_limits`, which refuses them naming the variable. (pure)"""
+    try:
+        if parse_bool(RISK_SWITCH, risk_env.get(RISK_SWITCH), False):
+            return []
+    except SettingsError:
+        return []
+    unapplied = []
+    for variable in RISK_OVERRIDES:
+        raw = risk_env.get(variable)
+        try:
+            value = parse_float(variable, raw)
+        except SettingsError:
+            continue
+        if value:
+            unapplied.append((variable, raw.strip()))
+    return unapplied
+
+
+def unapplied_override_warning(variable: str, raw: str, switch: str | None = None) -> str:
+    """The warning for one override that is set but not applied; `switch` is the master
+    switch's value as written (None or blank: unset)."""
+    state = (
+        f"{RISK_SWITCH}={switch.strip()}"
+        if switch and switch.strip()
+        else f"{RISK_SWITCH} is unset"
     )
-    risk_env = {k: v for k, v in env.items() if k.startswith("EXEC_RISK_")}
-    return Settings(
-        gateway_host=env.get("IB_GATEWAY_HOST", "127.0.0.1").strip() or "127.0.0.1",
-        gateway_port=parse_int("IB_GATEWAY_PORT", env.get("IB_GATEWAY_PORT"), 4002),
-        client_id=parse_int("IB_CLIENT_ID", env.get("IB_CLIENT_ID"), 17),
-        operator_client_id=parse_int(
-            "IB_OPERATOR_CLIENT_ID", env.get("IB_OPERATOR_CLIENT_ID"), DEFAULT_OPERATOR_CLIENT_ID
-        ),
-        master_client_id=_optional_int("IB_MASTER_CLIENT_ID", env.get("IB_MASTER_CLIENT_ID")),
-        connect_timeout=timeout if timeout else 10.0,
-        trading_mode=mode,
-        orders_enabled=parse_bool("ORDERS_ENABLED", env.get("ORDERS_ENABLED"), False),
-        live_override_file=env.get("LIVE_TRADING_OVERRIDE_FILE") or None,
-        allowed_accounts=allowed,
-        require_clean_git=parse_bool(
-            "RECONCILER_REQUIRE_CLEAN_GIT", env.get("RECONCILER_REQUIRE_CLEAN_GIT"), False
-        ),
-        state_dir=env.get("RECONCILER_STATE_DIR", ".reconciler") or ".reconciler",
-        db_url=env.get("RECONCILER_DB_URL") or None,
-        reports_dir=env.get("RECONCILER_REPORTS_DIR") or None,
-        risk_env=risk_env,
+    return (
+        f"{variable}={raw} is set but NOT applied: {state}, so the override is off and only "
+        f"the limits in git bind; set {RISK_SWITCH}=true to apply it, or unset {variable}"
     )
+
+
+def settings_warnings(settings: Settings) -> list[str]:
+    """Everything about this configuration an operator must hear about although it loads:
+    unknown variables (typos) and risk overrides that are set but not applied. Plan, apply
+    and the cycle report carry these, every time. (pure)"""
+    return [
+        *settings.load_warnings,
+        *(
+            unapplied_override_warning(variable, raw, settings.risk_env.get(RISK_SWITCH))
+            for variable, raw in unapplied_risk_overrides(settings.risk_env)
+        ),
+    ]

@@ -67,6 +67,7 @@ class CycleStatus(StrEnum):
     OK = "ok"  # completed: every planned order filled, or nothing to do and in sync
     PARTIAL = "partial"  # some orders filled (in whole or in part), others did not
     DRY_RUN = "dry-run"  # ORDERS_ENABLED is false: planned, checked, recorded, nothing sent
+    OUTSIDE_WINDOW = "outside-window"  # market closed or in the guard minutes: nothing sent
     NONE_FILLED = "none-filled"  # orders planned and approved, none filled anything
     BLOCKED = "blocked"  # out of band, but no allowed order: every needed order denied
     NOT_APPROVED = "not-approved"

@@ -56,6 +56,17 @@ def render_markdown(report: CycleReport) -> str:
                 [[g.name, _gate_result(g), g.detail] for g in report.gates],
             )
         ]
+    if report.window:
+        lines += ["", "## Trading window", ""]
+        lines += [
+            _md_table(
+                ["Instrument", "Exchange", "Calendar", "Open", "Why"],
+                [
+                    [w.key, w.exchange, w.calendar or "-", "yes" if w.open else "NO", w.reason]
+                    for w in report.window
+                ],
+            )
+        ]
     if report.orphan_orders:
         lines += ["", "## Orders at the broker unknown to the ledger", ""]
         lines += [f"- `{o}`" for o in report.orphan_orders]

@@ -196,6 +196,7 @@ def render_plan_markdown(
         f"- Orders {t['orders']}, turnover {_money(t['turnover'])}, "
         f"est. commission {_money(t['est_commission'])}, denied {t['denials']}, clipped {t['clips']}",
     ]
+    lines += _md_warnings(plan.warnings)
     for account in plan.accounts:
         lines += ["", f"#### {_account_title(account)}", ""]
         changes = (desired_changes or {}).get(account.account)
@@ -221,6 +222,14 @@ def render_plan_markdown(
         lines += ["<details><summary>Drift table</summary>", ""]
         lines += [_md_table(DRIFT_COLUMNS, _drift_rows(account)), "", "</details>"]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_warnings(warnings: Sequence[str]) -> list[str]:
+    """A GitHub alert block, so that a reviewer cannot miss it in the pull request."""
+    if not warnings:
+        return []
+    lines = ["", "> [!WARNING]", f"> **Configuration warnings ({len(warnings)})**", ">"]
+    return lines + [f"> - {w}" for w in warnings]
 
 
 def render_plan(plan: Plan, fmt: str, **kwargs: Any) -> str:

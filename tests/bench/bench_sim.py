@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from reconciler.util.polling import poll_until
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -40,15 +42,25 @@ def start_simulator(port: int) -> subprocess.Popen:
          "--accounts", "DU0000001"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
         except OSError:
-            time.sleep(0.05)
+            return False
+        return True
+
+    # Another process's listening socket: there is no event to await, so poll with a deadline.
+    if poll_until(listening, timeout=20, interval=0.05):
+        return proc
     proc.kill()
     raise SystemExit("simulator did not start")
+
+
+async def until_done(trade) -> None:
+    """Until the trade is final, woken by its own status events (no polling)."""
+    while not trade.isDone():
+        await trade.statusEvent
 
 
 async def bench(library: str, port: int, orders: int, client_id: int, sim_pid: int) -> dict:
@@ -69,8 +81,7 @@ async def bench(library: str, port: int, orders: int, client_id: int, sim_pid: i
     for _ in range(50):
         started = time.perf_counter()
         trade = ib.placeOrder(contract, lib.MarketOrder("BUY", 1, account="DU0000001"))
-        while not trade.isDone():
-            await asyncio.sleep(0)
+        await until_done(trade)
         sequential.append(time.perf_counter() - started)
 
     sim_cpu_before = cpu_seconds(sim_pid)
@@ -78,11 +89,10 @@ async def bench(library: str, port: int, orders: int, client_id: int, sim_pid: i
     trades = [ib.placeOrder(contract, lib.MarketOrder("SELL" if i % 2 else "BUY", 1,
                                                       account="DU0000001"))
               for i in range(orders)]
-    deadline = time.monotonic() + 120
-    while not all(t.isDone() for t in trades):
-        if time.monotonic() > deadline:
-            raise SystemExit("orders did not complete in 120 s")
-        await asyncio.sleep(0.001)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(until_done(t) for t in trades)), 120)
+    except TimeoutError:
+        raise SystemExit("orders did not complete in 120 s") from None
     elapsed = time.perf_counter() - started
     sim_cpu = cpu_seconds(sim_pid) - sim_cpu_before
     filled = sum(t.orderStatus.status == "Filled" for t in trades)

@@ -5,24 +5,26 @@ Responsible for writing small desired states and simulator scenarios, starting a
 `python -m reconciler ...` processes, polling the simulator (journal, orders, positions) with
 deadlines, and for a market that is "closed" per instrument so that orders rest until a test
 opens it. Must not import the reconciler's internals beyond the simulator and the store (read
-only), and must never sleep as synchronisation: every wait polls a condition with a deadline.
+only), and must never sleep as synchronisation: every wait polls a condition with a deadline
+(`waiting.wait_until`, re-exported here; `exited(proc)` stops it when a subprocess dies).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pg_server
+from waiting import wait_until  # noqa: F401 (re-exported: the one polling helper)
 
 ACCOUNT = "DU0000001"
 PLACE_ORDER = 3  # incoming TWS message id of placeOrder
@@ -32,9 +34,6 @@ SIM_CLOCK_START = "2026-01-07T17:00:00Z"
 CLOSED_SESSION = "00:00-00:00"
 DECODE_FAILURE_MARKERS = ("Error handling fields",)
 SUBPROCESS_TIMEOUT = 60.0
-PG_ADMIN_URL = os.environ.get(
-    "RECONCILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 # ------------------------------------------------------------------ desired state, scenario
@@ -186,26 +185,20 @@ def shares_sent(orders: Iterable[BrokerOrder]) -> dict[str, float]:
     return totals
 
 
-def wait_until(
-    condition: Callable[[], bool],
-    *,
-    timeout: float,
-    what: str,
-    alive: Sequence[Process] = (),
-) -> None:
-    """Poll until `condition()` holds; fail at the deadline, or at once when one of the
-    `alive` processes exits first (with its output, so the failure explains itself)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        for proc in alive:
+def exited(*procs: Process) -> Callable[[], str | None]:
+    """For `wait_until(..., abort=exited(proc))`: stop waiting at once when one of `procs`
+    exits first, with its output, so the failure explains itself."""
+
+    def reason() -> str | None:
+        for proc in procs:
             if proc.poll() is not None:
-                raise AssertionError(
-                    f"while waiting for {what}: {proc.describe()} exited {proc.returncode}\n"
+                return (
+                    f"{proc.describe()} exited {proc.returncode}\n"
                     f"stdout:\n{proc.stdout()}\nstderr:\n{proc.stderr()}"
                 )
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+        return None
+
+    return reason
 
 
 # ------------------------------------------------------------------ the CLI as subprocesses
@@ -381,6 +374,19 @@ def ledger_payloads(db_url: str, order_ref: str) -> list[tuple[str, dict]]:
         store.close()
 
 
+def intent_recorded_at(db_url: str, order_ref: str) -> dt.datetime:
+    """When the order's INTENT was committed: where its TTL starts for recovery."""
+    from reconciler.store import open_store
+
+    store = open_store(db_url)
+    try:
+        intent = store.order_events(order_ref)[0]
+        assert intent.kind == "INTENT", f"{order_ref}: first ledger event is {intent.kind}"
+        return intent.at
+    finally:
+        store.close()
+
+
 def recorded_order_refs(db_url: str) -> set[str]:
     """orderRefs that have an order row (written with their INTENT, before sending)."""
     from reconciler.store import open_store
@@ -395,37 +401,15 @@ def recorded_order_refs(db_url: str) -> set[str]:
 # ------------------------------------------------------------------ PostgreSQL
 
 
-def postgres_answers(url: str = PG_ADMIN_URL) -> bool:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    try:
-        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), 1.0):
-            return True
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
-def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+def postgres_database() -> Iterator[str]:
     """A uniquely named, empty database on the test server (its URL), dropped afterwards;
     skips the test when the server does not answer."""
-    import pytest
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    if not postgres_answers(admin_url):
-        pytest.skip(f"PostgreSQL at {make_url(admin_url).render_as_string()} does not answer")
-    name = f"reconciler_apply_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    pg_server.skip_unless_server_answers()
+    admin = pg_server.admin_engine()
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with pg_server.database(admin, prefix="reconciler_apply") as name:
+            yield pg_server.url_for(name)
     finally:
         admin.dispose()
 

@@ -3,14 +3,12 @@ libraries, and a guard that fails any test in which a client could not decode a 
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
-import time
-from collections.abc import Callable
 
 import pytest
 import pytest_asyncio
+from waiting import wait_until_async
 
 from reconciler.sim import SimGateway
 
@@ -107,16 +105,6 @@ def stock(client_lib):
 
 @pytest.fixture
 def wait():
-    """`await wait(condition, timeout, what)`: poll until true, fail at the deadline."""
-    return wait_until
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0,
-                     what: str = "condition") -> None:
-    """Poll a condition on the event loop until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
-
+    """`await wait(condition, timeout, what)`: poll until true, fail at the deadline
+    (tests/waiting.py)."""
+    return wait_until_async

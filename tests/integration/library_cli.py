@@ -2,7 +2,7 @@
 the configured gateway (for commands without --gateway, e.g. `halt --cancel-open`), and an
 IB client that stays connected in a background thread (another program on the gateway).
 
-Must not sleep as synchronisation: callers poll with deadlines (apply_helpers.wait_until).
+Must not sleep as synchronisation: callers poll with deadlines (tests/waiting.py).
 """
 
 from __future__ import annotations

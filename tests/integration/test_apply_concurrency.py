@@ -19,14 +19,15 @@ from apply_helpers import (
     broker_orders,
     cycle_statuses,
     duplicate_refs,
+    exited,
     open_market,
     placed_orders,
     positions,
     scenario,
     store_url,
-    wait_until,
     write_desired_state,
 )
+from waiting import wait_until
 
 from reconciler.sim import run_in_thread
 
@@ -75,11 +76,11 @@ def test_apply_when_two_start_together_then_exactly_one_trades_and_the_others_ex
             timeout=30,
             what="one of the two applies to give up",
         )
-        exited = [c for c, p in applies.items() if p.poll() is not None]
-        assert len(exited) == 1, "both applies ended:\n" + "\n".join(
+        ended = [c for c, p in applies.items() if p.poll() is not None]
+        assert len(ended) == 1, "both applies ended:\n" + "\n".join(
             cli.finish(p).explain() for p in applies.values()
         )
-        [loser_id] = exited
+        [loser_id] = ended
         [winner_id] = [c for c in applies if c != loser_id]
         winner = applies[winner_id]
         loser = cli.finish(applies[loser_id])
@@ -91,7 +92,7 @@ def test_apply_when_two_start_together_then_exactly_one_trades_and_the_others_ex
             lambda: len(placed_orders(sim)) == len(TARGETS),
             timeout=30,
             what="the winner's orders at the simulator",
-            alive=[winner],
+            abort=exited(winner),
         )
 
         late = cli.finish(cli.apply(client_id=THIRD_CLIENT))

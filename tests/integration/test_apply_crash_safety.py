@@ -12,8 +12,8 @@ are then still working at the gateway while the rerun plans).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,9 @@ from apply_helpers import (
     broker_orders,
     cycle_statuses,
     duplicate_refs,
+    exited,
     filled_quantity,
+    intent_recorded_at,
     ledger_event_kinds,
     ledger_kinds,
     ledger_payloads,
@@ -35,9 +37,9 @@ from apply_helpers import (
     scenario,
     shares_sent,
     store_url,
-    wait_until,
     write_desired_state,
 )
+from waiting import wait_until
 
 from reconciler.sim import run_in_thread
 
@@ -141,7 +143,7 @@ def test_apply_when_killed_after_kth_order_then_rerun_never_sends_twice_and_conv
             lambda: len(placed_orders(sim)) >= crash.kill_after,
             timeout=30,
             what=f"{crash.kill_after} orders at the simulator",
-            alive=[victim],
+            abort=exited(victim),
         )
         victim.kill()
         assert victim.returncode == -9
@@ -292,7 +294,7 @@ def test_apply_when_rerun_uses_another_client_id_then_records_the_killed_orders_
             lambda: len(placed_orders(sim)) >= 1,
             timeout=30,
             what="the first order at the simulator",
-            alive=[victim],
+            abort=exited(victim),
         )
         victim.kill()
         [killed] = placed_orders(sim)
@@ -324,12 +326,18 @@ def test_apply_when_killed_orders_outlive_their_ttl_then_recovery_cancels_them_a
         )
         victim = cli.apply()
         wait_until(
-            lambda: len(placed_orders(sim)) == 1, timeout=30, what="the sell", alive=[victim]
+            lambda: len(placed_orders(sim)) == 1, timeout=30, what="the sell", abort=exited(victim)
         )
         victim.kill()
         [killed] = placed_orders(sim)
-        deadline = time.monotonic() + 2.5
-        wait_until(lambda: time.monotonic() > deadline, timeout=5, what="the killed order's TTL")
+        # The rerun's recovery cancels a working order once the wall clock is past its INTENT
+        # plus its TTL (the rerun's clock is the system clock): that moment is the condition.
+        ttl_ends = intent_recorded_at(cli.db_url, killed.order_ref) + dt.timedelta(seconds=2)
+        wait_until(
+            lambda: dt.datetime.now(dt.UTC) > ttl_ends,
+            timeout=10,
+            what="the killed order's 2s TTL to pass since its INTENT",
+        )
 
         rerun = cli.finish(cli.apply())
         # Its own new sell rests in the closed market until its TTL: none filled, exit 4.

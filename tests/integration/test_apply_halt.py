@@ -17,13 +17,14 @@ import pytest
 from apply_helpers import (
     ACCOUNT,
     broker_orders,
+    exited,
     ledger_kinds,
     placed_orders,
     scenario,
-    wait_until,
     write_desired_state,
 )
 from library_cli import LibraryCli, background_client
+from waiting import wait_until
 
 from reconciler.model.settings import DEFAULT_OPERATOR_CLIENT_ID
 from reconciler.sim import run_in_thread
@@ -85,7 +86,7 @@ def start_apply_and_wait_for_the_working_sell(sim, cli):
         lambda: len(working_refs(sim)) == 1,
         timeout=30,
         what="the apply's sell working at the simulator",
-        alive=[apply],
+        abort=exited(apply),
     )
     return apply
 
@@ -97,7 +98,7 @@ def assert_the_apply_stopped(cli, sim, apply, halted_at: float) -> None:
         lambda: not working_refs(sim),
         timeout=10,
         what="the apply to cancel its working order after the halt",
-        alive=[apply],
+        abort=exited(apply),
     )
     reaction = time.monotonic() - halted_at
     result = cli.finish(apply)

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 from apply_helpers import (
     ACCOUNT,
     Cli,
     broker_orders,
+    exited,
     filled_quantity,
     ledger_event_kinds,
     ledger_kinds,
     open_market,
     positions,
     scenario,
-    wait_until,
     write_desired_state,
 )
 from library_cli import LibraryCli
+from waiting import wait_until, wait_until_async
 
 from reconciler.sim import run_in_thread
 
@@ -124,10 +124,11 @@ async def _place_resting_order(host: str, port: int, symbol: str, quantity: floa
         [contract] = await ib.qualifyContractsAsync(ib_async.Stock(symbol, "SMART", "USD"))
         order = ib_async.LimitOrder("BUY", quantity, 1000.0, account=ACCOUNT, orderRef="manual-1")
         trade = ib.placeOrder(contract, order)
-        deadline = time.monotonic() + 10
-        while trade.orderStatus.status not in ("PreSubmitted", "Submitted"):
-            assert time.monotonic() < deadline, f"manual order not acknowledged: {trade}"
-            await asyncio.sleep(0.02)
+        await wait_until_async(
+            lambda: trade.orderStatus.status in ("PreSubmitted", "Submitted"),
+            timeout=10,
+            what="the manual order's acknowledgement",
+        )
     finally:
         ib.disconnect()
 
@@ -148,7 +149,7 @@ def test_apply_when_a_fill_it_never_saw_moves_a_position_then_reports_a_ledger_b
             lambda: len([o for o in broker_orders(sim) if o.order_ref.startswith("rc-")]) == 2,
             timeout=30,
             what="the apply's two orders at the simulator",
-            alive=[apply],
+            abort=exited(apply),
         )
         # The apply has taken its snapshot and waits for its orders: now another program
         # trades on the account, and everything fills.

@@ -17,7 +17,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.decide.risk import EffectiveLimits, effective_limits, estimate_commission
+from reconciler.decide.risk import EffectiveLimits, effective_limits
+from reconciler.decide.sizing import estimate_commission
 from reconciler.model.actual import (
     AccountState,
     ActualState,
@@ -35,7 +36,7 @@ from reconciler.model.desired import (
     RiskPolicy,
     Target,
 )
-from reconciler.model.desired import Execution as ExecutionSettings
+from reconciler.model.desired import ExecutionPolicy as ExecutionSettings
 from reconciler.model.plan import PlannedOrder
 
 NOW = dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC)

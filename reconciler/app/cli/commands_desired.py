@@ -22,6 +22,7 @@ def _summary(state) -> dict:
         "content_hash": state.content_hash,
         "git_commit": state.git_commit,
         "git_dirty": state.git_dirty,
+        "git_problem": state.git_problem,
         "portfolios": [
             {"name": p.name, "account": p.account, "targets": len(p.targets)}
             for p in state.portfolios
@@ -39,6 +40,8 @@ def _summary_line(state) -> str:
         git = f"git {state.git_commit[:10]}" + (" (uncommitted changes)" if state.git_dirty else "")
     elif state.git_dirty is not None:
         git = "git: no commit yet"
+    elif state.git_problem:
+        git = f"git: {state.git_problem}"
     return (
         f"{state.directory}: valid. {len(state.portfolios)} portfolio(s) (accounts: {accounts}), "
         f"{len(state.risk_policies)} risk policy(ies), {len(state.schedules)} schedule(s), "

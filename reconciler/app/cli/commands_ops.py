@@ -336,8 +336,8 @@ def halt_command(reason, cancel_open, global_cancel, wait_seconds, gateway):
     except CycleError as exc:
         fail(
             ("halt recorded" if recorded else "HALT NOT RECORDED")
-            + ", and the reconciler's open orders could not be read or cancelled: "
-            f"{exc}. They may still be working"
+            + ", but the reconciler's open orders could not be read or cancelled: "
+            f"{str(exc).rstrip('.')}. They may still be working"
             + (f" (in flight per the ledger: {', '.join(expected)})" if expected else "")
             + ": check them in TWS"
         )
@@ -424,7 +424,12 @@ def resume_command():
 @click.command("unlock")
 @click.argument("lock_id")
 def unlock_command(lock_id):
-    """Release a stale account lock by its id (see `reconcile status`)."""
+    """Release a stale account lease (the one-writer-per-account lock) by its id.
+
+    Not the inverse of `reconcile lock`, which pins instruments to contracts in the
+    lockfile: this releases the lease a dead apply left on an account (ids in
+    `reconcile status`). Only for a holder that is certainly gone.
+    """
     settings = load_settings_or_fail()
     store = open_store_or_fail(settings)
     if not store.unlock(lock_id):

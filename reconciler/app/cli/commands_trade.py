@@ -19,6 +19,7 @@ from reconciler.app.cli.common import (
     EXIT_REFUSED,
     FORMATS,
     account_option,
+    echo_settings_warnings,
     exit_code_for_status,
     fail,
     gateway_option,
@@ -135,7 +136,11 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
         fail(f"{exc}; no plan was written")
     for mismatch in outcome.lock_mismatches:
         click.echo(f"warning: {mismatch}", err=True)
-    plan = outcome.plan
+    from reconciler.model.plan import with_warnings
+    from reconciler.model.settings import settings_warnings
+
+    # On stderr already (load_settings_or_fail); the plan carries them into JSON and Markdown.
+    plan = with_warnings(outcome.plan, settings_warnings(settings))
     if out:
         from reconciler.model.plan import dumps
 
@@ -220,6 +225,8 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
                 err=True,
             )
             return False
+        # Again where a person decides: progress lines may have scrolled them away.
+        echo_settings_warnings(settings)
         answer = click.prompt(
             "Apply these orders? Only 'yes' will be accepted", default="", show_default=False
         )
@@ -312,7 +319,8 @@ def lock_command(directory, gateway):
     """Resolve every target instrument through the gateway and write instruments.lock.yaml.
 
     Commit the lockfile: a symbol then never silently resolves to a different contract.
-    Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument).
+    Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument). (Not
+    related to `reconcile unlock`, which releases an account lease.)
     """
     from reconciler.app.gateway import gateway_settings
     from reconciler.app.operations import CycleError, lock_instruments
@@ -371,7 +379,8 @@ def demo_command(directory):
 @click.option(
     "--ignore-window",
     is_flag=True,
-    help="Run cycles outside the Schedule's trading window (e.g. against the simulator).",
+    help="Let selfHeal cycles send orders outside the trading window (exchange calendar, "
+    "liquidHours, guard minutes), e.g. against the simulator.",
 )
 @gateway_option
 def run_command(directory, once, ignore_window, gateway):
@@ -379,7 +388,8 @@ def run_command(directory, once, ignore_window, gateway):
 
     Each cycle re-reads the desired state and the broker (level-triggered). With
     selfHeal: false a cycle only plans and reports drift; with selfHeal: true it applies
-    (still subject to every gate, ORDERS_ENABLED included). Stops on SIGINT/SIGTERM.
+    (still subject to every gate, ORDERS_ENABLED included) inside the trading window only:
+    outside it the cycle plans and reports and sends nothing. Stops on SIGINT/SIGTERM.
     With --once: exit 0 completed (applied, nothing to do, dry run, drift reported, outside
     the window), 1 error, 3 refused, 4 drift the cycle could not close.
     """

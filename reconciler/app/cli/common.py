@@ -30,15 +30,25 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 def load_settings_or_fail(**overrides):
-    """Settings from the environment and `.env`, with this command's flags on top."""
+    """Settings from the environment and `.env`, with this command's flags on top; every
+    configuration warning (unknown variable, risk override not applied) on stderr."""
     from reconciler.model.settings import SettingsError, load_settings
 
     ctx = click.get_current_context(silent=True)
     flags = dict(ctx.meta.get("settings_flags", {})) if ctx is not None else {}
     try:
-        return load_settings().with_overrides(**{**flags, **overrides})
+        settings = load_settings().with_overrides(**{**flags, **overrides})
     except SettingsError as exc:
         fail(str(exc))
+    echo_settings_warnings(settings)
+    return settings
+
+
+def echo_settings_warnings(settings) -> None:
+    from reconciler.model.settings import settings_warnings
+
+    for warning in settings_warnings(settings):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def load_desired_or_fail(directory: str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,15 +57,6 @@ class Cli:
             stderr=subprocess.PIPE,
             text=True,
         )
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    """Poll `condition` until it holds; fail after `timeout` seconds (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def base_env(workdir: Path) -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import socket
 
-from e2e import Cli, base_env, placed_order_refs, wait_until
+from e2e import Cli, base_env, placed_order_refs
+from waiting import wait_until
 
 from reconciler.sim import run_in_thread
 

@@ -9,7 +9,8 @@ import shutil
 import socket
 
 import pytest
-from e2e import Cli, base_env, placed_order_refs, wait_until
+from e2e import Cli, base_env, placed_order_refs
+from waiting import wait_until
 
 from reconciler.sim import run_in_thread
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from waiting import wait_until_async
 
 from reconciler.sim import run_in_thread
 
@@ -26,8 +27,9 @@ def test_run_in_thread_serves_clients_and_flushes_state_on_exit(client_lib, tmp_
             trade = ib.placeOrder(
                 contract, client_lib.LimitOrder("BUY", 10, 72.50, account="DU0000001")
             )
-            while trade.orderStatus.status != "Submitted":
-                await asyncio.sleep(0.005)
+            await wait_until_async(
+                lambda: trade.orderStatus.status == "Submitted", what="the order working"
+            )
             sim.set_quote("BND", bid=72.40, ask=72.50)  # thread-safe: runs on the sim's loop
             await asyncio.wait_for(trade.filledEvent, 5)
             ib.disconnect()

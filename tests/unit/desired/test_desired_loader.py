@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.desired import load_desired_state, validate_directory
-from reconciler.model.desired import Band, Execution, Instrument, TradingWindow
+from reconciler.model.desired import Band, ExecutionPolicy, Instrument, TradingWindow
 
 RISK = """
 apiVersion: reconciler/v1
@@ -116,7 +116,7 @@ def test_every_portfolio_field_is_read_into_model_units(tmp_path):
         "buyOnly",
         True,
     )
-    assert portfolio.execution == Execution("ADAPTIVE", 2.5, "GTC", 5400.0, True)
+    assert portfolio.execution == ExecutionPolicy("ADAPTIVE", 2.5, "GTC", 5400.0, True)
     assert portfolio.source.file == "p.yaml"
     assert portfolio.targets[1].source.line == 6
 
@@ -126,7 +126,7 @@ def test_unset_portfolio_fields_take_the_documented_defaults(tmp_path):
     assert portfolio.cash_reserve == 0.0
     assert portfolio.capital is None
     assert portfolio.band == Band(absolute=0.01, relative=None)
-    assert portfolio.execution == Execution()
+    assert portfolio.execution == ExecutionPolicy()
     assert portfolio.risk_policy == "default"
     assert (portfolio.unmanaged, portfolio.sells) == ("ignore", "allowed")
 

@@ -1,5 +1,5 @@
 """The event ledger is append-only, hash-chained, serialised across processes, and
-`verify_ledger` names the first row that was edited or deleted."""
+`verify_ledger` names the first row that was edited or deleted (on every backend)."""
 
 from __future__ import annotations
 
@@ -54,11 +54,12 @@ def test_row_hash_follows_the_documented_formula(store, clock):
     assert event.row_hash == hashlib.sha256((ZEROS + document).encode()).hexdigest()
 
 
-def test_an_edited_row_is_detected_and_named(store, raw_sqlite):
+def test_an_edited_row_is_detected_and_named(store, backend):
     _append_five(store)
-    raw_sqlite.execute("DROP TRIGGER order_events_no_update")
-    raw_sqlite.execute(
-        'UPDATE order_events SET payload = \'{"i":3,"note":"forged"}\' WHERE seq = 3'
+    backend.tamper(
+        store,
+        "order_events",
+        'UPDATE order_events SET payload = \'{"i":3,"note":"forged"}\' WHERE seq = 3',
     )
     result = store.verify_ledger()
     assert not result.ok
@@ -67,30 +68,30 @@ def test_an_edited_row_is_detected_and_named(store, raw_sqlite):
     assert "seq=3" in result.reason and "edited" in result.reason
 
 
-def test_an_edited_row_with_a_recomputed_hash_breaks_the_next_link(store, raw_sqlite):
+def test_an_edited_row_with_a_recomputed_hash_breaks_the_next_link(store, backend):
     _append_five(store)
-    raw_sqlite.execute("DROP TRIGGER order_events_no_update")
-    raw_sqlite.execute(
-        "UPDATE order_events SET kind = 'FILL', row_hash = ? WHERE seq = 2", ("f" * 64,)
+    forged_hash = "f" * 64
+    backend.tamper(
+        store,
+        "order_events",
+        f"UPDATE order_events SET kind = 'FILL', row_hash = '{forged_hash}' WHERE seq = 2",
     )
     result = store.verify_ledger()
     assert (result.ok, result.first_bad_seq) == (False, 2)
 
 
-def test_a_deleted_row_is_detected_and_named(store, raw_sqlite):
+def test_a_deleted_row_is_detected_and_named(store, backend):
     _append_five(store)
-    raw_sqlite.execute("DROP TRIGGER order_events_no_delete")
-    raw_sqlite.execute("DELETE FROM order_events WHERE seq = 3")
+    backend.tamper(store, "order_events", "DELETE FROM order_events WHERE seq = 3")
     result = store.verify_ledger()
     assert not result.ok
     assert result.first_bad_seq == 3
     assert "seq=3 is missing" in result.reason and "deleted" in result.reason
 
 
-def test_a_deleted_last_row_is_detected_through_the_chain_head(store, raw_sqlite):
+def test_a_deleted_last_row_is_detected_through_the_chain_head(store, backend):
     _append_five(store)
-    raw_sqlite.execute("DROP TRIGGER order_events_no_delete")
-    raw_sqlite.execute("DELETE FROM order_events WHERE seq = 5")
+    backend.tamper(store, "order_events", "DELETE FROM order_events WHERE seq = 5")
     result = store.verify_ledger()
     assert (result.ok, result.checked, result.first_bad_seq) == (False, 4, 5)
     assert "missing" in result.reason
@@ -104,8 +105,8 @@ def test_a_deleted_last_row_is_detected_through_the_chain_head(store, raw_sqlite
         ("halts", "UPDATE halts SET reason = 'nothing happened'", "DELETE FROM halts"),
     ],
 )
-def test_update_and_delete_of_append_only_tables_are_refused_by_triggers(
-    store, clock, table, update_sql, delete_sql
+def test_update_delete_and_truncate_of_append_only_tables_are_refused_by_triggers(
+    store, backend, clock, table, update_sql, delete_sql
 ):
     _append_five(store)
     store.record_fill(
@@ -120,24 +121,28 @@ def test_update_and_delete_of_append_only_tables_are_refused_by_triggers(
         time=clock.now(),
     )
     store.halt("test", "ops")
-    for sql in (update_sql, delete_sql):
+    statements = [update_sql, delete_sql]
+    if backend.has_truncate:
+        statements.append(f"TRUNCATE {table}")
+    for sql in statements:
         with (
             pytest.raises(DatabaseError, match=f"table {table} is append-only"),
             store.engine.begin() as conn,
         ):
             conn.execute(text(sql))
     assert store.verify_ledger().ok
+    assert (len(store.recent_events()), len(store.list_fills())) == (6, 1)  # five and the halt
 
 
-def test_a_plain_sqlite_client_is_refused_too(store, raw_sqlite):
-    _append_five(store)
+def test_a_plain_sqlite_client_is_refused_too(sqlite_store, raw_sqlite):
+    _append_five(sqlite_store)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         raw_sqlite.execute("DELETE FROM order_events WHERE seq = 1")
 
 
-def test_concurrent_appends_from_two_processes_keep_one_valid_chain(store, db_url):
+def test_concurrent_appends_from_two_processes_keep_one_valid_chain(store, backend):
     per_worker = 25
-    workers = [Worker("append", db_url, str(per_worker), tag) for tag in ("a", "b")]
+    workers = [Worker("append", backend.url, str(per_worker), tag) for tag in ("a", "b")]
     try:
         for worker in workers:
             worker.expect("READY")

@@ -1,5 +1,6 @@
-"""One writer per account on SQLite: a file lock proves the holder is alive, a lease row
-names it; stale leases are taken over, the operator can unlock."""
+"""One writer per account: an OS-level lock proves the holder is alive (a file lock next to
+the SQLite file, a session advisory lock on PostgreSQL), a lease row names it; stale leases
+are taken over, the operator can unlock. The same rules on every backend."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from reconciler.store.models import Lease
 
 
 @pytest.fixture
-def holder_process(store, db_url):
-    worker = Worker("hold", db_url, "DU0000001", "apply-by-worker")
+def holder_process(store, backend):
+    worker = Worker("hold", backend.url, "DU0000001", "apply-by-worker")
     lock_id = worker.expect("HELD")
     yield worker, lock_id
     worker.kill()

@@ -1,18 +1,17 @@
-"""The store creates or upgrades its SQLite schema by itself, once, safely."""
+"""The store creates or upgrades its schema by itself, once, safely (on every backend;
+the SQLite file and its pragmas are SQLite's own)."""
 
 from __future__ import annotations
-
-import sqlite3
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import func, inspect, select, text
 from store_worker import Worker
 
 from reconciler.store import SchemaError, StoreUrlError, open_store
 from reconciler.store.migrate import HEAD_REVISION, current_revision, head_revision
-from reconciler.store.models import Base
+from reconciler.store.models import Base, LedgerHead
 
 EXPECTED_TABLES = {
     "alembic_version",
@@ -47,11 +46,11 @@ def test_open_store_creates_the_schema_on_an_empty_sqlite_file_and_its_directory
         store.close()
 
 
-def test_opening_twice_is_idempotent_and_keeps_the_data(db_url, clock):
-    first = open_store(db_url, clock=clock)
+def test_opening_twice_is_idempotent_and_keeps_the_data(backend, clock):
+    first = open_store(backend.url, clock=clock)
     first.append_event("STATUS", payload={"n": 1})
     first.close()
-    second = open_store(db_url, clock=clock)
+    second = open_store(backend.url, clock=clock)
     try:
         assert current_revision(second.engine) == head_revision()
         assert [e.payload for e in second.recent_events()] == [{"n": 1}]
@@ -67,15 +66,15 @@ def test_models_and_the_migration_describe_the_same_schema(store):
     assert differences == []
 
 
-def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(store):
-    with store.engine.connect() as conn:
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite_store):
+    with sqlite_store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
 
 
-def test_two_processes_opening_a_fresh_file_at_once_both_find_one_schema(db_path, db_url):
-    workers = [Worker("open", db_url) for _ in range(2)]
+def test_two_processes_opening_a_fresh_database_at_once_both_find_one_schema(backend, clock):
+    workers = [Worker("open", backend.url) for _ in range(2)]
     try:
         for worker in workers:
             worker.expect("READY")
@@ -87,21 +86,22 @@ def test_two_processes_opening_a_fresh_file_at_once_both_find_one_schema(db_path
         for worker in workers:
             worker.kill()
     assert revisions == [head_revision(), head_revision()]
-    conn = sqlite3.connect(db_path)
+    store = open_store(backend.url, clock=clock)
     try:
-        assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM ledger_head").fetchone() == (1,)
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+            assert conn.execute(select(func.count()).select_from(LedgerHead)).scalar() == 1
     finally:
-        conn.close()
+        store.close()
 
 
-def test_a_database_from_a_newer_reconciler_is_refused(db_url, clock):
-    store = open_store(db_url, clock=clock)
+def test_a_database_from_a_newer_reconciler_is_refused(backend, clock):
+    store = open_store(backend.url, clock=clock)
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
     store.close()
     with pytest.raises(SchemaError, match="9999_future"):
-        open_store(db_url, clock=clock)
+        open_store(backend.url, clock=clock)
 
 
 def test_an_unsupported_database_url_is_refused_naming_it():

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from reconciler.app.cli import cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "desired_state"
 CORPUS = ROOT / "tests" / "corpus"
 

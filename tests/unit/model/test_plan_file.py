@@ -216,6 +216,7 @@ def test_a_mangled_seal_still_refuses_without_crashing(document):
 
 def test_the_seal_costs_a_few_bytes_per_order():
     plan = two_account_plan()
+    assert len(plan.orders) == 4  # a known, non-zero count: the bound below scales with it
     seal_size = len(json.dumps(to_document(plan)[INTEGRITY_KEY]))
     fixed = len(json.dumps(seal({"format": "x", "accounts": []})))
     accounts = len(plan.accounts) * 1200  # each account's member checksums

@@ -114,17 +114,38 @@ def scenarios(draw, *, with_limits: bool = True) -> Scenario:
     return Scenario(book, p, lim, symbols)
 
 
+def _times(amount: float, rate: float | None) -> float | None:
+    return None if rate is None else amount * rate
+
+
 def _fx(book: Book, currency: str) -> float | None:
     return 1.0 if currency == book.base else book.fx.get(currency)
 
 
 def _open_unit(book: Book, order) -> float | None:
-    """Base value of one unit of an open order; None when it cannot be valued."""
+    """Base value of one unit of an open order (the most it may cost: the highest of its
+    limit, the ask and the reference price); None when it cannot be valued."""
     info = next(c for c in book.contracts.values() if c.con_id == order.con_id)
     q = book.quotes.get(order.con_id)
-    price = order.limit_price or (q.reference_price if q else None)
+    prices = [order.limit_price, q.ask if q else None, q.reference_price if q else None]
+    price = max((p for p in prices if p), default=None)
     rate = _fx(book, info.currency)
     return None if price is None or rate is None else price * rate
+
+
+def _gross_change(book: Book, con_id: int, change: float, unit: float | None) -> float | None:
+    """What an open order does to gross exposure (None when it cannot be valued): what it adds
+    at the most it may cost, what it takes off at the reference price (nothing without one)."""
+    if unit is None:
+        return None
+    if change > 0:
+        return change * unit
+    info = next(c for c in book.contracts.values() if c.con_id == con_id)
+    q = book.quotes.get(con_id)
+    rate = _fx(book, info.currency)
+    if q is None or q.reference_price is None or rate is None:
+        return 0.0
+    return change * q.reference_price * rate
 
 
 def _sum_or_none(values) -> float | None:
@@ -149,12 +170,14 @@ def test_no_planned_order_violates_any_limit(s: Scenario):
     in_flight = {o.con_id: o for o in s.book.open_orders}.values()
     units = {o.con_id: _open_unit(s.book, o) for o in in_flight}
     gross = _sum_or_none(
-        None if units[c] is None else (abs(effective[c]) - abs(held.get(c, 0.0))) * units[c]
+        _gross_change(s.book, c, abs(effective[c]) - abs(held.get(c, 0.0)), units[c])
         for c in units
     )
     gross = None if gross is None else gross + account.gross_position_value
     daily = _sum_or_none(
-        [e.shares * e.price * _fx(s.book, "USD") for e in s.book.executions]
+        # An execution's price is in its instrument's currency (a EUR listing fills in EUR).
+        [_times(e.shares * e.price, _fx(s.book, s.book.contract_of(e.symbol).currency))
+         for e in s.book.executions]
         + [None if units[o.con_id] is None else o.remaining * units[o.con_id]
            for o in s.book.open_orders]
     )

@@ -13,8 +13,7 @@ from reconciler.decide.risk import (
     RiskContext,
     check_orders,
     effective_limits,
-    estimate_commission,
-    floor_to_increment,
+    open_order_unit,
     risk_price,
 )
 from reconciler.model.settings import SettingsError
@@ -284,6 +283,14 @@ def test_leverage_counts_earlier_sells_of_the_same_cycle():
     assert decisions == ()
 
 
+def test_leverage_takes_an_open_sell_off_gross_at_the_market_not_at_its_limit(book):
+    book.open_order("VTI", "SELL", 100, limit_price=150.0)  # resting far above the market
+    accepted, decisions = run(book, planned(book, "BND", "BUY", 200), max_leverage=0.1)
+    # NAV 60000, gross 10000 less the 100 VTI at their mark of 100: room 6000 / 50.005 ask
+    assert codes(decisions) == [("LEVERAGE_EXCEEDS_MAX", "clip")]
+    assert accepted[0].quantity == 119
+
+
 def test_gross_exposure_unknown_denies_when_an_open_order_cannot_be_valued(book):
     book.quote_only("XYZ", price=None).open_order("XYZ", "BUY", 10)
     _, decisions = run(book, planned(book, "BND", "BUY", 1), max_leverage=2.0)
@@ -365,19 +372,24 @@ def test_survivors_keep_their_legs_and_context_is_not_changed(book):
 # ---------------------------------------------------------------- helpers
 
 
-@pytest.mark.parametrize(
-    ("quantity", "notional", "expected"),
-    [(100, 10_000, 1.0), (1000, 100_000, 5.0), (10, 50, 0.5), (0, 0, 0.0)],
-)
-def test_estimate_commission_follows_ibkr_fixed_schedule(quantity, notional, expected):
-    assert estimate_commission(quantity, notional) == expected
+def test_an_open_order_is_valued_at_the_highest_of_limit_ask_and_reference_in_base(book):
+    book.quote_only("SAP", price=100.0, currency="EUR")
+    book.fx["EUR"] = 1.1
+    book.open_order("BND", "BUY", 10, limit_price=49.0)  # resting below the ask 50.005
+    book.open_order("BND", "BUY", 10, limit_price=52.0)
+    book.open_order("BND", "SELL", 10, limit_price=-1.0)  # an unusable limit is ignored
+    book.open_order("SAP", "BUY", 10)
+    ctx = RiskContext(**book.ctx_parts())
+    units = [open_order_unit(ctx, o) for o in ctx.open_orders]
+    assert units == [50.005, 52.0, 50.005, pytest.approx(100.01 * 1.1)]
 
 
-def test_floor_to_increment_rounds_toward_zero():
-    assert floor_to_increment(10.99, 1.0) == 10
-    assert floor_to_increment(0.37, 0.1) == 0.3
-    assert floor_to_increment(0.3, 0.1) == 0.3
-    assert floor_to_increment(-1, 1.0) == 0
+def test_an_open_order_without_a_quote_is_valued_at_its_limit_and_else_not_at_all(book):
+    book.quote_only("XYZ", price=None).open_order("XYZ", "BUY", 10, limit_price=20.0)
+    book.open_order("XYZ", "BUY", 10)
+    book.quote_only("SAP", price=100.0, currency="EUR").open_order("SAP", "BUY", 1)  # no fx
+    ctx = RiskContext(**book.ctx_parts())
+    assert [open_order_unit(ctx, o) for o in ctx.open_orders] == [20.0, None, None]
 
 
 def test_risk_price_is_the_highest_of_limit_ask_and_reference(book):

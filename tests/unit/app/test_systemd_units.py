@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-UNITS = Path(__file__).resolve().parents[2] / "systemd"
+UNITS = Path(__file__).resolve().parents[3] / "systemd"
 SERVICES = ("reconcile.service", "reconcile-daemon.service", "reconcile-notify@.service")
 RECONCILE_SERVICES = ("reconcile.service", "reconcile-daemon.service")
 # Exists only on a production host (README: /opt/reconciler + virtual environment).

@@ -14,7 +14,8 @@ from reconciler.decide.drift import (
     quantity_in_band,
     weight_in_band,
 )
-from reconciler.decide.planner import capital_for, desired_snapshot
+from reconciler.decide.planner import capital_for
+from reconciler.desired.snapshot import snapshot_of
 from reconciler.model.desired import Band, SourceRef
 
 
@@ -143,7 +144,7 @@ def test_fixed_quantity_band_is_the_relative_band_of_the_quantity(quantity, targ
 
 
 def snapshot(p, pol=None):
-    return desired_snapshot(p, pol or policy())
+    return snapshot_of(p, pol or policy())
 
 
 def test_desired_changes_without_an_earlier_cycle_says_so():

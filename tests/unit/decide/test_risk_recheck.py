@@ -63,10 +63,11 @@ def test_a_limit_tightened_since_the_plan_clips_the_order_and_keeps_its_leg():
 def test_a_halt_since_the_plan_denies_every_order():
     b = book()
     plan = saved_plan(b)
+    assert len(plan.orders) == 2
     checked, decisions = recheck_plan(plan, context(b), {ACCOUNT: limits(halt="desk says stop")})
     assert checked.orders == ()
     assert {(d.code, d.action) for d in decisions} == {("TRADING_HALTED", "deny")}
-    assert len(decisions) == len(plan.orders)
+    assert len(decisions) == 2  # one denial per order
 
 
 def test_an_enlarged_order_is_held_to_the_limits_it_would_have_met_at_plan_time():
