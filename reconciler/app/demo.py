@@ -78,9 +78,8 @@ def run_demo(directory: str | None, *, echo: Callable[[str], None]) -> None:
                 )
             )
             report = applied.report
-            echo(
-                f"Cycle {report['cycle_id']}: {report.get('result')}; report {report.get('files', ['-', '-'])[1]}"
-            )
+            files = report.files or ("-", "-")
+            echo(f"Cycle {report.cycle_id}: {report.result}; report {files[1]}")
             echo("\n== 3. reconcile plan (again) ==")
             second = asyncio.run(plan_cycle(desired, replace(settings), clock=clock, store=store))
             echo(render_plan_text(second.plan).rstrip())

@@ -270,8 +270,7 @@ def run_cycle_outcome(
                 )
             )
             return CycleRun(
-                f"apply cycle {outcome.report['cycle_id']} {outcome.status}: "
-                f"{outcome.report.get('result')}",
+                f"apply cycle {outcome.report.cycle_id} {outcome.status}: {outcome.report.result}",
                 exit_code_for_status(outcome.status),
             )
         planned = asyncio.run(

@@ -8,10 +8,16 @@ through callbacks the caller supplies. See ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+from reconciler.apply.executor import Executor, OrderOutcome, not_sent_outcome, recover
 from reconciler.apply.gates import GateInputs, GateResult, evaluate_gates, refused
+from reconciler.apply.orphans import orphan_orders
+from reconciler.apply.recovery import record_inflight_fills
+from reconciler.broker.errors import BrokerError
 from reconciler.cycle.common import (
     ApplyOutcome,
     CycleError,
@@ -20,24 +26,27 @@ from reconciler.cycle.common import (
     check_reports_dir,
     connect,
     detect_breaks,
-    finish_cycle,
     limits_for,
     resolve_and_snapshot,
     selected_accounts,
     skip_breaks,
 )
+from reconciler.cycle.record import RecordedCycle, ReportFacts
+from reconciler.cycle.window import window_decisions
+from reconciler.decide.drift import LedgerBreak
+from reconciler.decide.planner import build_plan, new_plan_id
+from reconciler.decide.risk import RiskContext, recheck_plan
 from reconciler.decide.staleness import StalenessTolerance, stale_reasons
+from reconciler.model import outcome
 from reconciler.model.actual import ActualState, ContractInfo
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState, TradingWindow
-from reconciler.model.plan import Plan, with_warnings
-from reconciler.model.ports import CycleStorePort, LockLease, StorePort, TradingPort
+from reconciler.model.plan import Plan, order_ref, to_dict, with_warnings
+from reconciler.model.ports import LockLease, StorePort, TradingPort
+from reconciler.model.report import OrderRow, WindowRow, gate_rows
 from reconciler.model.settings import Settings, settings_warnings
+from reconciler.store import LockHeld, StoreUnavailable
 from reconciler.util.process import holder_is_dead, holder_name
-
-if TYPE_CHECKING:
-    from reconciler.apply.executor import OrderOutcome
-    from reconciler.decide.drift import LedgerBreak
 
 
 def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str, str]:
@@ -80,6 +89,7 @@ async def apply_cycle(
     accounts: Sequence[str] | None = None,
     tolerance: StalenessTolerance = StalenessTolerance(),
     reports_dir: str | None = None,
+    warnings: Sequence[str] = (),
     window: TradingWindow | None = None,
 ) -> ApplyOutcome:
     """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
@@ -91,10 +101,9 @@ async def apply_cycle(
 
     Raises `Refused` (exit 3) before anything is sent when a gate refuses, the saved plan is
     stale or another writer holds an account; `CycleError` (exit 1) when the world could not
-    be read or the cycle failed. The cycle is recorded in the store and reported either way.
+    be read or the cycle failed. The cycle is recorded in the store and reported either way;
+    `warnings` (e.g. about the settings) go into its report.
     """
-    from reconciler.render import cycle_report as cyclereport
-
     if plan_file is not None:
         chosen = [a.account for a in plan_file.accounts]
         unknown = [a for a in chosen if desired.portfolio_for(a) is None]
@@ -104,53 +113,48 @@ async def apply_cycle(
             )
     else:
         chosen = selected_accounts(desired, accounts)
-    cycle_id = _begin_cycle(store, desired, chosen)
-    report = cyclereport.new_report(cycle_id, "apply", clock.now(), desired, settings, chosen)
-    run = _ApplyRun(desired, settings, clock, store, chosen, cycle_id, report, progress)
-    run.window = window
     try:
-        check_reports_dir(reports_dir)  # before the first order, not after the last
-        outcome = await run.run(plan_file, approve, tolerance)
-    except Refused as exc:
-        report.update(status="refused", errors=exc.reasons)
-        finish_cycle(store, cycle_id, report, clock, reports_dir)
-        exc.report = report
-        raise
-    except CycleError as exc:
-        report.update(status="error", errors=[str(exc)])
-        finish_cycle(store, cycle_id, report, clock, reports_dir)
-        raise
-    except Exception as exc:  # never leave a cycle "running": record it, then say what broke
-        report.update(status="error", errors=[f"{type(exc).__name__}: {exc}"])
-        finish_cycle(store, cycle_id, report, clock, reports_dir)
-        raise CycleError(f"cycle {cycle_id} failed: {type(exc).__name__}: {exc}") from exc
-    report["status"] = outcome.status
-    finish_cycle(store, cycle_id, report, clock, reports_dir)
-    return outcome
-
-
-def _begin_cycle(store: CycleStorePort, desired: DesiredState, accounts: Sequence[str]) -> int:
-    """Record the cycle as running; a store that cannot record it stops apply here."""
-    from reconciler.store import StoreUnavailable
-
-    try:
-        return store.begin_cycle(
+        cycle = RecordedCycle.begin(
+            store,
             "apply",
-            holder=holder_name(),
-            accounts=accounts,
-            desired_hash=desired.content_hash,
-            git_commit=desired.git_commit,
-            git_dirty=desired.git_dirty,
+            desired,
+            settings,
+            chosen,
+            clock=clock,
+            reports_dir=reports_dir,
+            warnings=warnings,
         )
     except StoreUnavailable as exc:
         raise CycleError(
             f"cannot record the cycle in the {exc}; nothing was sent (apply never trades "
             "without its write-ahead ledger)"
         ) from exc
+    with cycle.finishing() as facts:
+        check_reports_dir(reports_dir)  # before the first order, not after the last
+        run = _ApplyRun(desired, settings, clock, store, chosen, facts, progress)
+        run.window = window
+        applied = await run.run(plan_file, approve, tolerance)
+        facts.status = applied.status
+    report = cycle.report
+    assert report is not None  # set when `finishing` finished the cycle
+    return ApplyOutcome(
+        applied.plan, applied.dry_run, applied.gates, report, applied.approved, applied.status
+    )
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """How an apply that ran to its end went; its report is built when the cycle finishes."""
+
+    plan: Plan
+    dry_run: bool
+    gates: list[GateResult]
+    approved: bool
+    status: str
 
 
 class _ApplyRun:
-    """The steps of one apply cycle, sharing its broker session, store and report."""
+    """The steps of one apply cycle, sharing its broker session, store and report facts."""
 
     broker: TradingPort[Any]  # connected at the start of `run`
     resolved: Mapping[str, ContractInfo]
@@ -162,8 +166,7 @@ class _ApplyRun:
         clock: Clock,
         store: StorePort,
         accounts: Sequence[str],
-        cycle_id: int,
-        report: dict[str, Any],
+        facts: ReportFacts,
         progress: Progress,
     ) -> None:
         self.desired = desired
@@ -171,8 +174,8 @@ class _ApplyRun:
         self.clock = clock
         self.store = store
         self.accounts = accounts
-        self.cycle_id = cycle_id
-        self.report = report
+        self.cycle_id = facts.cycle_id
+        self.facts = facts
         self.progress = progress
         self.window: TradingWindow | None = None
 
@@ -181,7 +184,7 @@ class _ApplyRun:
         plan_file: Plan | None,
         approve: Callable[[Plan], bool],
         tolerance: StalenessTolerance,
-    ) -> ApplyOutcome:
+    ) -> _Applied:
         halt = self.store.current_halt()
         self.halt_reason = halt.reason if halt else None
         self.broker = await connect(
@@ -195,8 +198,6 @@ class _ApplyRun:
             await self.broker.disconnect()
 
     def _check_gates(self) -> list[GateResult]:
-        from reconciler.render import cycle_report as cyclereport
-
         gates = evaluate_gates(
             _gate_inputs(
                 self.desired,
@@ -206,15 +207,13 @@ class _ApplyRun:
                 self.halt_reason,
             )
         )
-        self.report["gates"] = cyclereport.gate_rows(gates, self.settings.orders_enabled)
+        self.facts.gates = gate_rows(gates, self.settings.orders_enabled)
         bad = refused(gates)
         if bad:
-            raise Refused([g.render() for g in bad], report=self.report)
+            raise Refused([g.render() for g in bad])
         return gates
 
     def _lock(self) -> LockLease:
-        from reconciler.store import LockHeld
-
         # The lease outlives the longest order TTL; a live holder keeps its OS-level lock
         # anyway, so the lease only matters once the holder is gone.
         longest = max((p.execution.ttl_seconds for p in self.desired.portfolios), default=0.0)
@@ -223,14 +222,12 @@ class _ApplyRun:
                 self.accounts, holder=holder_name(), ttl_seconds=longest + 600
             )
         except LockHeld as exc:
-            raise Refused([f"lock held: {exc}"], report=self.report) from exc
-        self.report["lock_id"] = handle.lock_id
+            raise Refused([f"lock held: {exc}"]) from exc
+        self.facts.lock_id = handle.lock_id
         return handle
 
     def _refuse_if_already_applied(self, plan: Plan) -> None:
         """A saved plan is applied at most once: its orderRefs are already in the ledger."""
-        from reconciler.model.plan import order_ref
-
         sent = [
             order_ref(plan.plan_id, o.leg)
             for o in plan.orders
@@ -241,8 +238,7 @@ class _ApplyRun:
                 [
                     f"plan {plan.plan_id} was already applied ({len(sent)} of its orders are in "
                     "the ledger, e.g. " + sent[0] + "); make a new plan"
-                ],
-                report=self.report,
+                ]
             )
 
     def _recheck_risk(self, plan: Plan, actual: ActualState, fresh: Plan) -> Plan:
@@ -250,16 +246,11 @@ class _ApplyRun:
         and snapshot `fresh` was just planned with (git + environment + halt; positions,
         open orders, today's executions, quotes, NAV). Denied orders are not sent, clipped
         ones go out smaller; the decisions are reported and recorded like the planner's."""
-        from reconciler.decide.risk import RiskContext, recheck_plan
-
         contexts, limits = {}, {}
         for account in {a.account for a in plan.accounts if a.orders}:
             portfolio = self.desired.portfolio_for(account)
             if account not in actual.accounts or portfolio is None:
-                raise Refused(
-                    [f"account {account} of the saved plan cannot be risk-checked now"],
-                    report=self.report,
-                )
+                raise Refused([f"account {account} of the saved plan cannot be risk-checked now"])
             contexts[account] = RiskContext.for_account(
                 actual,
                 account,
@@ -269,10 +260,10 @@ class _ApplyRun:
             )
             limits[account] = self.limits[portfolio.risk_policy]
         checked, decisions = recheck_plan(plan, contexts, limits)
-        self.report["risk_at_apply"] = [
+        self.facts.risk_at_apply = [
             f"{d.action} {d.account} {d.side} {d.key}: {d.render()}" for d in decisions
         ]
-        for line in self.report["risk_at_apply"]:
+        for line in self.facts.risk_at_apply:
             self.progress(f"risk check at apply: {line}")
         return checked
 
@@ -297,13 +288,11 @@ class _ApplyRun:
                 self.progress(f"cycle {cycle.id} was left running by a process that died: aborted")
 
     async def _snapshot_and_plan(self, plan_id: str) -> tuple[ActualState, Plan]:
-        from reconciler.decide.planner import build_plan
-
         resolved, actual, mismatches = await resolve_and_snapshot(
             self.broker, self.desired, self.accounts
         )
         self.resolved = resolved
-        self.report["lock_mismatches"] = list(mismatches)
+        self.facts.lock_mismatches = list(mismatches)
         self.limits = limits_for(self.desired, self.settings, self.halt_reason)
         plan = build_plan(
             self.desired,
@@ -330,7 +319,7 @@ class _ApplyRun:
                 },
             )
             self.progress(f"break {b.render()}: instrument skipped this cycle")
-        self.report["breaks"] = [b.render() for b in breaks]
+        self.facts.breaks = [b.render() for b in breaks]
         return breaks
 
     async def _locked(
@@ -339,14 +328,10 @@ class _ApplyRun:
         plan_file: Plan | None,
         approve: Callable[[Plan], bool],
         tolerance: StalenessTolerance,
-    ) -> ApplyOutcome:
-        from reconciler.apply.executor import recover
-        from reconciler.decide.planner import new_plan_id
-        from reconciler.render import cycle_report as cyclereport
-
+    ) -> _Applied:
         self._close_abandoned_cycles()
         if self.settings.orders_enabled:
-            self.report["recovery"] = await recover(
+            self.facts.recovery = await recover(
                 self.broker, self.store, self.accounts, clock=self.clock, progress=self.progress
             )
             await self._refuse_orphans()
@@ -359,15 +344,12 @@ class _ApplyRun:
                 plan_file, actual, self.desired.content_hash, self.clock.now(), tolerance
             )
             if reasons:
-                self.report["stale_reasons"] = reasons
-                raise Refused(
-                    [f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)],
-                    report=self.report,
-                )
+                self.facts.stale_reasons = reasons
+                raise Refused([f"plan {plan_file.plan_id} is stale: " + "; ".join(reasons)])
             plan = self._recheck_risk(skip_breaks(plan_file, breaks), actual, fresh)
         else:
             plan = fresh
-        cyclereport.add_plan(self.report, plan)
+        self.facts.plan = plan
         self.store.record_plan(_plan_json(plan))
         self.store.record_actual_state(self.cycle_id, actual)
         self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
@@ -375,24 +357,21 @@ class _ApplyRun:
         approved = plan_file is not None or not plan.orders or approve(plan)
         dry_run = not self.settings.orders_enabled
         outcomes = await self._execute(plan, actual, approved, dry_run, outside)
-        self.report["orders"] = [o.to_dict() for o in outcomes]
-        status = self._settle(plan, approved, dry_run, outside)
+        orders = [o.to_dict() for o in outcomes]
+        self.facts.orders = [OrderRow.from_dict(o) for o in orders]
+        status = self._settle(plan, approved, dry_run, orders, outside)
         if approved and not dry_run and not outside:
             if outcomes:
                 await self._drift_after(plan)
             for account, snapshot in fresh.desired_snapshot.items():
                 self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
-        return ApplyOutcome(
-            plan, dry_run, gates, self.report, self.report["orders"], approved, status
-        )
+        return _Applied(plan, dry_run, gates, approved, status)
 
     def _outside_window(self, plan: Plan, actual: ActualState) -> list[str]:
         """Why the plan's orders may not go out now: each traded instrument outside its
         market window. Empty when they may (or when this cycle checks no window)."""
         if self.window is None or not plan.orders:
             return []
-        from reconciler.cycle.window import window_decisions
-
         contracts = {info.con_id: info for info in self.resolved.values()}
         contracts.update(actual.contracts)
         traded = list({o.con_id: contracts.get(o.con_id) for o in plan.orders}.items())
@@ -400,7 +379,7 @@ class _ApplyRun:
         decisions = window_decisions(
             self.clock.now(), [info for _, info in traded if info is not None], self.window
         )
-        self.report["window"] = [d.to_dict() for d in decisions]
+        self.facts.window = [WindowRow.from_dict(d.to_dict()) for d in decisions]
         closed = [d.render() for d in decisions if not d.open]
         closed += [
             f"conId {c}: no contract details, so no window; nothing is sent" for c in unknown
@@ -409,35 +388,38 @@ class _ApplyRun:
             self.progress(f"outside the trading window: {line}")
         return closed
 
-    def _settle(self, plan: Plan, approved: bool, dry_run: bool, outside: list[str]) -> str:
+    def _settle(
+        self,
+        plan: Plan,
+        approved: bool,
+        dry_run: bool,
+        orders: list[dict[str, Any]],
+        outside: list[str],
+    ) -> str:
         """The cycle's status, its counts and its one-line result, from what happened."""
-        from reconciler.model import outcome
-
         not_closed = outcome.drift_not_closed(plan)
-        counts = outcome.order_counts(self.report["orders"])
+        counts = outcome.order_counts(orders)
         status = outcome.apply_status(
             planned=len(plan.orders),
             approved=approved,
             dry_run=dry_run,
-            orders=self.report["orders"],
+            orders=orders,
             not_closed=not_closed,
             outside_window=bool(outside),
         )
-        self.report["counts"] = counts
-        self.report["drift_not_closed"] = not_closed
+        self.facts.counts = counts
+        self.facts.drift_not_closed = not_closed
         if dry_run:
-            self.report["would_send"] = len(plan.orders)
-        self.report["result"] = outcome.apply_result(status, counts, not_closed, outside)
+            self.facts.would_send = len(plan.orders)
+        self.facts.result = outcome.apply_result(status, counts, not_closed, outside)
         return status
 
     async def _refuse_orphans(self) -> None:
         """Report rc- orders the broker has and the ledger lacks; refuse while any works."""
-        from reconciler.apply.orphans import orphan_orders
-
         orphans = await orphan_orders(self.broker, self.store, self.accounts)
         if not orphans:
             return
-        self.report["orphan_orders"] = [o.render() for o in orphans]
+        self.facts.orphan_orders = [o.render() for o in orphans]
         for o in orphans:
             self.progress(f"unknown to the ledger: {o.render()}")
         working = [o for o in orphans if o.working]
@@ -447,7 +429,7 @@ class _ApplyRun:
             "sent them (or another reconciler trades these accounts)"
         )
         if not working:
-            self.report["notes"].append(why + "; none is still working")
+            self.facts.notes.append(why + "; none is still working")
             return
         raise Refused(
             [
@@ -457,8 +439,7 @@ class _ApplyRun:
                 + "), so a new plan would put the same trades in flight twice. Cancel them "
                 "(reconcile halt --reason ... --cancel-open, then resume) or point "
                 "RECONCILER_DB_URL at the store that sent them"
-            ],
-            report=self.report,
+            ]
         )
 
     async def _execute(
@@ -469,20 +450,14 @@ class _ApplyRun:
         dry_run: bool,
         outside: list[str],
     ) -> list[OrderOutcome]:
-        from reconciler.apply.executor import Executor, not_sent_outcome
-
-        if not plan.orders:
-            self.report["result"] = "nothing to do"
-            return []
-        if not approved:
-            self.report["result"] = "not approved"
+        # The cycle's result line is `_settle`'s, from the outcomes returned here.
+        if not plan.orders or not approved:
             return []
         if outside:
             return [
                 not_sent_outcome(plan.plan_id, o, "outside the trading window") for o in plan.orders
             ]
         if dry_run:
-            self.report["result"] = "dry run: ORDERS_ENABLED is false, nothing was sent"
             return [not_sent_outcome(plan.plan_id, o, "dry run") for o in plan.orders]
         executor = Executor(
             plan,
@@ -494,17 +469,12 @@ class _ApplyRun:
             size_increments={c.con_id: c.size_increment for c in actual.contracts.values()},
         )
         outcomes = await executor.run()
-        self.report["notes"] += executor.notes
-        self.report["result"] = "applied"
+        self.facts.notes += executor.notes
         return outcomes
 
     async def _drift_after(self, plan: Plan) -> None:
-        from reconciler.apply.recovery import record_inflight_fills
-        from reconciler.broker.errors import BrokerError
-        from reconciler.render import cycle_report as cyclereport
-
         after, after_plan = await self._snapshot_and_plan(plan.plan_id + "-after")
-        cyclereport.add_drift_after(self.report, after_plan)
+        self.facts.plan_after = after_plan
         # Fills of orders still unresolved (earlier cycles', or ours of unknown outcome) are
         # recorded first, so the check below compares the broker with everything it reported.
         try:
@@ -528,8 +498,8 @@ class _ApplyRun:
                 },
             )
             self.progress(f"break {b.render()} after apply: position snapshot not recorded")
-        self.report["breaks_after"] = [b.render() for b in breaks]
-        self.report.setdefault("notes", []).extend(
+        self.facts.breaks_after = [b.render() for b in breaks]
+        self.facts.notes.extend(
             f"{b.render()} after apply: the position snapshot was not recorded" for b in breaks
         )
         broken = {b.account for b in breaks}
@@ -539,8 +509,4 @@ class _ApplyRun:
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
-    import json
-
-    from reconciler.model.plan import to_dict
-
     return json.loads(json.dumps(to_dict(plan), default=str))

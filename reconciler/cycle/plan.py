@@ -7,26 +7,27 @@ Must not place, modify or cancel orders; connects read-only. See ARCHITECTURE.md
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from reconciler.cycle.common import (
-    CycleError,
     PlanOutcome,
     check_reports_dir,
     connect,
     desired_changes_since_applied,
     detect_breaks,
-    finish_cycle,
     limits_for,
     resolve_and_snapshot,
     selected_accounts,
     skip_breaks,
 )
+from reconciler.cycle.record import RecordedCycle
+from reconciler.decide.planner import build_plan, new_plan_id
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
+from reconciler.model.outcome import OK
 from reconciler.model.plan import with_warnings
 from reconciler.model.ports import BrokerPort, StorePort
 from reconciler.model.settings import Settings, settings_warnings
-from reconciler.util.process import holder_name
 
 
 async def plan_cycle(
@@ -39,8 +40,6 @@ async def plan_cycle(
     broker: BrokerPort | None = None,
 ) -> PlanOutcome:
     """Snapshot, diff, plan and risk. Sends nothing; connects read-only."""
-    from reconciler.decide.planner import build_plan, new_plan_id
-
     chosen = selected_accounts(desired, accounts)
     own = broker is None
     if broker is None:
@@ -77,35 +76,30 @@ async def drift_report_cycle(
     store: StorePort,
     accounts: Sequence[str] | None = None,
     reports_dir: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> PlanOutcome:
     """A scheduled cycle that only reports drift (selfHeal: false): plan, record, report.
 
     Sends nothing; recorded in the store as a `plan` cycle with its report, like an apply.
+    `warnings` (e.g. about the settings) go into the report.
     """
-    from reconciler.render import cycle_report as cyclereport
-
     chosen = selected_accounts(desired, accounts)
-    cycle_id = store.begin_cycle(
+    cycle = RecordedCycle.begin(
+        store,
         "plan",
-        holder=holder_name(),
-        accounts=chosen,
-        desired_hash=desired.content_hash,
-        git_commit=desired.git_commit,
-        git_dirty=desired.git_dirty,
+        desired,
+        settings,
+        chosen,
+        clock=clock,
+        reports_dir=reports_dir,
+        warnings=warnings,
     )
-    report = cyclereport.new_report(cycle_id, "plan", clock.now(), desired, settings, chosen)
-    try:
+    with cycle.finishing() as facts:
         check_reports_dir(reports_dir)  # the report is what this cycle is for
         outcome = await plan_cycle(desired, settings, clock=clock, store=store, accounts=chosen)
-    except Exception as exc:
-        report.update(status="error", errors=[str(exc)])
-        finish_cycle(store, cycle_id, report, clock, reports_dir)
-        if isinstance(exc, CycleError):
-            raise
-        raise CycleError(f"cycle {cycle_id} failed: {type(exc).__name__}: {exc}") from exc
-    cyclereport.add_plan(report, outcome.plan)
-    for account, snapshot in outcome.plan.desired_snapshot.items():
-        store.record_desired_snapshot(account, cycle_id, snapshot)
-    report.update(status="ok", result="drift report only (selfHeal: false); nothing sent")
-    finish_cycle(store, cycle_id, report, clock, reports_dir)
-    return outcome
+        facts.plan = outcome.plan
+        for account, snapshot in outcome.plan.desired_snapshot.items():
+            store.record_desired_snapshot(account, cycle.cycle_id, snapshot)
+        facts.status = OK
+        facts.result = "drift report only (selfHeal: false); nothing sent"
+    return replace(outcome, report=cycle.report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,6 +28,9 @@ from reconciler.app.cli.common import (
     open_store_or_fail,
 )
 from reconciler.util.files import atomic_write
+
+if TYPE_CHECKING:
+    from reconciler.model.report import CycleReport
 
 DEFAULT_DIR = "desired_state"
 
@@ -262,13 +266,13 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     getattr(progress, "close", lambda: None)()
     report = outcome.report
     if fmt == "json":
-        click.echo(render_json(report), nl=False)
+        click.echo(render_json(report.to_dict()), nl=False)
     else:
         if plan_file is not None or not outcome.plan.orders:
             click.echo(render_plan_text(outcome.plan), nl=False)
         _echo_apply_summary(report)
-    if report.get("report_files_error"):
-        click.echo(f"error: {report['report_files_error']}", err=True)
+    if report.report_files_error:
+        click.echo(f"error: {report.report_files_error}", err=True)
     sys.exit(exit_code_for_status(outcome.status))
 
 
@@ -293,22 +297,19 @@ def _load_plan_file_or_fail(planfile: str):
         fail(f"{planfile} is not a valid plan file: {exc}")
 
 
-def _echo_apply_summary(report) -> None:
+def _echo_apply_summary(report: CycleReport) -> None:
     from reconciler.render.cycle_report import outcome_line
 
-    for o in report.get("orders", []):
+    for o in report.orders:
         click.echo(
-            f"{o['status']:<17} {o['order_ref']} {o['side']} {o['quantity']:g} {o['key']}"
-            f" filled {o['filled']:g}" + (f" ({o['message']})" if o.get("message") else "")
+            f"{o.status:<17} {o.order_ref} {o.side} {o.quantity:g} {o.key}"
+            f" filled {o.filled:g}" + (f" ({o.message})" if o.message else "")
         )
-    if report.get("orders"):
+    if report.orders:
         click.echo(f"Orders: {outcome_line(report)}.")
-    click.echo(
-        f"Cycle {report['cycle_id']} {report.get('status')}: "
-        f"{report.get('result', report.get('status'))}."
-    )
-    if report.get("files"):
-        click.echo(f"Report: {report['files'][1]}")
+    click.echo(f"Cycle {report.cycle_id} {report.status}: {report.result or report.status}.")
+    if report.files:
+        click.echo(f"Report: {report.files[1]}")
 
 
 @click.command("lock")

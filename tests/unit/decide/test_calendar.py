@@ -380,11 +380,23 @@ def test_outside_the_window_wins_over_a_dry_run_and_nothing_to_do_stays_ok():
 
 
 def test_the_cycle_report_shows_the_window_of_each_traded_instrument():
+    from reconciler.model.report import CycleReport, DesiredRef, WindowRow
     from reconciler.render.cycle_report import render_markdown
 
     decision = spy_at(ny("2026-11-27T12:55"))
-    markdown = render_markdown(
-        {"cycle_id": 3, "kind": "apply", "status": "outside-window", "window": [decision.to_dict()]}
+    at = ny("2026-11-27T12:55")
+    report = CycleReport(
+        cycle_id=3,
+        kind="apply",
+        started_at=at,
+        finished_at=at,
+        status="outside-window",
+        mode="paper",
+        orders_enabled=True,
+        accounts=("DU0000001",),
+        desired=DesiredRef(None, None, None, None),
+        window=(WindowRow.from_dict(decision.to_dict()),),
     )
+    markdown = render_markdown(report)
     assert "## Trading window" in markdown
     assert "| SPY | ARCA | XNYS | NO | after the window closed at 12:50" in markdown

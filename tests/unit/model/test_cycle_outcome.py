@@ -7,7 +7,8 @@ from reconciler.app.exit_codes import exit_code_for_status
 from reconciler.apply.gates import GateResult
 from reconciler.decide.planner import build_plan
 from reconciler.model import outcome
-from reconciler.render.cycle_report import gate_rows, outcome_line, render_markdown
+from reconciler.model.report import CycleReport, DesiredRef, OrderCounts, gate_rows
+from reconciler.render.cycle_report import outcome_line, render_markdown
 from reconciler.render.views import drift_summary
 
 
@@ -133,7 +134,23 @@ def test_summary_line_lists_every_outcome_in_a_fixed_order():
     assert outcome.summary_line(counts) == (
         "2 order(s): 1 filled, 0 partly filled, 1 rejected, 0 cancelled, 0 not sent, 0 unknown"
     )
-    assert outcome_line({"status": "partial", "counts": counts}) == outcome.summary_line(counts)
+    report = _report(status="partial", counts=OrderCounts.from_mapping(counts))
+    assert outcome_line(report) == outcome.summary_line(counts)
+
+
+def _report(**changes) -> CycleReport:
+    fields = {
+        "cycle_id": 1,
+        "kind": "apply",
+        "started_at": NOW,
+        "finished_at": NOW,
+        "status": "ok",
+        "mode": "paper",
+        "orders_enabled": False,
+        "accounts": (),
+        "desired": DesiredRef(None, None, None, None),
+    }
+    return CycleReport(**{**fields, **changes})
 
 
 def test_gate_row_of_a_dry_run_says_dry_run_not_pass():
@@ -142,11 +159,9 @@ def test_gate_row_of_a_dry_run_says_dry_run_not_pass():
         GateResult("TRADING_MODE", True, "mode=paper"),
     ]
     rows = gate_rows(gates, orders_enabled=False)
-    assert [r["result"] for r in rows] == ["dry run: orders disabled", "pass"]
-    assert gate_rows(gates, orders_enabled=True)[0]["result"] == "pass"
-    md = render_markdown(
-        {"cycle_id": 1, "kind": "apply", "status": "dry-run", "gates": rows, "accounts": []}
-    )
+    assert [r.result for r in rows] == ["dry run: orders disabled", "pass"]
+    assert gate_rows(gates, orders_enabled=True)[0].result == "pass"
+    md = render_markdown(_report(status="dry-run", gates=rows))
     assert md.startswith("# Cycle 1 (apply): dry-run\n")
     assert "| ORDERS_ENABLED | dry run: orders disabled |" in md
 

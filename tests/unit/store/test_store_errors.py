@@ -1,19 +1,17 @@
 """Report files are checked before trading and never keep a cycle open; an unusable store is one
 line naming the database and the cause; client-library Trade(...) dumps are not shown."""
 
+import json
 import logging
 import sqlite3
 
 import pytest
 
 from reconciler.app.cli import _HandledGatewayErrors
-from reconciler.cycle.common import (
-    CycleError,
-    check_reports_dir,
-    finish_cycle,
-    unwritable_reason,
-)
+from reconciler.cycle.common import CycleError, check_reports_dir, unwritable_reason
+from reconciler.cycle.record import ReportFacts, finish_cycle
 from reconciler.model.clock import FixedClock
+from reconciler.model.report import DesiredRef
 from reconciler.store import StoreUnavailable, open_store
 from reconciler.store.engine import unavailable_cause
 
@@ -44,28 +42,43 @@ def _store(tmp_path):
     return open_store(f"sqlite:///{tmp_path / 'store.db'}", clock=clock), clock
 
 
+def _facts(cycle_id: int, clock) -> ReportFacts:
+    return ReportFacts(
+        cycle_id=cycle_id,
+        kind="apply",
+        started_at=clock.now(),
+        mode="paper",
+        orders_enabled=False,
+        accounts=("DU0000001",),
+        desired=DesiredRef("0" * 64, None, None, "desired_state"),
+        status="ok",
+    )
+
+
 def test_finish_cycle_closes_the_cycle_when_its_report_files_cannot_be_written(tmp_path, caplog):
     store, clock = _store(tmp_path)
     cycle_id = store.begin_cycle("apply", accounts=["DU0000001"])
-    report = {"cycle_id": cycle_id, "started_at": clock.now().isoformat(), "status": "ok"}
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     with caplog.at_level(logging.ERROR, logger="reconciler.cycle"):
-        finish_cycle(store, cycle_id, report, clock, str(blocker / "reports"))
+        report = finish_cycle(store, _facts(cycle_id, clock), clock, str(blocker / "reports"))
     cycle = store.get_cycle(cycle_id)
     assert cycle.status == "ok" and cycle.finished_at is not None
     assert "report files not written" in cycle.report["report_files_error"]
     assert cycle.report["files"] == []
+    assert report.files == () and report.report_files_error == cycle.report["report_files_error"]
     assert any("report files not written" in r.getMessage() for r in caplog.records)
 
 
 def test_finish_cycle_writes_json_and_markdown(tmp_path):
     store, clock = _store(tmp_path)
     cycle_id = store.begin_cycle("apply", accounts=["DU0000001"])
-    report = {"cycle_id": cycle_id, "started_at": clock.now().isoformat(), "status": "ok"}
-    finish_cycle(store, cycle_id, report, clock, str(tmp_path / "reports"))
+    report = finish_cycle(store, _facts(cycle_id, clock), clock, str(tmp_path / "reports"))
     names = sorted(p.name for p in (tmp_path / "reports").iterdir())
     assert names == [f"20260107T170000-cycle{cycle_id}.json", f"20260107T170000-cycle{cycle_id}.md"]
+    assert report.files == tuple(str(tmp_path / "reports" / n) for n in names)
+    written = json.loads((tmp_path / "reports" / names[0]).read_text())
+    assert written == store.get_cycle(cycle_id).report == report.to_dict()
 
 
 def test_a_read_only_store_raises_store_unavailable_naming_the_file(tmp_path):
