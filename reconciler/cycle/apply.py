@@ -102,7 +102,7 @@ async def apply_cycle(
     Raises `Refused` (exit 3) before anything is sent when a gate refuses, the saved plan is
     stale or another writer holds an account; `CycleError` (exit 1) when the world could not
     be read or the cycle failed. The cycle is recorded in the store and reported either way;
-    `warnings` (e.g. about the settings) go into its report.
+    The settings' warnings (typo'd variables, unapplied overrides) and any extra `warnings` go into its report.
     """
     if plan_file is not None:
         chosen = [a.account for a in plan_file.accounts]
@@ -122,7 +122,7 @@ async def apply_cycle(
             chosen,
             clock=clock,
             reports_dir=reports_dir,
-            warnings=warnings,
+            warnings=(*settings_warnings(settings), *warnings),
         )
     except StoreUnavailable as exc:
         raise CycleError(

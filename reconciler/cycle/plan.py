@@ -81,7 +81,7 @@ async def drift_report_cycle(
     """A scheduled cycle that only reports drift (selfHeal: false): plan, record, report.
 
     Sends nothing; recorded in the store as a `plan` cycle with its report, like an apply.
-    `warnings` (e.g. about the settings) go into the report.
+    The settings' warnings (typo'd variables, unapplied overrides) and any extra `warnings` go into the report.
     """
     chosen = selected_accounts(desired, accounts)
     cycle = RecordedCycle.begin(
@@ -92,7 +92,7 @@ async def drift_report_cycle(
         chosen,
         clock=clock,
         reports_dir=reports_dir,
-        warnings=warnings,
+        warnings=(*settings_warnings(settings), *warnings),
     )
     with cycle.finishing() as facts:
         check_reports_dir(reports_dir)  # the report is what this cycle is for

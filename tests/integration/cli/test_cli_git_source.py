@@ -14,8 +14,9 @@ import subprocess
 import sys
 
 import pytest
-from e2e import Cli, base_env, wait_until
+from e2e import Cli, base_env
 from gitrepos import BRANCH, git, git_env, make_world, ssh_signing
+from waiting import wait_until
 
 pytestmark = [
     pytest.mark.integration,
