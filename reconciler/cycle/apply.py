@@ -45,6 +45,7 @@ from reconciler.model.plan import Plan, order_ref, to_dict, with_warnings
 from reconciler.model.ports import LockLease, StorePort, TradingPort
 from reconciler.model.report import OrderRow, WindowRow, gate_rows
 from reconciler.model.settings import Settings, settings_warnings
+from reconciler.model.status import EventKind
 from reconciler.store import LockHeld, StoreUnavailable
 from reconciler.util.process import holder_is_dead, holder_name
 
@@ -307,20 +308,25 @@ class _ApplyRun:
 
     def _record_breaks(self, actual: ActualState) -> list[LedgerBreak]:
         breaks = detect_breaks(self.store, actual, self.accounts)
-        for b in breaks:
-            self.store.append_event(
-                "BREAK",
-                account=b.account,
-                payload={
-                    "con_id": b.con_id,
-                    "symbol": b.symbol,
-                    "ledger": b.expected,
-                    "broker": b.actual,
-                },
-            )
-            self.progress(f"break {b.render()}: instrument skipped this cycle")
+        self._append_breaks(breaks, when=None, consequence="instrument skipped this cycle")
         self.facts.breaks = [b.render() for b in breaks]
         return breaks
+
+    def _append_breaks(
+        self, breaks: Sequence[LedgerBreak], *, when: str | None, consequence: str
+    ) -> None:
+        """One BREAK ledger event and one progress line per break."""
+        for b in breaks:
+            payload: dict[str, Any] = {
+                "con_id": b.con_id,
+                "symbol": b.symbol,
+                "ledger": b.expected,
+                "broker": b.actual,
+            }
+            if when is not None:
+                payload["when"] = when
+            self.store.append_event(EventKind.BREAK, account=b.account, payload=payload)
+            self.progress(f"break {b.render()}{' ' + when if when else ''}: {consequence}")
 
     async def _locked(
         self,
@@ -485,19 +491,9 @@ class _ApplyRun:
         # account with a break is not recorded, so the next cycle checks against the last
         # snapshot the ledger agrees with (and late fills of ours, once recorded, explain it).
         breaks = detect_breaks(self.store, after, self.accounts)
-        for b in breaks:
-            self.store.append_event(
-                "BREAK",
-                account=b.account,
-                payload={
-                    "con_id": b.con_id,
-                    "symbol": b.symbol,
-                    "ledger": b.expected,
-                    "broker": b.actual,
-                    "when": "after apply",
-                },
-            )
-            self.progress(f"break {b.render()} after apply: position snapshot not recorded")
+        self._append_breaks(
+            breaks, when="after apply", consequence="position snapshot not recorded"
+        )
         self.facts.breaks_after = [b.render() for b in breaks]
         self.facts.notes.extend(
             f"{b.render()} after apply: the position snapshot was not recorded" for b in breaks
