@@ -35,7 +35,12 @@ class Observer:
     prometheus_client and apprise are imported only when used."""
 
     def __init__(
-        self, settings: Settings, clock: Clock, *, store: Any = None, echo: Callable[[str], None] | None = None
+        self,
+        settings: Settings,
+        clock: Clock,
+        *,
+        store: Any = None,
+        echo: Callable[[str], None] | None = None,
     ) -> None:
         from reconciler.broker.stats import STATS
 
@@ -129,9 +134,15 @@ class Observer:
 
         from reconciler.observe.metrics import MetricsState, read_textfile, registry
 
-        self._state = read_textfile(self.settings.metrics_file) if self.settings.metrics_file else MetricsState()
+        self._state = (
+            read_textfile(self.settings.metrics_file)
+            if self.settings.metrics_file
+            else MetricsState()
+        )
         address = self.settings.metrics_address
-        self._server, _thread = start_http_server(port, addr=address, registry=registry(self._state))
+        self._server, _thread = start_http_server(
+            port, addr=address, registry=registry(self._state)
+        )
         return f"http://{address}:{port}/metrics"
 
     def close(self) -> None:
@@ -241,7 +252,9 @@ def facts_of(
         return CycleFacts.of_report(report, getattr(outcome, "plan", None))
     if refused is not None:
         reasons = tuple(getattr(refused, "reasons", None) or (str(refused),))
-        return CycleFacts(kind, CycleStatus.REFUSED, started, finished, tuple(accounts), reasons=reasons)
+        return CycleFacts(
+            kind, CycleStatus.REFUSED, started, finished, tuple(accounts), reasons=reasons
+        )
     return CycleFacts(
         kind,
         status or CycleStatus.ERROR,

@@ -224,7 +224,9 @@ def cycle_update(facts: CycleFacts, gateway: GatewayFacts | None = None) -> Upda
         gauges += gateway_gauges(gateway)
         adds.append(("reconciler_gateway_messages_sent_total", (), float(gateway.messages_sent)))
         adds.append(("reconciler_pacing_waits_total", (), float(gateway.pacing_waits)))
-    observe = (("reconciler_cycle_duration_seconds", labels(kind=facts.kind), facts.duration_seconds),)
+    observe = (
+        ("reconciler_cycle_duration_seconds", labels(kind=facts.kind), facts.duration_seconds),
+    )
     return Update(tuple(gauges), tuple(adds), observe)
 
 
@@ -298,7 +300,10 @@ class MetricsState:
                     for key, hist in sorted(self.histograms.get(spec.name, {}).items()):
                         family.add_metric(
                             [dict(key).get(n, "") for n in names],
-                            [(_le(b), c) for b, c in zip(DURATION_BUCKETS, hist.buckets, strict=True)],
+                            [
+                                (_le(b), c)
+                                for b, c in zip(DURATION_BUCKETS, hist.buckets, strict=True)
+                            ],
                             hist.sum,
                         )
                     yield family

@@ -121,7 +121,9 @@ def cycle_events(facts: CycleFacts) -> list[Event]:
 
 def _drift_events(facts: CycleFacts) -> list[Event]:
     out = []
-    mode = "report only: selfHeal false" if facts.kind == "plan" else "dry run: ORDERS_ENABLED false"
+    mode = (
+        "report only: selfHeal false" if facts.kind == "plan" else "dry run: ORDERS_ENABLED false"
+    )
     for account, lines in sorted(facts.out_of_band().items()):
         if not lines:
             continue
@@ -177,7 +179,10 @@ def _denial_events(facts: CycleFacts) -> list[Event]:
 def _order_events(facts: CycleFacts) -> list[Event]:
     assert facts.report is not None
     out = []
-    for status, kind, word in (("REJECTED", "rejected", "REJECTED"), ("UNKNOWN", "unknown", "left UNKNOWN")):
+    for status, kind, word in (
+        ("REJECTED", "rejected", "REJECTED"),
+        ("UNKNOWN", "unknown", "left UNKNOWN"),
+    ):
         orders = [o for o in facts.report.orders if o.status == status]
         if not orders:
             continue
@@ -262,7 +267,9 @@ def due(
     return send, kept
 
 
-def remember(state: Mapping[str, Sent], delivered: Iterable[Event], now: dt.datetime) -> dict[str, Sent]:
+def remember(
+    state: Mapping[str, Sent], delivered: Iterable[Event], now: dt.datetime
+) -> dict[str, Sent]:
     out = dict(state)
     for event in delivered:
         if event.scope:

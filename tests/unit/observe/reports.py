@@ -12,7 +12,9 @@ ACCOUNT = "DU0000001"
 START = dt.datetime(2026, 1, 7, 17, 0, tzinfo=dt.UTC)
 
 
-def drift(key: str, current: float, target: float, *, in_band: bool = False, status: str = "managed") -> DriftLine:
+def drift(
+    key: str, current: float, target: float, *, in_band: bool = False, status: str = "managed"
+) -> DriftLine:
     return DriftLine(ACCOUNT, key, status, 10.0, 50.0, current, target, current - target, in_band)
 
 
@@ -20,7 +22,9 @@ def order(leg: int, key: str, status: str, *, side: str = "BUY", filled: float =
     return OrderRow(f"rc-plan-{leg:03d}", leg, ACCOUNT, key, side, 10.0, status, filled=filled)
 
 
-def deny(key: str, code: str = "NOTIONAL_EXCEEDS_MAX_PER_ORDER", action: str = "deny") -> DecisionRow:
+def deny(
+    key: str, code: str = "NOTIONAL_EXCEEDS_MAX_PER_ORDER", action: str = "deny"
+) -> DecisionRow:
     return DecisionRow(ACCOUNT, key, "BUY", code, action, f"{code}: max=2000")
 
 

@@ -71,15 +71,21 @@ def test_cycle_update_counts_orders_by_outcome_and_denials_by_code():
         labels(account=ACCOUNT, outcome="partial"): 1.0,
         labels(account=ACCOUNT, outcome="unknown"): 1.0,
     }
-    assert state.value(
-        "reconciler_risk_decisions_total",
-        account=ACCOUNT,
-        code="NOTIONAL_EXCEEDS_MAX_PER_ORDER",
-        kind="denial",
-    ) == 1.0
-    assert state.value(
-        "reconciler_risk_decisions_total", account=ACCOUNT, code="MAX_LEVERAGE", kind="clip"
-    ) == 1.0
+    assert (
+        state.value(
+            "reconciler_risk_decisions_total",
+            account=ACCOUNT,
+            code="NOTIONAL_EXCEEDS_MAX_PER_ORDER",
+            kind="denial",
+        )
+        == 1.0
+    )
+    assert (
+        state.value(
+            "reconciler_risk_decisions_total", account=ACCOUNT, code="MAX_LEVERAGE", kind="clip"
+        )
+        == 1.0
+    )
     assert state.value("reconciler_cycles_total", account=ACCOUNT, outcome="applied") == 1.0
 
 
@@ -101,8 +107,11 @@ def test_unmanaged_instruments_count_neither_as_drift_nor_out_of_band():
 def test_a_refused_cycle_updates_start_and_end_but_not_the_success_timestamp():
     ok = cycle_update(facts())
     refused = cycle_update(
-        facts(status="refused", started_at=START + dt.timedelta(hours=1),
-              finished_at=START + dt.timedelta(hours=1, seconds=2))
+        facts(
+            status="refused",
+            started_at=START + dt.timedelta(hours=1),
+            finished_at=START + dt.timedelta(hours=1, seconds=2),
+        )
     )
     state = state_of(ok, refused)
     success = state.value("reconciler_last_cycle_success_timestamp_seconds", account=ACCOUNT)
@@ -113,8 +122,9 @@ def test_a_refused_cycle_updates_start_and_end_but_not_the_success_timestamp():
 
 
 def test_a_cycle_that_failed_before_it_knew_its_accounts_is_counted_with_an_empty_account():
-    failed = CycleFacts("unknown", "error", START, START + dt.timedelta(seconds=1),
-                        reasons=("gateway down",))
+    failed = CycleFacts(
+        "unknown", "error", START, START + dt.timedelta(seconds=1), reasons=("gateway down",)
+    )
     state = state_of(cycle_update(failed, GatewayFacts(up=False)))
     assert state.value("reconciler_cycles_total", account="", outcome="error") == 1.0
     assert state.value("reconciler_gateway_up") == 0.0
@@ -123,8 +133,12 @@ def test_a_cycle_that_failed_before_it_knew_its_accounts_is_counted_with_an_empt
 
 def test_gateway_counters_add_what_the_sessions_sent_since_the_last_cycle():
     state = state_of(
-        cycle_update(facts(), GatewayFacts(messages_sent=40, pacing_waits=3, up=True, link_ok=True)),
-        cycle_update(facts(), GatewayFacts(messages_sent=2, pacing_waits=0, up=True, link_ok=False)),
+        cycle_update(
+            facts(), GatewayFacts(messages_sent=40, pacing_waits=3, up=True, link_ok=True)
+        ),
+        cycle_update(
+            facts(), GatewayFacts(messages_sent=2, pacing_waits=0, up=True, link_ok=False)
+        ),
     )
     assert state.value("reconciler_gateway_messages_sent_total") == 42.0
     assert state.value("reconciler_pacing_waits_total") == 3.0
@@ -166,12 +180,12 @@ def test_counters_in_the_textfile_keep_growing_across_processes(tmp_path):
     assert state.value("reconciler_cycles_total", account=ACCOUNT, outcome="applied") == 2.0
     assert state.value("reconciler_orders_total", account=ACCOUNT, outcome="filled") == 1.0
     assert state.value("reconciler_orders_total", account=ACCOUNT, outcome="rejected") == 1.0
-    assert "reconciler_cycle_duration_seconds_count{kind=\"apply\"} 2.0" in path.read_text()
+    assert 'reconciler_cycle_duration_seconds_count{kind="apply"} 2.0' in path.read_text()
     assert [p.name for p in path.parent.iterdir() if not p.name.endswith(".lock")] == [path.name]
 
 
 def test_a_torn_or_foreign_textfile_starts_the_counters_afresh_instead_of_failing(tmp_path):
     path = tmp_path / "reconciler.prom"
-    path.write_text("reconciler_cycles_total{account=\"DU0000001\" 3\n")
+    path.write_text('reconciler_cycles_total{account="DU0000001" 3\n')
     state = update_textfile(path, cycle_update(facts()))
     assert state.value("reconciler_cycles_total", account=ACCOUNT, outcome="nothing-to-do") == 1.0
