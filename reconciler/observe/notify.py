@@ -160,7 +160,7 @@ def _denial_events(facts: CycleFacts) -> list[Event]:
     by_account: dict[str, list[str]] = {}
     keys: dict[str, set[str]] = {}
     for d in facts.report.denials:
-        if d.action != "deny":
+        if d.action != "deny" or d.code == "LEDGER_BREAK":  # a break is its own event
             continue
         by_account.setdefault(d.account, []).append(f"- {d.side} {d.key}: {d.detail}")
         keys.setdefault(d.account, set()).add(f"{d.key}:{d.side}:{d.code}")

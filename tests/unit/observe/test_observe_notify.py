@@ -73,13 +73,14 @@ def test_denials_rejections_unknown_orders_and_breaks_each_make_an_event():
                 order(2, "VWO", "UNKNOWN"),
                 order(3, "BND", "FILLED", filled=10),
             ),
-            denials=(deny("GLD"), deny("IAU", action="clip")),
+            denials=(deny("GLD"), deny("IAU", action="clip"), deny("BND", "LEDGER_BREAK")),
             breaks=(f"LEDGER_BREAK: account={ACCOUNT} symbol=BND conId=1 ledger=10 broker=13",),
         )
     )
     assert kinds(events) == ["denial", "rejected", "unknown", "break"]
     denial, rejected, unknown, ledger_break = events
     assert "GLD" in denial.body and "IAU" not in denial.body  # a clip is not a denial
+    assert "BND" not in denial.body  # the skipped instrument of a break: the break says it
     assert "rc-plan-001" in rejected.body and rejected.scope is None
     assert "rc-plan-002" in unknown.body and "next cycle" in unknown.body
     assert "ledger=10 broker=13" in ledger_break.body
