@@ -42,14 +42,18 @@ class Observer:
         store: Any = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
-        from reconciler.broker.stats import STATS
-
         self.settings = settings
         self.clock = clock
         self.store = store
         self.echo = echo
         self._lock = threading.Lock()
-        self._seen = STATS.snapshot()
+        self._seen: Any = None
+        if settings.metrics_file or settings.metrics_port:
+            # The baseline: sessions counted from here on are this observer's cycles'. Only
+            # then: the broker package is not worth importing for a halt's notification.
+            from reconciler.broker.stats import STATS
+
+            self._seen = STATS.snapshot()
         self._state: Any = None  # the daemon's MetricsState, served over HTTP
         self._server: Any = None
 
@@ -90,10 +94,10 @@ class Observer:
             log.exception("publishing reconciler_gateway_up failed")
 
     def _gateway_since_last(self) -> GatewayFacts:
-        from reconciler.broker.stats import STATS
+        from reconciler.broker.stats import STATS, GatewayCounts
 
         with self._lock:
-            now, before = STATS.snapshot(), self._seen
+            now, before = STATS.snapshot(), self._seen or GatewayCounts()
             self._seen = now
         attempted = now.connects > before.connects
         return GatewayFacts(
