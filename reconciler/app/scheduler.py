@@ -487,7 +487,13 @@ def run_scheduler(
             scheduler.shutdown(wait=False)
 
         signal.signal(signal.SIGTERM, request_stop)
-        serving = observer.serve_http()
+        try:
+            serving = observer.serve_http()
+        except OSError as exc:
+            raise SchedulerError(
+                f"cannot serve metrics on {settings.metrics_address}:{settings.metrics_port} "
+                f"({exc.strerror or exc}); free the port or change RECONCILER_METRICS_PORT"
+            ) from exc
         if serving:
             echo(f"metrics served at {serving}")
         try:

@@ -89,3 +89,40 @@ def test_the_daemon_serves_metrics_over_http_that_count_its_cycles(tmp_path):
                 daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(60) == 0, log.read_text()
     assert "Traceback" not in log.read_text()
+
+
+def test_the_daemon_refuses_to_start_on_a_metrics_port_already_in_use(tmp_path):
+    desired = write_desired_state(tmp_path / "desired_state", {"BND": 10})
+    (desired / "schedule.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Schedule\nmetadata: {name: loop}\n"
+        "spec: {interval: 1h, timezone: America/New_York, selfHeal: false}\n",
+        encoding="utf-8",
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **base_env(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", 64),
+            "RECONCILER_METRICS_PORT": str(port),
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "run",
+                "--dir",
+                str(desired),
+                "--gateway",
+                f"127.0.0.1:{free_port()}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -90,8 +90,6 @@ def steps(tmp_path_factory) -> dict[str, Step]:
         try:
             step("drift", *once)
             step("drift again", *once)
-            cli.extra["RECONCILER_NOTIFY_REPEAT"] = "0"
-            step("drift repeat 0", *once)
             step("halt", "halt", "--reason", "maintenance window")
             step("refused", "apply", "--dir", str(desired), "--auto-approve")
             step("resume", "resume")
@@ -127,12 +125,6 @@ def test_the_same_drift_at_the_next_cycle_is_not_notified_again_within_the_perio
         value(step.metrics, "reconciler_cycles_total", account=ACCOUNT, outcome="report-only")
         == 2.0
     )
-
-
-def test_with_a_repeat_period_of_zero_the_same_drift_is_notified_every_cycle(steps):
-    assert [n["title"] for n in steps["drift repeat 0"].notified] == [
-        f"ib-reconciler: drift in {ACCOUNT} (2 out of band)"
-    ]
 
 
 def test_halt_refusal_and_resume_are_notified(steps):
