@@ -174,20 +174,24 @@ class Observer:
         events = [e for e in cycle_events(facts) if e.kind in wanted]
         path = Path(self.settings.state_dir) / STATE_FILE
         now = self.clock.now()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock", timeout=30):
-            state = load_state(path)
-            send, kept = due(
-                events,
-                state,
-                observed_scopes(facts),
-                now=now,
-                repeat_seconds=self.settings.notify_repeat_seconds,
-            )
-            delivered, updates = self._deliver(send)
-            final = remember(kept, delivered, now)
-            if final != state:
-                atomic_write(path, dump_state(final))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(path) + ".lock", timeout=30):
+                state = load_state(path)
+                send, kept = due(
+                    events,
+                    state,
+                    observed_scopes(facts),
+                    now=now,
+                    repeat_seconds=self.settings.notify_repeat_seconds,
+                )
+                delivered, updates = self._deliver(send)
+                final = remember(kept, delivered, now)
+                if final != state:
+                    atomic_write(path, dump_state(final))
+        except OSError as exc:  # better a repeated notification than a lost one
+            log.error("notification state %s unusable (%s): sent without de-duplication", path, exc)
+            return self._deliver(events)[1]
         return updates
 
     def event(self, kind: str, title: str, body: str) -> str | None:

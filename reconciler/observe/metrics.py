@@ -399,6 +399,9 @@ def write_textfile(path: str | Path, state: MetricsState) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(target), registry(state))
+    # node_exporter reads it as another user, whatever the service's umask (0077 under the
+    # shipped units): it holds no secret, and the directory decides who may reach it.
+    target.chmod(0o644)
 
 
 def update_textfile(path: str | Path, *updates: Update) -> MetricsState:

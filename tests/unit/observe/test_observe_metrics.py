@@ -182,6 +182,7 @@ def test_counters_in_the_textfile_keep_growing_across_processes(tmp_path):
     assert state.value("reconciler_orders_total", account=ACCOUNT, outcome="rejected") == 1.0
     assert 'reconciler_cycle_duration_seconds_count{kind="apply"} 2.0' in path.read_text()
     assert [p.name for p in path.parent.iterdir() if not p.name.endswith(".lock")] == [path.name]
+    assert path.stat().st_mode & 0o777 == 0o644  # node_exporter reads it as another user
 
 
 def test_a_torn_or_foreign_textfile_starts_the_counters_afresh_instead_of_failing(tmp_path):
