@@ -236,7 +236,6 @@ def run_cycle_outcome(
     from reconciler.app.observing import facts_of
 
     started = clock.now()
-    kind: list[str] = ["unknown"]  # known once the Schedule is read
     done = _run_cycle_outcome(
         directory,
         settings,
@@ -246,12 +245,12 @@ def run_cycle_outcome(
         echo=echo,
         ignore_window=ignore_window,
         fetch_source=fetch_source,
-        kind=kind,
     )
     if done.facts is not None:
         return done
+    # Ended before the Schedule was read (git source, invalid desired state): kind unknown.
     status = CycleStatus.REFUSED if done.exit_code == EXIT_REFUSED else CycleStatus.ERROR
-    facts = facts_of(kind[0], started=started, finished=clock.now(), status=status)
+    facts = facts_of("unknown", started=started, finished=clock.now(), status=status)
     return replace(done, facts=replace(facts, reasons=(done.line,)))
 
 
@@ -265,7 +264,6 @@ def _run_cycle_outcome(
     echo: Callable[[str], None],
     ignore_window: bool,
     fetch_source: bool,
-    kind: list[str],
 ) -> CycleRun:
     from reconciler.app.observing import facts_of
     from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle
@@ -295,7 +293,8 @@ def _run_cycle_outcome(
     if schedule is None and desired.schedules:
         schedule = desired.schedules[0]
     accounts = list(schedule.accounts) if schedule and schedule.accounts else None
-    kind[0] = "apply" if schedule is not None and schedule.self_heal else "plan"
+    kind = "apply" if schedule is not None and schedule.self_heal else "plan"
+    mine = accounts or [p.account for p in desired.portfolios]  # for a cycle that fails early
     started = clock.now()
     try:
         if schedule is not None and schedule.self_heal:
@@ -333,10 +332,10 @@ def _run_cycle_outcome(
             facts_of("plan", started=started, finished=clock.now(), outcome=planned),
         )
     except Refused as exc:
-        facts = facts_of(kind[0], started=started, finished=clock.now(), refused=exc)
+        facts = facts_of(kind, started=started, finished=clock.now(), accounts=mine, refused=exc)
         return CycleRun(f"refused: {'; '.join(exc.reasons)}", EXIT_REFUSED, facts)
     except (CycleError, StoreUnavailable) as exc:
-        facts = facts_of(kind[0], started=started, finished=clock.now(), error=exc)
+        facts = facts_of(kind, started=started, finished=clock.now(), accounts=mine, error=exc)
         return CycleRun(f"error (will retry next cycle): {exc}", EXIT_ERROR, facts)
 
 

@@ -242,8 +242,12 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     observer = Observer(settings, clock, store=store)
     started = clock.now()
 
+    mine = accounts or [p.account for p in desired.portfolios]  # for a cycle that fails early
+
     def observe(**ended) -> None:
-        observer.cycle(facts_of("apply", started=started, finished=clock.now(), **ended))
+        observer.cycle(
+            facts_of("apply", started=started, finished=clock.now(), accounts=mine, **ended)
+        )
 
     try:
         with gateway_settings(gateway, settings) as gw:
