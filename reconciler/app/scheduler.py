@@ -35,7 +35,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from reconciler.app.exit_codes import (
@@ -47,6 +47,8 @@ from reconciler.app.exit_codes import (
 from reconciler.model.clock import Clock, SystemClock
 from reconciler.model.desired import Schedule
 from reconciler.model.settings import Settings
+from reconciler.model.status import CycleStatus
+from reconciler.observe.facts import CycleFacts
 
 log = logging.getLogger("reconciler.app.scheduler")
 
@@ -102,6 +104,7 @@ def wait_for_gateway(
     stop: threading.Event,
     echo: Callable[[str], None],
     probe_timeout: float = 5.0,
+    on_unreachable: Callable[[], None] = lambda: None,
 ) -> bool:
     """Until the gateway's port accepts a connection: True, or False when `stop` is set.
 
@@ -119,6 +122,7 @@ def wait_for_gateway(
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
+        on_unreachable()
         echo(
             f"gateway {host}:{port} unreachable ({_reason(error)}); "
             f"retry {state.attempt_number} in {delay:.2f}s"
@@ -161,10 +165,12 @@ def trigger_for(schedule: Schedule):
 
 @dataclass(frozen=True)
 class CycleRun:
-    """What one scheduled cycle did: a line for the log and the exit code `--once` uses."""
+    """What one scheduled cycle did: a line for the log, the exit code `--once` uses and
+    its facts for the metrics and notifications (`reconciler.app.observing`)."""
 
     line: str
     exit_code: int
+    facts: CycleFacts | None = field(default=None, compare=False)
 
 
 def run_cycle(
@@ -222,11 +228,44 @@ def run_cycle_outcome(
     ignore_window: bool = False,
     fetch_source: bool = True,
 ) -> CycleRun:
-    """One scheduled cycle: its line and exit code. Never raises for a failed cycle.
+    """One scheduled cycle: its line, exit code and facts. Never raises for a failed cycle.
 
     With a git source (RECONCILER_GIT_URL) the checkout is first brought to the branch head
     (fetched when `fetch_source`), and the cycle applies exactly that commit or refuses.
     """
+    from reconciler.app.observing import facts_of
+
+    started = clock.now()
+    done = _run_cycle_outcome(
+        directory,
+        settings,
+        schedule_name,
+        clock=clock,
+        store=store,
+        echo=echo,
+        ignore_window=ignore_window,
+        fetch_source=fetch_source,
+    )
+    if done.facts is not None:
+        return done
+    # Ended before the Schedule was read (git source, invalid desired state): kind unknown.
+    status = CycleStatus.REFUSED if done.exit_code == EXIT_REFUSED else CycleStatus.ERROR
+    facts = facts_of("unknown", started=started, finished=clock.now(), status=status)
+    return replace(done, facts=replace(facts, reasons=(done.line,)))
+
+
+def _run_cycle_outcome(
+    directory: str,
+    settings: Settings,
+    schedule_name: str | None,
+    *,
+    clock: Clock,
+    store,
+    echo: Callable[[str], None],
+    ignore_window: bool,
+    fetch_source: bool,
+) -> CycleRun:
+    from reconciler.app.observing import facts_of
     from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle
     from reconciler.desired import load_desired_state
     from reconciler.model.diagnostics import DiagnosticsError
@@ -254,6 +293,9 @@ def run_cycle_outcome(
     if schedule is None and desired.schedules:
         schedule = desired.schedules[0]
     accounts = list(schedule.accounts) if schedule and schedule.accounts else None
+    kind = "apply" if schedule is not None and schedule.self_heal else "plan"
+    mine = accounts or [p.account for p in desired.portfolios]  # for a cycle that fails early
+    started = clock.now()
     try:
         if schedule is not None and schedule.self_heal:
             outcome = asyncio.run(
@@ -272,6 +314,7 @@ def run_cycle_outcome(
             return CycleRun(
                 f"apply cycle {outcome.report.cycle_id} {outcome.status}: {outcome.report.result}",
                 exit_code_for_status(outcome.status),
+                facts_of("apply", started=started, finished=clock.now(), outcome=outcome),
             )
         planned = asyncio.run(
             drift_report_cycle(
@@ -283,11 +326,17 @@ def run_cycle_outcome(
                 reports_dir=settings.effective_reports_dir,
             )
         )
-        return CycleRun(f"drift report (selfHeal false): {plan_summary(planned.plan)}", EXIT_OK)
+        return CycleRun(
+            f"drift report (selfHeal false): {plan_summary(planned.plan)}",
+            EXIT_OK,
+            facts_of("plan", started=started, finished=clock.now(), outcome=planned),
+        )
     except Refused as exc:
-        return CycleRun(f"refused: {'; '.join(exc.reasons)}", EXIT_REFUSED)
+        facts = facts_of(kind, started=started, finished=clock.now(), accounts=mine, refused=exc)
+        return CycleRun(f"refused: {'; '.join(exc.reasons)}", EXIT_REFUSED, facts)
     except (CycleError, StoreUnavailable) as exc:
-        return CycleRun(f"error (will retry next cycle): {exc}", EXIT_ERROR)
+        facts = facts_of(kind, started=started, finished=clock.now(), accounts=mine, error=exc)
+        return CycleRun(f"error (will retry next cycle): {exc}", EXIT_ERROR, facts)
 
 
 def _open_store(settings: Settings, clock: Clock):
@@ -297,6 +346,17 @@ def _open_store(settings: Settings, clock: Clock):
         return open_store(settings.effective_db_url, clock=clock)
     except StoreUnavailable as exc:
         raise SchedulerError(f"cannot open the store {exc.database}: {exc.cause}") from exc
+
+
+def _observe_failure(
+    settings: Settings, clock: Clock, started: dt.datetime, why: str, exit_code: int
+) -> None:
+    """`run --once` ended before its cycle began: still a refused or failed cycle to publish."""
+    from reconciler.app.observing import Observer, facts_of
+
+    status = CycleStatus.REFUSED if exit_code == EXIT_REFUSED else CycleStatus.ERROR
+    facts = facts_of("unknown", started=started, finished=clock.now(), status=status)
+    Observer(settings, clock).cycle(replace(facts, reasons=(why,)))
 
 
 def run_scheduler(
@@ -321,17 +381,26 @@ def run_scheduler(
     # Same precedence as the settings: the process environment over the `.env` file.
     resilience = Resilience.from_env({**read_dotenv(), **os.environ}) if not once else Resilience()
     # The git source first: a checkout stuck on a broken commit must still see the fix.
+    started = clock.now()
     failed, _ = _sync_git_source(directory, settings, fetch=True, echo=echo)
     if failed is not None and once:
         echo(failed.line)
+        _observe_failure(settings, clock, started, failed.line, failed.exit_code)
         return failed.exit_code
     if failed is not None:
         echo(f"git source at start: {failed.line}")
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
-        raise SchedulerError(f"desired state invalid:\n{render_text(exc.diagnostics)}") from exc
+        why = f"desired state invalid:\n{render_text(exc.diagnostics)}"
+        if once:
+            _observe_failure(settings, clock, started, why, EXIT_ERROR)
+        raise SchedulerError(why) from exc
     store = _open_store(settings, clock)
+    from reconciler.app.observing import Observer
+
+    # Metrics and notifications of every cycle (its /metrics server threads are daemons).
+    observer = Observer(settings, clock, store=store, echo=echo)
     with gateway_settings(gateway, settings) as gw:
         if once:
             name = desired.schedules[0].name if desired.schedules else None
@@ -346,6 +415,8 @@ def run_scheduler(
                 fetch_source=False,  # fetched just above
             )
             echo(done.line)
+            if done.facts is not None:
+                observer.cycle(done.facts)
             return done.exit_code
         if not desired.schedules:
             raise SchedulerError("no Schedule document in the desired state; add one or use --once")
@@ -367,21 +438,22 @@ def run_scheduler(
                         stop=stop,
                         echo=echo,
                         probe_timeout=gw.connect_timeout,
+                        on_unreachable=observer.gateway_unreachable,
                     ):
                         return
-                    echo(
-                        f"{clock.now():%Y-%m-%dT%H:%M:%SZ} {name}: "
-                        + run_cycle(
-                            directory,
-                            gw,
-                            name,
-                            clock=clock,
-                            store=store,
-                            echo=echo,
-                            ignore_window=ignore_window,
-                            fetch_source=settings.git_poll,
-                        )
+                    done = run_cycle_outcome(
+                        directory,
+                        gw,
+                        name,
+                        clock=clock,
+                        store=store,
+                        echo=echo,
+                        ignore_window=ignore_window,
+                        fetch_source=settings.git_poll,
                     )
+                    echo(f"{clock.now():%Y-%m-%dT%H:%M:%SZ} {name}: " + done.line)
+                    if done.facts is not None:
+                        observer.cycle(done.facts)
                 finally:
                     idle.set()
 
@@ -414,6 +486,15 @@ def run_scheduler(
             scheduler.shutdown(wait=False)
 
         signal.signal(signal.SIGTERM, request_stop)
+        try:
+            serving = observer.serve_http()
+        except OSError as exc:
+            raise SchedulerError(
+                f"cannot serve metrics on {settings.metrics_address}:{settings.metrics_port} "
+                f"({exc.strerror or exc}); free the port or change RECONCILER_METRICS_PORT"
+            ) from exc
+        if serving:
+            echo(f"metrics served at {serving}")
         try:
             scheduler.start()
         except KeyboardInterrupt:  # Ctrl-C ends the loop like SIGTERM

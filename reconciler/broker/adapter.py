@@ -31,6 +31,7 @@ from reconciler.broker.errors import (
 )
 from reconciler.broker.orders import OrderHandle, build_order
 from reconciler.broker.snapshot import LIVE, gather_checked, snapshot_quotes, take_snapshot
+from reconciler.broker.stats import STATS
 from reconciler.model.actual import (
     ActualState,
     CompletedOrder,
@@ -95,15 +96,20 @@ class Broker:
         limit = timeout if timeout is not None else settings.connect_timeout
         cid = settings.client_id if client_id is None else client_id
         link = Connectivity()
-        ib, latency = await open_ib(
-            lib,
-            connectivity=link,
-            host=settings.gateway_host,
-            port=settings.gateway_port,
-            client_id=cid,
-            timeout=limit,
-            readonly=readonly,
-        )
+        try:
+            ib, latency = await open_ib(
+                lib,
+                connectivity=link,
+                host=settings.gateway_host,
+                port=settings.gateway_port,
+                client_id=cid,
+                timeout=limit,
+                readonly=readonly,
+            )
+        except BrokerError:
+            STATS.connect_failed()
+            raise
+        STATS.connected(ib)
         session = GatewaySession(ib, lib, timeout=limit, connectivity=link)
         return cls(
             session,
@@ -125,6 +131,7 @@ class Broker:
         for handle in self._handles.values():
             handle.detach()
         self._handles.clear()
+        STATS.closing(self._session.ib, link_ok=not self._session.connectivity.lost)
         self._session.close()
 
     @property

@@ -31,12 +31,17 @@ from pydantic_settings import (
 )
 
 from reconciler.model.settings import (
+    DEFAULT_NOTIFY_REPEAT_SECONDS,
     DEFAULT_OPERATOR_CLIENT_ID,
+    NOTIFY_EVENTS,
     Settings,
     SettingsError,
     parse_bool,
+    parse_duration,
     parse_float,
     parse_int,
+    parse_notify_events,
+    split_urls,
     unknown_variable_warnings,
 )
 
@@ -101,6 +106,19 @@ def _host(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _urls(value: Any) -> Any:
+    return split_urls(value) if isinstance(value, str) else value
+
+
+def _notify_events(value: Any) -> Any:
+    return parse_notify_events(value) if isinstance(value, str) else value
+
+
+def _notify_repeat(value: Any) -> Any:
+    value = _blank_is_default(value)
+    return parse_duration("RECONCILER_NOTIFY_REPEAT", value) if isinstance(value, str) else value
+
+
 class Environment(BaseSettings):
     """Every variable `Settings` holds, as pydantic-settings reads it: exact (case-sensitive)
     names, unknown names ignored here (`settings.unknown_variable_warnings` reports them)."""
@@ -160,6 +178,24 @@ class Environment(BaseSettings):
     )
     git_verify: Annotated[bool, _boolean("RECONCILER_GIT_VERIFY")] = Field(
         False, validation_alias="RECONCILER_GIT_VERIFY"
+    )
+    metrics_file: Annotated[str | None, BeforeValidator(_empty_is_default)] = Field(
+        None, validation_alias="RECONCILER_METRICS_FILE"
+    )
+    metrics_port: Annotated[int | None, _integer("RECONCILER_METRICS_PORT")] = Field(
+        None, ge=1, le=65535, validation_alias="RECONCILER_METRICS_PORT"
+    )
+    metrics_address: Annotated[str, BeforeValidator(_host)] = Field(
+        "127.0.0.1", validation_alias="RECONCILER_METRICS_ADDRESS"
+    )
+    notify_urls: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_urls)] = Field(
+        (), validation_alias="RECONCILER_NOTIFY_URLS"
+    )
+    notify_events: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_notify_events)] = Field(
+        NOTIFY_EVENTS, validation_alias="RECONCILER_NOTIFY_EVENTS"
+    )
+    notify_repeat_seconds: Annotated[float, BeforeValidator(_notify_repeat)] = Field(
+        DEFAULT_NOTIFY_REPEAT_SECONDS, validation_alias="RECONCILER_NOTIFY_REPEAT"
     )
 
     @classmethod

@@ -58,6 +58,18 @@ ENV_VARS: dict[str, str] = {
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
     "RECONCILER_IB_LIBRARY": "IB client library: ib_async (default) or ib_insync.",
     "IB_GATEWAY_TIMEZONE": "Zone of gateway timestamps that carry none (default UTC).",
+    "RECONCILER_METRICS_FILE": "Prometheus textfile (node_exporter textfile collector) rewritten "
+    "after every cycle (default unset: no file).",
+    "RECONCILER_METRICS_PORT": "run (daemon): serve /metrics over HTTP on this port (default "
+    "unset: no HTTP server).",
+    "RECONCILER_METRICS_ADDRESS": "run (daemon): address the /metrics server binds (default "
+    "127.0.0.1).",
+    "RECONCILER_NOTIFY_URLS": "Apprise URLs notifications go to, separated by commas or spaces "
+    "(default unset: no notification).",
+    "RECONCILER_NOTIFY_EVENTS": "Events that notify, comma-separated: "
+    "drift,refused,failed,denial,rejected,unknown,break,halt,resume (default all).",
+    "RECONCILER_NOTIFY_REPEAT": "A persisting condition (same drift, denial, break, refusal or "
+    "failure) notifies again only after this long: seconds or 30m/24h/7d (default 24h).",
     "RECONCILER_LOG_LEVEL": "INFO or DEBUG for more log lines on stderr (default WARNING); "
     "read from the environment only, not from `.env`.",
 }
@@ -85,6 +97,55 @@ RISK_OVERRIDES = (
 # Operator commands (`halt --cancel-open`) must not take the client id of the apply or daemon
 # they may have to stop: that id is in use (error 326) while it runs.
 DEFAULT_OPERATOR_CLIENT_ID = 90
+
+# The events `RECONCILER_NOTIFY_EVENTS` chooses from (reconciler.observe.notify sends them).
+NOTIFY_EVENTS = (
+    "drift",
+    "refused",
+    "failed",
+    "denial",
+    "rejected",
+    "unknown",
+    "break",
+    "halt",
+    "resume",
+)
+DEFAULT_NOTIFY_REPEAT_SECONDS = 24 * 3600.0
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds from `90`, `90s`, `30m`, `24h` or `7d`; SettingsError naming `name` otherwise."""
+    text = raw.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a duration (e.g. 3600, 30m, 24h, 7d)") from None
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise SettingsError(f"{name}={raw!r} must be a finite duration >= 0")
+    return value
+
+
+def parse_notify_events(raw: str) -> tuple[str, ...]:
+    """The events named in `RECONCILER_NOTIFY_EVENTS` (`all` or empty: every event)."""
+    words = [w.strip().lower() for w in raw.replace(" ", ",").split(",") if w.strip()]
+    if not words or words == ["all"]:
+        return NOTIFY_EVENTS
+    unknown = [w for w in words if w not in NOTIFY_EVENTS]
+    if unknown:
+        raise SettingsError(
+            f"RECONCILER_NOTIFY_EVENTS={raw!r}: unknown event(s) {', '.join(unknown)}; "
+            f"choose from {','.join(NOTIFY_EVENTS)} (or all)"
+        )
+    return tuple(e for e in NOTIFY_EVENTS if e in words)
+
+
+def split_urls(raw: str) -> tuple[str, ...]:
+    """Apprise URLs separated by commas, spaces or newlines."""
+    return tuple(u for u in raw.replace(",", " ").split() if u)
+
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -152,6 +213,12 @@ class Settings:
     git_branch: str = "main"
     git_poll: bool = True
     git_verify: bool = False
+    metrics_file: str | None = None
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    notify_urls: tuple[str, ...] = ()
+    notify_events: tuple[str, ...] = NOTIFY_EVENTS
+    notify_repeat_seconds: float = DEFAULT_NOTIFY_REPEAT_SECONDS
     risk_env: Mapping[str, str] = field(default_factory=dict)
     # Found while reading the environment and `.env` (unknown variables); see settings_warnings.
     load_warnings: tuple[str, ...] = ()

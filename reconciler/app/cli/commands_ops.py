@@ -18,6 +18,7 @@ from reconciler.app.cli.common import (
     load_settings_or_fail,
     open_store_or_fail,
 )
+from reconciler.model.settings import NOTIFY_EVENTS
 
 TABLE_FORMATS = click.Choice(["text", "json", "markdown"])
 
@@ -312,6 +313,13 @@ def halt_command(reason, cancel_open, global_cancel, wait_seconds, gateway):
             _halt_not_recorded(settings, exc, cancel_open)
     if recorded:
         click.echo(f"HALTED: {reason}. Every cycle refuses to trade until `reconcile resume`.")
+        _notify_operator(
+            settings,
+            "halt",
+            f"ib-reconciler: HALTED by {holder_name()}",
+            f"Reason: {reason}\nEvery cycle refuses to trade until `reconcile resume`."
+            + ("\nOpen orders are being cancelled (--cancel-open)." if cancel_open else ""),
+        )
     if not cancel_open:
         if not recorded:
             sys.exit(EXIT_ERROR)
@@ -417,8 +425,59 @@ def resume_command():
     if store.current_halt() is None:
         click.echo("Not halted; nothing to resume.")
         return
+    halt = store.current_halt()
     store.resume(who=holder_name())
     click.echo("Resumed: the out-of-band halt is lifted.")
+    _notify_operator(
+        settings,
+        "resume",
+        f"ib-reconciler: resumed by {holder_name()}",
+        f"The out-of-band halt ({getattr(halt, 'reason', '')}) is lifted; cycles may trade "
+        "again (git's RiskPolicy tradingState still applies).",
+    )
+
+
+def _notify_operator(settings, kind: str, title: str, body: str) -> None:
+    """Tell the notification URLs (if any) about an operator's action; a failure is said,
+    never fatal: the action itself is done."""
+    from reconciler.app.observing import Observer
+    from reconciler.model.clock import SystemClock
+
+    problem = Observer(settings, SystemClock()).event(kind, title, body)
+    if problem:
+        click.echo(f"warning: {kind} notification not delivered: {problem}", err=True)
+
+
+@click.command("notify")
+@click.option(
+    "--event",
+    "kind",
+    required=True,
+    type=click.Choice(NOTIFY_EVENTS),
+    help="The event kind (RECONCILER_NOTIFY_EVENTS filters on it).",
+)
+@click.option("--title", default=None, help="Title (default: ib-reconciler: EVENT).")
+@click.option("--message", required=True, help="The notification's text.")
+def notify_command(kind, title, message):
+    """Send one notification to RECONCILER_NOTIFY_URLS (apprise), e.g. from systemd's
+    OnFailure= unit. Exit 0 delivered, filtered out by RECONCILER_NOTIFY_EVENTS, or no URL
+    set (said on stderr); 1 not delivered."""
+    from reconciler.app.observing import Observer
+    from reconciler.model.clock import SystemClock
+
+    settings = load_settings_or_fail()
+    if not settings.notify_urls:
+        click.echo("RECONCILER_NOTIFY_URLS is not set: nothing sent.", err=True)
+        return
+    if kind not in settings.notify_events:
+        click.echo(f"{kind} is not in RECONCILER_NOTIFY_EVENTS: nothing sent.", err=True)
+        return
+    problem = Observer(settings, SystemClock()).event(
+        kind, title or f"ib-reconciler: {kind}", message
+    )
+    if problem:
+        fail(f"notification not delivered: {problem}")
+    click.echo(f"notified: {kind}")
 
 
 @click.command("unlock")
@@ -480,6 +539,7 @@ def register(cli: click.Group) -> None:
         health_command,
         halt_command,
         resume_command,
+        notify_command,
         unlock_command,
         audit_group,
     ):

@@ -237,6 +237,18 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
             "ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.",
             err=True,
         )
+    from reconciler.app.observing import Observer, facts_of
+
+    observer = Observer(settings, clock, store=store)
+    started = clock.now()
+
+    mine = accounts or [p.account for p in desired.portfolios]  # for a cycle that fails early
+
+    def observe(**ended) -> None:
+        observer.cycle(
+            facts_of("apply", started=started, finished=clock.now(), accounts=mine, **ended)
+        )
+
     try:
         with gateway_settings(gateway, settings) as gw:
             outcome = _run(
@@ -259,11 +271,14 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
         getattr(progress, "close", lambda: None)()
         for reason in exc.reasons:
             click.echo(f"refused: {reason}", err=True)
+        observe(refused=exc)
         sys.exit(EXIT_REFUSED)
     except CycleError as exc:
         getattr(progress, "close", lambda: None)()
+        observe(error=exc)
         fail(str(exc))
     getattr(progress, "close", lambda: None)()
+    observe(outcome=outcome)
     report = outcome.report
     if fmt == "json":
         click.echo(render_json(report.to_dict()), nl=False)

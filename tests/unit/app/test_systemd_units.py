@@ -253,7 +253,26 @@ def test_both_reconcile_services_share_one_sandbox_and_layout():
 
 
 def test_notify_unit_logs_the_failed_unit_at_crit_priority():
-    exec_start = value(UNITS / "reconcile-notify@.service", "Service", "ExecStart")
+    exec_start = values(UNITS / "reconcile-notify@.service", "Service", "ExecStart")[0]
     assert exec_start.startswith("/usr/bin/systemd-cat ")
     assert "--priority=crit" in exec_start.split()
     assert "%i failed" in exec_start
+
+
+def test_notify_unit_then_sends_through_reconcile_notify_without_hiding_the_journal_line():
+    unit = UNITS / "reconcile-notify@.service"
+    journal, notify = values(unit, "Service", "ExecStart")
+    assert journal.startswith("/usr/bin/systemd-cat ")
+    # '-': a notification that cannot be delivered does not fail the alert unit.
+    assert notify.startswith("-" + PRODUCTION_EXECUTABLE + " notify --event failed ")
+    assert "${MONITOR_EXIT_STATUS}" in notify and "%i failed" in notify
+    assert value(unit, "Service", "EnvironmentFile") == "/etc/reconciler/reconciler.env"
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "notify", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for flag in ("--event", "--title", "--message"):
+        assert flag in result.stdout

@@ -1,0 +1,9 @@
+"""Observe: what a finished cycle tells the outside world, as Prometheus metrics and as
+notifications (apprise).
+
+`facts` is the value a cycle hands over (its frozen report, its plan, the gateway sessions'
+counters); `metrics` turns facts into counters, gauges and a histogram, kept across processes
+in the textfile; `notify` turns facts into events, de-duplicates persisting conditions and
+sends them. Imported only by `app/`; imports the values of `model/` and `render/`, never the
+broker, the store or the simulator. See ARCHITECTURE.md.
+"""

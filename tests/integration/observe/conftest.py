@@ -1,0 +1,8 @@
+"""Fixtures of the observe tests: the report builders of tests/unit/observe importable here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "observe"))
