@@ -163,6 +163,7 @@ def test_schemathesis_finds_no_server_error_or_undocumented_status(base_url):
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis.checks import not_a_server_error
+    from schemathesis.generation.modes import GenerationMode
     from schemathesis.specs.openapi.checks import (
         response_schema_conformance,
         status_code_conformance,
@@ -173,7 +174,7 @@ def test_schemathesis_finds_no_server_error_or_undocumented_status(base_url):
     statuses: list[int] = []
     operations = [operation.ok() for operation in schema.get_all_operations()]
 
-    def checker(op):
+    def checker(op, mode):
         @settings(
             max_examples=15,
             deadline=None,
@@ -181,7 +182,7 @@ def test_schemathesis_finds_no_server_error_or_undocumented_status(base_url):
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=op.as_strategy())
+        @given(case=op.as_strategy(mode))
         def check(case):
             response = case.call(base_url=base_url)
             statuses.append(response.status_code)
@@ -193,10 +194,14 @@ def test_schemathesis_finds_no_server_error_or_undocumented_status(base_url):
         return check
 
     for op in operations:
-        try:
-            checker(op)()
-        except Exception as exc:  # every operation is checked; all failures are reported
-            failures.append(f"{op.label}: {exc}")
+        modes = [GenerationMode.POSITIVE]
+        if schema.raw_schema["paths"][op.path]["get"].get("parameters"):
+            modes.append(GenerationMode.NEGATIVE)  # invalid input must be a 4xx, never 5xx
+        for mode in modes:
+            try:
+                checker(op, mode)()
+            except Exception as exc:  # every operation is checked; all failures are reported
+                failures.append(f"{op.label} ({mode}): {exc}")
     assert len(operations) >= 9
     assert not failures, "\n".join(failures[:5])
     # It did exercise the API: many requests, valid ones answered and bad ones refused.
