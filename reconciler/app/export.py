@@ -151,9 +151,7 @@ def write_csv(kind: str, records: list[dict[str, Any]]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([name for name, _ in SCHEMAS[kind]])
     for record in records:
-        writer.writerow(
-            ["" if record[n] is None else _plain(record[n]) for n, _ in SCHEMAS[kind]]
-        )
+        writer.writerow(["" if record[n] is None else _plain(record[n]) for n, _ in SCHEMAS[kind]])
     return buffer.getvalue().encode("utf-8")
 
 

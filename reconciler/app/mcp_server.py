@@ -180,8 +180,10 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
 
         return load_desired_state(path or directory)
 
-    @tool("Validate the desired-state directory (YAML schema and semantic checks); returns "
-          "`valid` and every diagnostic with file, line and code.")
+    @tool(
+        "Validate the desired-state directory (YAML schema and semantic checks); returns "
+        "`valid` and every diagnostic with file, line and code."
+    )
     def validate(path: str | None = None) -> dict[str, Any]:
         from reconciler.model.diagnostics import DiagnosticsError
 
@@ -199,10 +201,13 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
             "risk_policies": sorted(desired.risk_policies),
         }
 
-    @tool("Plan: snapshot the gateway (read-only connection) and compute the orders that "
-          "would bring the accounts to the desired state, within the risk limits. Never "
-          "applies and sends nothing; returns the plan as text and its orders and risk "
-          "decisions.", annotations=gateway_read)
+    @tool(
+        "Plan: snapshot the gateway (read-only connection) and compute the orders that "
+        "would bring the accounts to the desired state, within the risk limits. Never "
+        "applies and sends nothing; returns the plan as text and its orders and risk "
+        "decisions.",
+        annotations=gateway_read,
+    )
     async def plan(accounts: list[str] | None = None, path: str | None = None) -> dict[str, Any]:
         from reconciler.cycle import plan_cycle
         from reconciler.model.clock import SystemClock
@@ -221,8 +226,10 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
             "decisions": body.get("decisions", []),
         }
 
-    @tool("Status per account: last cycle and its outcome, drift summary, lock holder, "
-          "unresolved orders, and whether trading is halted.")
+    @tool(
+        "Status per account: last cycle and its outcome, drift summary, lock holder, "
+        "unresolved orders, and whether trading is halted."
+    )
     def status() -> dict[str, Any]:
         return _jsonable(data.status(store, settings))
 
@@ -236,9 +243,11 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
         limit = max(1, min(limit, 500))
         return [_jsonable(f.as_dict()) for f in store.list_fills(account=account, limit=limit)]
 
-    @tool("Explain why an account is out of band: the instruments outside their band after "
-          "the last cycle, the risk checks that bound in the latest plan (with their numbers) "
-          "and what the next cycle would do according to the latest recorded plan.")
+    @tool(
+        "Explain why an account is out of band: the instruments outside their band after "
+        "the last cycle, the risk checks that bound in the latest plan (with their numbers) "
+        "and what the next cycle would do according to the latest recorded plan."
+    )
     def explain_drift(account: str) -> dict[str, Any]:
         cycles = store.list_cycles(account=account, limit=1)
         if not cycles:
@@ -281,8 +290,10 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
             "explanation": "\n".join(lines),
         }
 
-    @tool("Explain a risk code (e.g. NOTIONAL_EXCEEDS_MAX_PER_ORDER) in plain words, with the "
-          "numbers of its most recent recorded denial or clip (optionally of one account).")
+    @tool(
+        "Explain a risk code (e.g. NOTIONAL_EXCEEDS_MAX_PER_ORDER) in plain words, with the "
+        "numbers of its most recent recorded denial or clip (optionally of one account)."
+    )
     def explain_denial(code: str, account: str | None = None) -> dict[str, Any]:
         code = code.strip().upper()
         recent = [d for d in store.list_denials(account=account, limit=500) if d["code"] == code]
@@ -298,9 +309,9 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
 
     def resource(uri: str, description: str):
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
-            server.resource(uri, name=func.__name__, description=description, mime_type="application/json")(
-                _logged("resource", func.__name__, func)
-            )
+            server.resource(
+                uri, name=func.__name__, description=description, mime_type="application/json"
+            )(_logged("resource", func.__name__, func))
             return func
 
         return register
@@ -315,8 +326,11 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
             default=str,
         )
 
-    @resource(RISK_LIMITS_URI, "Effective risk limits per RiskPolicy and where each comes "
-              "from (git, environment override, halt).")
+    @resource(
+        RISK_LIMITS_URI,
+        "Effective risk limits per RiskPolicy and where each comes "
+        "from (git, environment override, halt).",
+    )
     def risk_limits() -> str:
         from reconciler.decide.risk import effective_limits
 

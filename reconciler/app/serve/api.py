@@ -51,7 +51,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 ACCOUNT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 STATUS_PATTERN = r"^[a-z-]{1,32}$"
 MAX_ID = 2**62
-Account = Annotated[str, PathParam(pattern=ACCOUNT_PATTERN, description="Account id, e.g. DU0000001.")]
+Account = Annotated[
+    str, PathParam(pattern=ACCOUNT_PATTERN, description="Account id, e.g. DU0000001.")
+]
 AccountFilter = Annotated[
     str | None, Query(pattern=ACCOUNT_PATTERN, description="Only this account.")
 ]
@@ -176,7 +178,11 @@ def create_app(
         metrics.latency.labels(label).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse, "description": "Not healthy (same body)."}})
+    @app.get(
+        "/health",
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "Not healthy (same body)."}},
+    )
     async def health() -> JSONResponse:
         """Store readable, ledger hash chain verified, age of the last successful cycle per
         account and, with `serve --health-gateway`, the gateway reachable (read-only
@@ -184,7 +190,11 @@ def create_app(
         if health_gateway:
             gateway = await _gateway_check(settings)
         else:
-            gateway = {"checked": False, "reachable": None, "detail": "not checked (serve --health-gateway)"}
+            gateway = {
+                "checked": False,
+                "reachable": None,
+                "detail": "not checked (serve --health-gateway)",
+            }
         body = HealthResponse.model_validate(data.health(store, now(), gateway))
         return JSONResponse(
             json.loads(body.model_dump_json()), status_code=200 if body.healthy else 503
@@ -210,7 +220,9 @@ def create_app(
             str | None,
             Query(pattern=STATUS_PATTERN, description="Cycle status, e.g. ok, refused, blocked."),
         ] = None,
-        since: Annotated[dt.datetime | None, Query(description="Started at or after (UTC).")] = None,
+        since: Annotated[
+            dt.datetime | None, Query(description="Started at or after (UTC).")
+        ] = None,
         until: Annotated[dt.datetime | None, Query(description="Started before (UTC).")] = None,
         limit: Limit = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
@@ -269,7 +281,9 @@ def create_app(
     @app.get(
         "/metrics",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4."}},
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4."}
+        },
     )
     def prometheus() -> PlainTextResponse:
         """The cycles' metrics file (RECONCILER_METRICS_FILE, when set and readable) followed by

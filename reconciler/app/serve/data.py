@@ -219,7 +219,13 @@ def account_detail(store: Any, account: str) -> dict[str, Any] | None:
                     if r.get("status") != "unmanaged"
                 ]
     drift_fields = (
-        "key", "status", "quantity", "price", "current_weight", "target_weight", "drift",
+        "key",
+        "status",
+        "quantity",
+        "price",
+        "current_weight",
+        "target_weight",
+        "drift",
         "in_band",
     )
     return {
@@ -227,7 +233,8 @@ def account_detail(store: Any, account: str) -> dict[str, Any] | None:
         "targets": targets,
         "actual": [p.as_dict() for p in positions],
         "drift": [
-            {f: r.get(f) for f in drift_fields} | {"key": r.get("key", ""), "status": r.get("status", "managed")}
+            {f: r.get(f) for f in drift_fields}
+            | {"key": r.get("key", ""), "status": r.get("status", "managed")}
             for r in current_drift(report, account)
         ],
         "last_cycle": cycle_summary(cycles[0]) if cycles else None,

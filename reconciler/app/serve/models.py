@@ -43,7 +43,9 @@ class AccountHealth(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    healthy: bool = Field(description="Store readable, ledger verified, gateway reachable if checked.")
+    healthy: bool = Field(
+        description="Store readable, ledger verified, gateway reachable if checked."
+    )
     checked_at: dt.datetime
     gateway: GatewayHealth
     store: StoreHealth
@@ -177,7 +179,9 @@ class CyclesPage(BaseModel):
 
 class CycleDetail(BaseModel):
     cycle: CycleSummary
-    report: dict[str, Any] | None = Field(description="The cycle report (format ib-reconciler/cycle-report).")
+    report: dict[str, Any] | None = Field(
+        description="The cycle report (format ib-reconciler/cycle-report)."
+    )
 
 
 class PlanResponse(BaseModel):
