@@ -209,7 +209,7 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
         annotations=gateway_read,
     )
     async def plan(accounts: list[str] | None = None, path: str | None = None) -> dict[str, Any]:
-        from reconciler.cycle import plan_cycle
+        from reconciler.cycle.plan import plan_cycle
         from reconciler.model.clock import SystemClock
         from reconciler.model.plan import to_dict
         from reconciler.render.plan import render_plan

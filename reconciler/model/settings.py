@@ -58,12 +58,16 @@ ENV_VARS: dict[str, str] = {
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
     "RECONCILER_IB_LIBRARY": "IB client library: ib_async (default) or ib_insync.",
     "IB_GATEWAY_TIMEZONE": "Zone of gateway timestamps that carry none (default UTC).",
+    "RECONCILER_SERVE_TOKEN": "Bearer token `reconcile serve` requires on every request; "
+    "needed to bind to anything but 127.0.0.1; environment only (default unset).",
+    "RECONCILER_METRICS_FILE": "Prometheus textfile of the cycles' metrics; `reconcile serve` "
+    "includes it in /metrics when set and readable; environment only (default unset).",
     "RECONCILER_LOG_LEVEL": "INFO or DEBUG for more log lines on stderr (default WARNING); "
     "read from the environment only, not from `.env`.",
 }
 
 # Read before settings are loaded, so a `.env` file cannot set them.
-ENVIRONMENT_ONLY = ("RECONCILER_LOG_LEVEL",)
+ENVIRONMENT_ONLY = ("RECONCILER_LOG_LEVEL", "RECONCILER_SERVE_TOKEN", "RECONCILER_METRICS_FILE")
 
 # Read by the test suite, not by the reconciler; known so that setting it is not warned about.
 TEST_VARIABLES = ("RECONCILER_TEST_POSTGRES_URL",)

@@ -136,10 +136,15 @@ def make_readonly_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         setattr(engine, _READONLY_LABEL, str(path))
     elif backend == "postgresql":
+        # Added to the URL's own libpq options (a search_path, say), not in their place.
+        existing = parsed.query.get("options", "")
+        if isinstance(existing, tuple):
+            existing = " ".join(existing)
+        options = f"{existing} -c default_transaction_read_only=on".strip()
         engine = create_engine(
-            parsed,
+            parsed.difference_update_query(["options"]),
             pool_pre_ping=True,
-            connect_args={"options": "-c default_transaction_read_only=on"},
+            connect_args={"options": options},
         )
     else:
         raise StoreUrlError(

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Path as PathParam
+from fastapi import FastAPI, HTTPException
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
 from reconciler.app.serve import data

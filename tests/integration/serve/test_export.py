@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 
 import pytest
@@ -84,7 +85,7 @@ def test_exported_events_keep_the_hash_chain(readonly_store):
 
     events = json.loads(export(readonly_store, "events", "json")[0])
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
-    assert all(b["prev_hash"] == a["row_hash"] for a, b in zip(events, events[1:], strict=False))
+    assert all(b["prev_hash"] == a["row_hash"] for a, b in itertools.pairwise(events))
     assert len(events) == readonly_store.verify_ledger().checked
 
 

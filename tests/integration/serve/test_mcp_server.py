@@ -44,17 +44,19 @@ async def _session_run(applied, log_path, calls):
     )
     results = {}
     with open(log_path, "w", encoding="utf-8") as errlog:
-        async with stdio_client(params, errlog=errlog) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                results["tools"] = (await session.list_tools()).tools
-                for name, args in calls:
-                    results[name] = await session.call_tool(name, args)
-                listed = (await session.list_resources()).resources
-                results["resources"] = {
-                    str(r.uri): json.loads((await session.read_resource(r.uri)).contents[0].text)
-                    for r in listed
-                }
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            results["tools"] = (await session.list_tools()).tools
+            for name, args in calls:
+                results[name] = await session.call_tool(name, args)
+            listed = (await session.list_resources()).resources
+            results["resources"] = {
+                str(r.uri): json.loads((await session.read_resource(r.uri)).contents[0].text)
+                for r in listed
+            }
     return results
 
 
