@@ -154,3 +154,66 @@ def test_every_call_is_logged(mcp_run):
     for name, _args in CALLS:
         assert f"tool={name} " in log, name
     assert "resource=latest_cycle_report" in log and "resource=risk_limits" in log
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+async def _http_tools(url: str):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        streamable_http_client(url) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        tools = {t.name for t in (await session.list_tools()).tools}
+        status = await session.call_tool("status", {})
+    return tools, status
+
+
+def test_streamable_http_serves_the_same_read_only_tools_on_loopback_only(applied):
+    import subprocess
+
+    from waiting import wait_until
+
+    refused = applied.reconcile("mcp", "--transport", "http", "--host", "0.0.0.0")
+    assert refused.returncode == 1 and b"127.0.0.1 only" in refused.stderr
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "mcp", "--transport", "http", "--port", str(port)],
+        cwd=applied.workdir,
+        env=applied.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(
+            lambda: _answers(port),
+            timeout=60,
+            what="the MCP HTTP server to listen",
+            abort=lambda: proc.poll() is not None and f"exited {proc.returncode}",
+        )
+        tools, status = asyncio.run(_http_tools(f"http://127.0.0.1:{port}/mcp"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert tools == EXPECTED_TOOLS
+    assert {a["account"] for a in structured(status)["accounts"]} == {"DU0000001", "DU0000002"}
