@@ -252,7 +252,7 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
         cycles = store.list_cycles(account=account, limit=1)
         if not cycles:
             return {"account": account, "explanation": f"No cycle recorded for {account}."}
-        report = data._report(cycles[0])
+        report = data.report_of(cycles[0])
         rows = data.current_drift(report, account)
         outside = [r for r in rows if r.get("status") == "managed" and not r.get("in_band")]
         unknown = [r for r in rows if r.get("status") not in ("managed", "unmanaged")]
@@ -322,7 +322,7 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
         if not cycles:
             return json.dumps({"cycle": None})
         return json.dumps(
-            {"cycle": _jsonable(data.cycle_summary(cycles[0])), "report": data._report(cycles[0])},
+            {"cycle": _jsonable(data.cycle_summary(cycles[0])), "report": data.report_of(cycles[0])},
             default=str,
         )
 

@@ -250,7 +250,7 @@ def create_app(
         view = store.get_cycle(cycle_id)
         if view is None:
             raise HTTPException(404, f"cycle {cycle_id} is not in the store")
-        return {"cycle": data.cycle_summary(view), "report": data._report(view) or None}
+        return {"cycle": data.cycle_summary(view), "report": data.report_of(view) or None}
 
     @app.get("/plans/latest", response_model=PlanResponse, responses=NOT_FOUND)
     def latest_plan(account: AccountFilter = None) -> Any:

@@ -82,7 +82,7 @@ def install(app: FastAPI, store: Any, *, settings: Any, now: Any) -> None:
         view = store.get_cycle(cycle_id)
         if view is None:
             raise HTTPException(404, f"cycle {cycle_id} is not in the store")
-        report = data._report(view)
+        report = data.report_of(view)
         return page(
             "cycle.html",
             cycle=data.cycle_summary(view),

@@ -20,12 +20,12 @@ from reconciler.render.views import drift_summary
 UTC = dt.UTC
 
 
-def _report(view: Any) -> dict[str, Any]:
+def report_of(view: Any) -> dict[str, Any]:
     return view.report if isinstance(view.report, Mapping) else {}
 
 
 def cycle_summary(view: Any) -> dict[str, Any]:
-    report = _report(view)
+    report = report_of(view)
     return {
         "id": view.id,
         "kind": view.kind,
@@ -74,7 +74,7 @@ def status(store: Any, settings: Any) -> dict[str, Any]:
                 "account": row.account,
                 "last_cycle": None if row.last_cycle is None else cycle_summary(row.last_cycle),
                 "drift": drift_summary(
-                    None if row.last_cycle is None else _report(row.last_cycle), row.account
+                    None if row.last_cycle is None else report_of(row.last_cycle), row.account
                 ),
                 "lock": _lock(row.lock),
                 "unresolved_intents": row.unresolved_intents,
@@ -204,7 +204,7 @@ def account_detail(store: Any, account: str) -> dict[str, Any] | None:
     plan = latest_plan(store, account)
     if not cycles and not positions and plan is None and account not in known_accounts(store):
         return None
-    report = _report(cycles[0]) if cycles else {}
+    report = report_of(cycles[0]) if cycles else {}
     targets: list[dict[str, Any]] = []
     if plan is not None:
         for acct in plan.get("accounts", []):
@@ -276,7 +276,7 @@ def drift_series(cycles: Iterable[Any], account: str) -> dict[str, Any]:
     start and after it at its end. {"t": [epoch seconds], "series": {key: [drift|None]}}."""
     points: list[tuple[float, dict[str, float | None]]] = []
     for cycle in cycles:
-        report = _report(cycle)
+        report = report_of(cycle)
         for which, at in (("drift_before", cycle.started_at), ("drift_after", cycle.finished_at)):
             rows = drift_rows(report, account, which)
             if rows and at is not None:
@@ -338,7 +338,7 @@ def dashboard(store: Any, account: str) -> dict[str, Any] | None:
     if detail is None:
         return None
     cycles = store.rows_between("cycles", account=account)
-    last_report = _report(cycles[-1]) if cycles else {}
+    last_report = report_of(cycles[-1]) if cycles else {}
     orders = store.rows_between("orders", account=account)
     fills = store.rows_between("fills", account=account)
     return {
