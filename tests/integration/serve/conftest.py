@@ -13,13 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from waiting import wait_until
+from serve_helpers import ServedApp, settings_for
 
 from reconciler.sim import run_in_thread
 
@@ -95,34 +94,6 @@ def applied(tmp_path_factory) -> Iterator[Applied]:
             sim=sim,
             apply_stdout=result.stdout,
         )
-
-
-def settings_for(applied: Applied):
-    from reconciler.model.settings import load_settings
-
-    return load_settings(applied.env, dotenv_path=None)
-
-
-class ServedApp:
-    """uvicorn serving `app` in a thread on an ephemeral port of 127.0.0.1."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        )
-        self.thread = threading.Thread(target=self.server.run, name="serve-test", daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        wait_until(lambda: self.server.started, timeout=20, what="uvicorn to start")
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *_exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServedApp, settings_for
+from serve_helpers import ServedApp, settings_for
 
 REPO = Path(__file__).resolve().parents[3]
 WRITE_METHODS = {"post", "put", "patch", "delete"}

@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import START
 
 from reconciler.store import SchemaError, StoreUnavailable, open_store, open_store_readonly
+
+START = dt.datetime(2025, 1, 2, 14, 30, tzinfo=dt.UTC)  # the store fixtures' clock
 
 
 def _record(store) -> int:
