@@ -83,7 +83,20 @@ def serve_command(host, port, health_gateway):
 
     app = create_app(store, settings=settings, token=token, health_gateway=health_gateway)
     click.echo(f"Serving the status API and dashboard on http://{host}:{port}/", err=True)
+    _exit_zero_on_stop_signals()
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _exit_zero_on_stop_signals() -> None:
+    """uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    handler it found: this one makes that a clean exit 0 instead of a death by signal."""
+    import signal
+
+    def stop(_signum, _frame):
+        raise SystemExit(0)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
 
 
 @click.command("mcp")
@@ -129,6 +142,7 @@ def mcp_command(transport, host, port, directory):
         server.run("stdio")
     else:
         click.echo(f"MCP over streamable HTTP on http://{host}:{port}/mcp", err=True)
+        _exit_zero_on_stop_signals()
         server.run("streamable-http", host=host, port=port)
 
 

@@ -215,5 +215,6 @@ def test_streamable_http_serves_the_same_read_only_tools_on_loopback_only(applie
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr.read().decode()
     assert tools == EXPECTED_TOOLS
     assert {a["account"] for a in structured(status)["accounts"]} == {"DU0000001", "DU0000002"}

@@ -238,3 +238,40 @@ def test_read_only_surfaces_import_no_ib_client_library(applied):
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_serve_command_answers_on_its_port_and_stops_cleanly_on_sigterm(applied):
+    import signal
+    import socket
+
+    from waiting import wait_until
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", "--port", str(port)],
+        cwd=applied.workdir,
+        env=applied.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def health():
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        except httpx.TransportError:
+            return None
+
+    try:
+        response = wait_until(
+            health,
+            timeout=60,
+            what="reconcile serve to answer /health",
+            abort=lambda: proc.poll() is not None and f"exited {proc.returncode}",
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert response.status_code == 200 and response.json()["healthy"] is True
+    assert proc.returncode == 0, proc.stderr.read().decode()
