@@ -61,7 +61,10 @@ AccountFilter = Annotated[
 Limit = Annotated[int, Query(ge=1, le=500, description="Rows at most.")]
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "Not recorded in the store."}}
-UNAUTHORIZED = {401: {"model": ErrorBody, "description": "Bearer token missing or wrong."}}
+COMMON_RESPONSES = {
+    401: {"model": ErrorBody, "description": "Bearer token missing or wrong."},
+    503: {"model": ErrorBody, "description": "The store cannot be read right now."},
+}
 
 
 def _utc(name: str, value: dt.datetime | None) -> dt.datetime | None:
@@ -153,8 +156,14 @@ def create_app(
         version=__version__,
         description="Read-only windows onto the reconciler's store: changes go through git "
         "(and the out-of-band `reconcile halt`), never through this API. Every route is GET.",
-        responses=UNAUTHORIZED,
+        responses=COMMON_RESPONSES,
     )
+
+    from reconciler.store import StoreUnavailable
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):

@@ -113,8 +113,12 @@ def health(store: Any, now: dt.datetime, gateway: Mapping[str, Any]) -> dict[str
     ledger_part = {"verified": False, "events": 0, "detail": "store not readable"}
     account_parts = []
     if store_part["readable"]:
-        result = store.verify_ledger()
-        ledger_part = {"verified": result.ok, "events": result.checked, "detail": result.reason}
+        try:
+            result = store.verify_ledger()
+        except Exception as exc:  # the ledger is the thing being checked: report, never raise
+            ledger_part = {"verified": False, "events": 0, "detail": str(exc)}
+        else:
+            ledger_part = {"verified": result.ok, "events": result.checked, "detail": result.reason}
         for account in accounts:
             cycle = last_success(store, account)
             at = None if cycle is None else cycle.finished_at
