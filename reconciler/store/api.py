@@ -23,6 +23,7 @@ from reconciler.store.engine import (
     is_postgresql,
     make_engine,
     read_tx,
+    readonly_sqlite_file,
     write_tx,
 )
 from reconciler.store.migrate import upgrade_to_head
@@ -81,7 +82,7 @@ class Store:
     @property
     def url(self) -> str:
         """The database URL with any password masked, for status output."""
-        readonly_file = getattr(self.engine, "_reconciler_store_readonly_file", None)
+        readonly_file = readonly_sqlite_file(self.engine)
         if readonly_file is not None:
             return f"sqlite:///{readonly_file}"
         return self.engine.url.render_as_string(hide_password=True)

@@ -4,7 +4,9 @@ Responsible for building or adapting a SQLAlchemy `Engine` so every store operat
 the same on both backends: SQLite gets its parent directory created, WAL journal, foreign
 keys, a busy timeout, full fsync and explicit `BEGIN` / `BEGIN IMMEDIATE` transactions (so a
 writer takes the write lock up front instead of failing on a read-to-write upgrade);
-PostgreSQL is used as is. Also the two transaction helpers the store uses: `write_tx` (a
+PostgreSQL is used as is. `make_readonly_engine` builds one that can only read (SQLite
+`mode=ro` + `query_only`, PostgreSQL `default_transaction_read_only`) for the read-only
+surfaces. Also the two transaction helpers the store uses: `write_tx` (a
 serialisable-enough write transaction) and `read_tx`, and the translation of "the database
 cannot be used at all" errors (read-only file, missing directory, not a database, server
 down) into one `StoreUnavailable` naming the database and the cause, so no command shows a
@@ -111,6 +113,11 @@ def make_engine(url: str) -> Engine:
     return configure_engine(engine)
 
 
+def readonly_sqlite_file(engine: Engine) -> str | None:
+    """The SQLite file of an engine made by `make_readonly_engine`, else None."""
+    return getattr(engine, _READONLY_LABEL, None)
+
+
 def make_readonly_engine(url: str) -> Engine:
     """An engine that can only read the store at `url`: SQLite opened with the `mode=ro` URI
     (the file must exist; nothing is created), PostgreSQL with
@@ -185,7 +192,7 @@ def configure_engine(engine: Engine) -> Engine:
 
 def database_label(engine: Engine) -> str:
     """The database as an operator knows it: the SQLite file, else the URL without password."""
-    readonly_file = getattr(engine, _READONLY_LABEL, None)
+    readonly_file = readonly_sqlite_file(engine)
     if readonly_file is not None:
         return readonly_file
     if is_sqlite(engine) and engine.url.database:

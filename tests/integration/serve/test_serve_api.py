@@ -21,12 +21,13 @@ def get(base_url: str, path: str, **kwargs) -> httpx.Response:
     return httpx.get(base_url + path, timeout=30, **kwargs)
 
 
-def test_health_reports_store_ledger_and_last_success_per_account(base_url):
+def test_health_reports_store_ledger_and_last_success_per_account(base_url, applied):
     response = get(base_url, "/health")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["healthy"] is True
     assert body["store"]["readable"] is True
+    assert body["store"]["database"] == applied.db_url  # the file, not the read-only URI
     assert body["ledger"]["verified"] is True and body["ledger"]["events"] > 0
     assert body["gateway"]["checked"] is False
     ages = {a["account"]: a["age_seconds"] for a in body["accounts"]}
