@@ -70,12 +70,14 @@ ENV_VARS: dict[str, str] = {
     "drift,refused,failed,denial,rejected,unknown,break,halt,resume (default all).",
     "RECONCILER_NOTIFY_REPEAT": "A persisting condition (same drift, denial, break, refusal or "
     "failure) notifies again only after this long: seconds or 30m/24h/7d (default 24h).",
+    "RECONCILER_SERVE_TOKEN": "Bearer token `reconcile serve` requires on every request; "
+    "needed to bind to anything but 127.0.0.1; environment only (default unset).",
     "RECONCILER_LOG_LEVEL": "INFO or DEBUG for more log lines on stderr (default WARNING); "
     "read from the environment only, not from `.env`.",
 }
 
 # Read before settings are loaded, so a `.env` file cannot set them.
-ENVIRONMENT_ONLY = ("RECONCILER_LOG_LEVEL",)
+ENVIRONMENT_ONLY = ("RECONCILER_LOG_LEVEL", "RECONCILER_SERVE_TOKEN")
 
 # Read by the test suite, not by the reconciler; known so that setting it is not warned about.
 TEST_VARIABLES = ("RECONCILER_TEST_POSTGRES_URL",)

@@ -6,7 +6,13 @@ read views and the store's errors (`StoreUnavailable`: the database cannot be us
 Must not hold logic of its own.
 """
 
-from reconciler.store.api import DuplicateIntent, PlanConflict, Store, open_store
+from reconciler.store.api import (
+    DuplicateIntent,
+    PlanConflict,
+    Store,
+    open_store,
+    open_store_readonly,
+)
 from reconciler.store.engine import StoreUnavailable, StoreUrlError, make_engine
 from reconciler.store.ledger import EventRow, VerifyResult
 from reconciler.store.locks import LockHandle, LockHeld, LockInfo, LockLost
@@ -45,4 +51,5 @@ __all__ = [
     "VerifyResult",
     "make_engine",
     "open_store",
+    "open_store_readonly",
 ]

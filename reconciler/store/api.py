@@ -23,6 +23,7 @@ from reconciler.store.engine import (
     is_postgresql,
     make_engine,
     read_tx,
+    readonly_sqlite_file,
     write_tx,
 )
 from reconciler.store.migrate import upgrade_to_head
@@ -81,6 +82,9 @@ class Store:
     @property
     def url(self) -> str:
         """The database URL with any password masked, for status output."""
+        readonly_file = readonly_sqlite_file(self.engine)
+        if readonly_file is not None:
+            return f"sqlite:///{readonly_file}"
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
@@ -645,6 +649,61 @@ class Store:
                 for account in queries.known_accounts(conn)
             ]
 
+    # ------------------------------------------------------------------ read-only surfaces
+
+    def page_cycles(
+        self,
+        *,
+        account: str | None = None,
+        status: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[queries.CycleView], int]:
+        """A page of cycles (newest first) and how many match in all."""
+        with read_tx(self.engine) as conn:
+            return queries.page_cycles(
+                conn,
+                account=account,
+                status=status,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            )
+
+    def rows_between(
+        self,
+        kind: str,
+        *,
+        account: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> list[Any]:
+        """Every row of `kind` (orders, fills, events, cycles, positions) in [since, until),
+        oldest first: for exports and time series."""
+        reader = {
+            "orders": queries.orders_between,
+            "fills": queries.fills_between,
+            "events": queries.events_between,
+            "cycles": queries.cycles_between,
+            "positions": queries.positions_between,
+        }[kind]
+        with read_tx(self.engine) as conn:
+            return reader(conn, account, since, until)
+
+    def recent_plans(
+        self,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """Recorded plan bodies, newest first."""
+        with read_tx(self.engine) as conn:
+            return queries.plans_between(conn, since, until, limit)
+
 
 def open_store(url: str, *, clock: Clock | None = None, engine: Engine | None = None) -> Store:
     """Open (creating or upgrading) the store at `url`; an injected engine is used as is."""
@@ -659,4 +718,29 @@ def open_store(url: str, *, clock: Clock | None = None, engine: Engine | None = 
     return Store(engine, clock or SystemClock(), owns_engine=owns_engine)
 
 
-__all__ = ["DuplicateIntent", "PlanConflict", "Store", "open_store"]
+def open_store_readonly(url: str, *, clock: Clock | None = None) -> Store:
+    """Open an existing store at `url` for reading only: the database refuses writes
+    (SQLite `mode=ro`, PostgreSQL `default_transaction_read_only`) and no migration runs. A
+    schema other than this reconciler's head is a `SchemaError`; a missing SQLite file is
+    `StoreUnavailable`."""
+    from reconciler.store.engine import make_readonly_engine
+    from reconciler.store.migrate import HEAD_REVISION, SchemaError, current_revision
+
+    engine = make_readonly_engine(url)
+    try:
+        revision = current_revision(engine)
+        if revision != HEAD_REVISION:
+            raise SchemaError(
+                f"the store is at schema revision {revision!r}, not {HEAD_REVISION!r}; "
+                "run any writing command (plan, apply, status) once to migrate it"
+                if revision is None or revision < HEAD_REVISION
+                else f"the store is at schema revision {revision!r}, which this reconciler "
+                "does not know; upgrade the reconciler"
+            )
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, clock or SystemClock(), owns_engine=True)
+
+
+__all__ = ["DuplicateIntent", "PlanConflict", "Store", "open_store", "open_store_readonly"]

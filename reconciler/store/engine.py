@@ -4,7 +4,9 @@ Responsible for building or adapting a SQLAlchemy `Engine` so every store operat
 the same on both backends: SQLite gets its parent directory created, WAL journal, foreign
 keys, a busy timeout, full fsync and explicit `BEGIN` / `BEGIN IMMEDIATE` transactions (so a
 writer takes the write lock up front instead of failing on a read-to-write upgrade);
-PostgreSQL is used as is. Also the two transaction helpers the store uses: `write_tx` (a
+PostgreSQL is used as is. `make_readonly_engine` builds one that can only read (SQLite
+`mode=ro` + `query_only`, PostgreSQL `default_transaction_read_only`) for the read-only
+surfaces. Also the two transaction helpers the store uses: `write_tx` (a
 serialisable-enough write transaction) and `read_tx`, and the translation of "the database
 cannot be used at all" errors (read-only file, missing directory, not a database, server
 down) into one `StoreUnavailable` naming the database and the cause, so no command shows a
@@ -23,6 +25,7 @@ from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _CONFIGURED_FLAG = "_reconciler_store_configured"
+_READONLY_LABEL = "_reconciler_store_readonly_file"
 
 
 class StoreUrlError(ValueError):
@@ -110,6 +113,67 @@ def make_engine(url: str) -> Engine:
     return configure_engine(engine)
 
 
+def readonly_sqlite_file(engine: Engine) -> str | None:
+    """The SQLite file of an engine made by `make_readonly_engine`, else None."""
+    return getattr(engine, _READONLY_LABEL, None)
+
+
+def make_readonly_engine(url: str) -> Engine:
+    """An engine that can only read the store at `url`: SQLite opened with the `mode=ro` URI
+    (the file must exist; nothing is created), PostgreSQL with
+    `default_transaction_read_only`. For the read-only surfaces (serve, mcp, export)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise StoreUrlError(f"database URL {url!r} does not parse: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            raise StoreUrlError(
+                f"database URL {url!r}: a read-only store needs a SQLite file (sqlite:///PATH)"
+            )
+        path = Path(database).resolve()
+        ro_url = parsed.set(database=f"file:{path.as_posix()}?mode=ro", query={"uri": "true"})
+        engine = create_engine(
+            ro_url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_on_connect_readonly)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        setattr(engine, _READONLY_LABEL, str(path))
+    elif backend == "postgresql":
+        # Added to the URL's own libpq options (a search_path, say), not in their place.
+        existing = parsed.query.get("options", "")
+        if isinstance(existing, tuple):
+            existing = " ".join(existing)
+        options = f"{existing} -c default_transaction_read_only=on".strip()
+        engine = create_engine(
+            parsed.difference_update_query(["options"]),
+            pool_pre_ping=True,
+            connect_args={"options": options},
+        )
+    else:
+        raise StoreUrlError(
+            f"database URL {url!r}: backend {backend!r} is not supported "
+            "(use sqlite:///PATH or postgresql+psycopg://...)"
+        )
+    event.listen(engine, "handle_error", _unavailable_error)
+    setattr(engine, _CONFIGURED_FLAG, True)
+    return engine
+
+
+def _sqlite_on_connect_readonly(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # Belt and braces over mode=ro: the connection refuses writes even to temp objects.
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
 def configure_engine(engine: Engine) -> Engine:
     """Install the store's connection and transaction hooks on an injected engine (once)."""
     if getattr(engine, _CONFIGURED_FLAG, False):
@@ -128,6 +192,9 @@ def configure_engine(engine: Engine) -> Engine:
 
 def database_label(engine: Engine) -> str:
     """The database as an operator knows it: the SQLite file, else the URL without password."""
+    readonly_file = readonly_sqlite_file(engine)
+    if readonly_file is not None:
+        return readonly_file
     if is_sqlite(engine) and engine.url.database:
         path = sqlite_file(engine)
         return str(path) if path is not None else engine.url.database

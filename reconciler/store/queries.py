@@ -30,6 +30,7 @@ from reconciler.store.models import (
     Lease,
     OrderEvent,
     OrderRow,
+    PlanRow,
     PositionSnapshot,
     PositionSnapshotItem,
     RiskDenial,
@@ -477,3 +478,190 @@ def unresolved_counts(conn: Connection) -> dict[str, int]:
     for intent in unresolved_intents(conn, None):
         counts[intent.account] += 1
     return dict(counts)
+
+
+# ------------------------------------------------------------------ read-only surfaces
+# (serve, mcp, export): time-bounded and paged reads over whole tables.
+
+
+def _between(query: Any, column: Any, since: dt.datetime | None, until: dt.datetime | None):
+    if since is not None:
+        query = query.where(column >= since)
+    if until is not None:
+        query = query.where(column < until)
+    return query
+
+
+def page_cycles(
+    conn: Connection,
+    *,
+    account: str | None,
+    status: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[CycleView], int]:
+    """One page of cycles, newest first, and how many match in all."""
+    query = select(CYCLES)
+    if account is not None:
+        query = query.where(
+            exists().where(
+                and_(CycleAccount.cycle_id == CYCLES.c.id, CycleAccount.account == account)
+            )
+        )
+    if status is not None:
+        query = query.where(CYCLES.c.status == status)
+    query = _between(query, CYCLES.c.started_at, since, until)
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(query.order_by(CYCLES.c.id.desc()).limit(limit).offset(offset))
+    return [_cycle_view(row) for row in rows], int(total)
+
+
+def cycles_between(
+    conn: Connection,
+    account: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> list[CycleView]:
+    """Every matching cycle, oldest first."""
+    query = select(CYCLES).order_by(CYCLES.c.id)
+    if account is not None:
+        query = query.where(
+            exists().where(
+                and_(CycleAccount.cycle_id == CYCLES.c.id, CycleAccount.account == account)
+            )
+        )
+    query = _between(query, CYCLES.c.started_at, since, until)
+    return [_cycle_view(row) for row in conn.execute(query)]
+
+
+def orders_between(
+    conn: Connection,
+    account: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> list[OrderView]:
+    """Every matching order with its latest ledger kind and fill totals, oldest first."""
+    query = select(ORDERS).order_by(ORDERS.c.id)
+    if account is not None:
+        query = query.where(ORDERS.c.account == account)
+    query = _between(query, ORDERS.c.created_at, since, until)
+    rows = conn.execute(query).all()
+    refs = [row.order_ref for row in rows]
+    kinds = _last_kinds(conn, refs)
+    totals = _fill_totals(conn, refs)
+    return [
+        OrderView(
+            order_ref=row.order_ref,
+            plan_id=row.plan_id,
+            cycle_id=row.cycle_id,
+            leg=row.leg,
+            account=row.account,
+            con_id=row.con_id,
+            symbol=row.symbol,
+            side=row.side,
+            quantity=row.quantity,
+            order_type=row.order_type,
+            limit_price=row.limit_price,
+            arrival_price=row.arrival_price,
+            est_notional=row.est_notional,
+            created_at=row.created_at,
+            status=kinds.get(row.order_ref, "UNKNOWN"),
+            filled_quantity=totals.get(row.order_ref, (0.0, None))[0],
+            avg_fill_price=totals.get(row.order_ref, (0.0, None))[1],
+        )
+        for row in rows
+    ]
+
+
+def fills_between(
+    conn: Connection,
+    account: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> list[FillView]:
+    """Every matching fill (by execution time, else recording time), oldest first."""
+    late = FillCommission.__table__
+    when = func.coalesce(FILLS.c.time, FILLS.c.recorded_at)
+    query = (
+        select(FILLS, late.c.commission.label("late_commission"), late.c.currency)
+        .outerjoin(late, late.c.exec_id == FILLS.c.exec_id)
+        .order_by(when, FILLS.c.id)
+    )
+    if account is not None:
+        query = query.where(FILLS.c.account == account)
+    query = _between(query, when, since, until)
+    return [
+        FillView(
+            exec_id=row.exec_id,
+            order_ref=row.order_ref,
+            account=row.account,
+            con_id=row.con_id,
+            symbol=row.symbol,
+            side=row.side,
+            shares=row.shares,
+            price=row.price,
+            time=row.time,
+            commission=row.commission if row.commission is not None else row.late_commission,
+            commission_currency=row.commission_currency or row.currency,
+            perm_id=row.perm_id,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def events_between(
+    conn: Connection,
+    account: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> list[ledger.EventRow]:
+    """Every matching ledger event, in chain order."""
+    query = select(*ledger.EVENT_COLUMNS).order_by(OrderEvent.seq)
+    if account is not None:
+        query = query.where(OrderEvent.account == account)
+    query = _between(query, OrderEvent.at, since, until)
+    return [ledger.row_to_event(row) for row in conn.execute(query)]
+
+
+def positions_between(
+    conn: Connection,
+    account: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> list[PositionView]:
+    """Every item of every matching position snapshot, by snapshot then symbol."""
+    snaps = PositionSnapshot.__table__
+    items = PositionSnapshotItem.__table__
+    query = (
+        select(snaps, items.c.con_id, items.c.symbol, items.c.quantity, items.c.avg_cost)
+        .join(items, items.c.snapshot_id == snaps.c.id)
+        .order_by(snaps.c.id, items.c.symbol)
+    )
+    if account is not None:
+        query = query.where(snaps.c.account == account)
+    query = _between(query, snaps.c.at, since, until)
+    return [
+        PositionView(
+            account=row.account,
+            snapshot_id=row.id,
+            cycle_id=row.cycle_id,
+            at=row.at,
+            con_id=row.con_id,
+            symbol=row.symbol,
+            quantity=row.quantity,
+            avg_cost=row.avg_cost,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def plans_between(
+    conn: Connection, since: dt.datetime | None, until: dt.datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """Plan bodies, newest first."""
+    table = PlanRow.__table__
+    query = _between(select(table.c.body), table.c.created_at, since, until)
+    query = query.order_by(table.c.created_at.desc()).limit(limit)
+    return [row.body for row in conn.execute(query)]

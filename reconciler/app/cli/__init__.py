@@ -26,9 +26,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from reconciler.app.cli import commands_desired, commands_ops, commands_sim, commands_trade
+    from reconciler.app.cli import (
+        commands_desired,
+        commands_ops,
+        commands_serve,
+        commands_sim,
+        commands_trade,
+    )
 
-    for module in (commands_desired, commands_sim, commands_trade, commands_ops):
+    for module in (commands_desired, commands_sim, commands_trade, commands_ops, commands_serve):
         module.register(cli)
 
 
