@@ -32,11 +32,13 @@ from pydantic_settings import (
 
 from reconciler.model.settings import (
     DEFAULT_OPERATOR_CLIENT_ID,
+    ReportRetention,
     Settings,
     SettingsError,
     parse_bool,
     parse_float,
     parse_int,
+    parse_retention,
     unknown_variable_warnings,
 )
 
@@ -88,6 +90,23 @@ def _trading_mode(value: Any) -> Any:
     if mode not in ("paper", "live"):
         raise SettingsError(f"TRADING_MODE={mode!r} must be paper or live")
     return mode
+
+
+def _retention(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return parse_retention("RECONCILER_REPORT_RETENTION", value)
+
+
+def _nothing_to_do(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    word = value.strip().lower()
+    if not word:
+        raise PydanticUseDefault()
+    if word not in ("file", "skip"):
+        raise SettingsError(f"RECONCILER_REPORT_NOTHING_TO_DO={value!r} must be file or skip")
+    return word
 
 
 def _accounts(value: Any) -> Any:
@@ -162,6 +181,13 @@ class Environment(BaseSettings):
         False, validation_alias="RECONCILER_GIT_VERIFY"
     )
 
+    report_retention: Annotated[ReportRetention | None, BeforeValidator(_retention)] = Field(
+        None, validation_alias="RECONCILER_REPORT_RETENTION"
+    )
+    report_nothing_to_do: Annotated[Literal["file", "skip"], BeforeValidator(_nothing_to_do)] = (
+        Field("file", validation_alias="RECONCILER_REPORT_NOTHING_TO_DO")
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -215,8 +241,10 @@ def read_environment(environ: Mapping[str, str], dotenv_path: str | None) -> Set
     # EXEC_RISK_* are kept as written: decide.risk.effective_limits parses them where they
     # bind, so that a bad override stops plan and apply but never an operator's halt.
     merged = {**dotenv_vars, **environ}
+    dumped = values.model_dump()
+    dumped["report_retention"] = values.report_retention  # a value, not its dict
     return Settings(
-        **values.model_dump(),
+        **dumped,
         risk_env={k: v for k, v in merged.items() if k.startswith("EXEC_RISK_")},
         load_warnings=tuple(
             unknown_variable_warnings(environ, dotenv_vars, dotenv_name=str(dotenv_path))

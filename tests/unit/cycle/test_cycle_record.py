@@ -91,4 +91,4 @@ def test_warnings_given_to_the_cycle_are_in_its_stored_report_and_files(world, t
         facts.status = "ok"
     assert store.get_cycle(cycle.cycle_id).report["warnings"] == [WARNING]
     markdown = (tmp_path / "reports" / f"20260107T170000-cycle{cycle.cycle_id}.md").read_text()
-    assert f"## Warnings\n\n- {WARNING}\n" in markdown
+    assert f"## Needs attention\n\n- **Warning**: {WARNING}\n" in markdown

@@ -41,6 +41,12 @@ ALWAYS = {
     "finished_at",
     "duration_seconds",
     "tca",
+    # Summaries a reader wants first, derived from the members above.
+    "headline",
+    "nothing_to_do",
+    "gates_passed",
+    "traded",
+    "drift_summary",
 }
 
 
@@ -98,10 +104,11 @@ def test_members_reached_are_in_the_json_even_when_empty():
 def test_warnings_are_in_the_json_and_the_markdown_only_when_there_are_some():
     quiet = report()
     assert "warnings" not in quiet.to_dict()
-    assert "Warnings" not in render_markdown(quiet)
+    assert "Warning" not in render_markdown(quiet)
     loud = report(warnings=("IB_CLIENT_ID=0 is the master client id",))
     assert loud.to_dict()["warnings"] == ["IB_CLIENT_ID=0 is the master client id"]
-    assert "## Warnings\n\n- IB_CLIENT_ID=0 is the master client id\n" in render_markdown(loud)
+    markdown = render_markdown(loud)
+    assert "## Needs attention\n\n- **Warning**: IB_CLIENT_ID=0 is the master client id\n" in markdown
 
 
 def test_an_order_row_carries_every_field_of_the_executors_outcome():
@@ -123,10 +130,15 @@ def test_an_order_row_carries_every_field_of_the_executors_outcome():
         message="",
         fills=[{"exec_id": "e1", "shares": 10.0, "price": 290.1, "time": None}],
     )
+    # The report adds what the plan knew of each order (its reason and currency).
     assert [f.name for f in dataclasses.fields(OrderRow)] == [
         f.name for f in dataclasses.fields(OrderOutcome)
-    ]
-    assert OrderRow.from_dict(executed.to_dict()).to_dict() == executed.to_dict()
+    ] + ["reason", "currency"]
+    assert OrderRow.from_dict(executed.to_dict()).to_dict() == {
+        **executed.to_dict(),
+        "reason": "",
+        "currency": None,
+    }
 
 
 def test_counts_keep_the_words_and_the_order_of_the_summary_line():
