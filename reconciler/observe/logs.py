@@ -22,9 +22,12 @@ import structlog
 FORMATS = ("human", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LEVEL = "INFO"
-# The client libraries narrate every connection at INFO ("Connecting to ...", "Synchronization
-# complete"); they speak at our level only when DEBUG is asked for.
-CLIENT_LOGGERS = ("ib_async", "ib_insync")
+# Libraries that narrate routine work at INFO (the IB clients every connection, alembic every
+# store opening, APScheduler every job run): they speak at our level only when DEBUG is asked
+# for; their warnings and errors always come through.
+QUIET_LOGGERS = ("ib_async", "ib_insync", "alembic", "apscheduler")
+# The keys every line starts with, in this order; the event's own fields follow.
+FIRST_KEYS = ("timestamp", "level", "event", "logger", "cycle_id", "account", "order_ref")
 
 
 class LogConfigError(ValueError):
@@ -67,10 +70,13 @@ def choose_level(env: Mapping[str, str] | None = None) -> int:
     return logging.getLevelName(name)
 
 
-def _drop_internal_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _tidy(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Internal keys out, empty fields (None) out, the common keys first."""
     event.pop("_record", None)
     event.pop("_from_structlog", None)
-    return event
+    first = {k: event.pop(k) for k in FIRST_KEYS if event.get(k) is not None}
+    rest = {k: v for k, v in event.items() if v is not None}
+    return {**first, **rest}
 
 
 def formatter(fmt: str, *, colors: bool = False) -> structlog.stdlib.ProcessorFormatter:
@@ -83,10 +89,10 @@ def formatter(fmt: str, *, colors: bool = False) -> structlog.stdlib.ProcessorFo
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)
-        final = [structlog.processors.format_exc_info, _drop_internal_keys, renderer]
+        final = [structlog.processors.format_exc_info, _tidy, renderer]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=24, sort_keys=False)
-        final = [_drop_internal_keys, renderer]
+        final = [_tidy, renderer]
     return structlog.stdlib.ProcessorFormatter(
         # Our events arrive with the cycle's context merged already; stdlib records get it here.
         foreign_pre_chain=[structlog.contextvars.merge_contextvars],
@@ -114,7 +120,7 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in CLIENT_LOGGERS:
+    for name in QUIET_LOGGERS:
         client_level = logging.DEBUG if level <= logging.DEBUG else max(level, logging.WARNING)
         logging.getLogger(name).setLevel(client_level)
     return handler
