@@ -433,7 +433,13 @@ class CycleReport:
                 if n
                 else "drift report: in band, nothing to do"
             )
-        return self.result or self.status
+        line = self.result or self.status
+        denied = sum(1 for d in self.denials if d.action == "deny")
+        if denied and "risk decisions" not in line:
+            line += f"; {denied} order(s) DENIED by risk"
+        if self.drift_not_closed and "outside their band" not in line:
+            line += f"; {len(self.drift_not_closed)} instrument(s) left out of band"
+        return line
 
     @property
     def duration_seconds(self) -> float:

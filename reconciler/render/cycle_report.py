@@ -40,7 +40,9 @@ def _attention(report: CycleReport) -> list[str]:
     items: list[str] = []
     refused_gates = [g for g in report.gates if not g.passed]
     items += [f"**Gate {g.name} refused**: {g.detail}" for g in refused_gates]
-    if report.status in ("refused", "error"):
+    if refused_gates:
+        pass  # the refusal's errors are these gates, rendered: said once above
+    elif report.status in ("refused", "error"):
         items += [f"**{report.status.upper()}**: {e}" for e in report.errors]
     else:
         items += [f"**Error**: {e}" for e in report.errors]
@@ -145,38 +147,31 @@ def _accounts(report: CycleReport) -> list[str]:
     drift = {d.account: d for d in report.drift}
     if not balances and not drift:
         return []
+    # Without a snapshot after the orders (dry run, nothing sent) there is no "after" column.
+    after = any(b.nav_after is not None for b in balances.values()) or any(
+        d.out_of_band_after is not None for d in drift.values()
+    )
     rows = []
     for account in report.accounts:
         b, d = balances.get(account), drift.get(account)
-        rows.append(
-            [
-                account,
-                b.currency if b else "-",
-                _money(b.nav_before if b else None),
-                _money(b.nav_after if b else None),
-                _money(b.cash_before if b else None),
-                _money(b.cash_after if b else None),
-                _band(d.max_drift_before, d.out_of_band_before) if d else "-",
-                _band(d.max_drift_after, d.out_of_band_after) if d else "-",
-            ]
-        )
+        row = [account, b.currency if b else "-", _money(b.nav_before if b else None)]
+        row += [_money(b.nav_after if b else None)] if after else []
+        row += [_money(b.cash_before if b else None)]
+        row += [_money(b.cash_after if b else None)] if after else []
+        row += [_band(d.max_drift_before, d.out_of_band_before) if d else "-"]
+        row += [_band(d.max_drift_after, d.out_of_band_after) if d else "-"] if after else []
+        rows.append(row)
+    columns = (
+        ["Account", "Ccy", "NAV before", "NAV after", "Cash before", "Cash after"]
+        + ["Drift before", "Drift after"]
+        if after
+        else ["Account", "Ccy", "NAV", "Cash", "Drift"]
+    )
     return [
         "",
         "## Accounts",
         "",
-        _md_table(
-            [
-                "Account",
-                "Ccy",
-                "NAV before",
-                "NAV after",
-                "Cash before",
-                "Cash after",
-                "Drift before",
-                "Drift after",
-            ],
-            rows,
-        ),
+        _md_table(columns, rows),
         "",
         "Drift: largest distance from target in weight points, and how many instruments are "
         "out of band.",
@@ -289,7 +284,12 @@ def render_markdown(report: CycleReport) -> str:
     d = report.desired
     lines = [f"# Cycle {report.cycle_id} ({report.kind}): {report.status}", ""]
     lines.append(f"**{report.headline}**")
-    if report.counts and report.status != DRY_RUN:
+    if (
+        report.counts
+        and report.planned_orders
+        and report.status != DRY_RUN
+        and outcome_line(report) not in report.headline
+    ):
         lines += ["", f"Orders: {outcome_line(report)}."]
     attention = _attention(report)
     if attention:
