@@ -58,8 +58,9 @@ ENV_VARS: dict[str, str] = {
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
     "RECONCILER_IB_LIBRARY": "IB client library: ib_async (default) or ib_insync.",
     "IB_GATEWAY_TIMEZONE": "Zone of gateway timestamps that carry none (default UTC).",
-    "RECONCILER_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR: the least severe log "
-    "line written to stderr; read from the environment only, not from `.env`.",
+    "RECONCILER_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR: the least severe log line written "
+    "to stderr (default INFO for `run` and JSON logs, WARNING for other commands in human "
+    "format); read from the environment only, not from `.env`.",
     "RECONCILER_LOG_FORMAT": "human or json log lines on stderr (default: json under systemd "
     "when stderr is not a terminal, else human); read from the environment only.",
     "RECONCILER_REPORT_RETENTION": "Keep cycle report files for `30d` (days) or the newest "

@@ -2,7 +2,8 @@
 
 Responsible for choosing the format (`--log-format`, RECONCILER_LOG_FORMAT, else JSON when
 the log stream is not a terminal and the process runs under systemd, else human) and the
-level (RECONCILER_LOG_LEVEL, default INFO), and for installing one stderr handler whose
+level (RECONCILER_LOG_LEVEL; by default INFO, or WARNING for a command whose human progress
+lines already tell the story, see `default_level`), and for installing one stderr handler whose
 `structlog.stdlib.ProcessorFormatter` renders both our structured events
 (`reconciler.util.logs.get_logger`) and the client libraries' stdlib records the same way,
 each with a UTC timestamp, its level, the logger name and the cycle's context variables.
@@ -22,6 +23,8 @@ import structlog
 FORMATS = ("human", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LEVEL = "INFO"
+# Commands that log at INFO by default in human format too: the daemon has no progress lines.
+INFO_COMMANDS = ("run",)
 # Libraries that narrate routine work at INFO (the IB clients every connection, alembic every
 # store opening, APScheduler every job run): they speak at our level only when DEBUG is asked
 # for; their warnings and errors always come through.
@@ -58,11 +61,18 @@ def choose_format(
     return "json" if not interactive and under_systemd(env) else "human"
 
 
-def choose_level(env: Mapping[str, str] | None = None) -> int:
-    """RECONCILER_LOG_LEVEL (DEBUG, INFO, WARNING, ERROR; default INFO) as a logging level."""
+def default_level(fmt: str, command: str | None) -> str:
+    """INFO for the daemon (`run`) and for JSON logs; WARNING for the other commands in
+    human format, whose progress lines (`send ...`, `FILLED ...`) already narrate each order:
+    INFO lines would say everything twice."""
+    return DEFAULT_LEVEL if fmt == "json" or command in INFO_COMMANDS else "WARNING"
+
+
+def choose_level(env: Mapping[str, str] | None = None, default: str = DEFAULT_LEVEL) -> int:
+    """RECONCILER_LOG_LEVEL (DEBUG, INFO, WARNING, ERROR; else `default`) as a logging level."""
     env = os.environ if env is None else env
     raw = (env.get("RECONCILER_LOG_LEVEL") or "").strip()
-    name = raw.upper() or DEFAULT_LEVEL
+    name = raw.upper() or default
     if name == "WARN":
         name = "WARNING"
     if name not in LEVELS:

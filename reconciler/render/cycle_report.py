@@ -162,8 +162,10 @@ def _accounts(report: CycleReport) -> list[str]:
         row += [_band(d.max_drift_after, d.out_of_band_after) if d else "-"] if after else []
         rows.append(row)
     columns = (
-        ["Account", "Ccy", "NAV before", "NAV after", "Cash before", "Cash after"]
-        + ["Drift before", "Drift after"]
+        [
+            *("Account", "Ccy", "NAV before", "NAV after", "Cash before", "Cash after"),
+            *("Drift before", "Drift after"),
+        ]
         if after
         else ["Account", "Ccy", "NAV", "Cash", "Drift"]
     )

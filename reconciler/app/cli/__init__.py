@@ -20,6 +20,7 @@ _OWNS_LOGGING = False
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconcile")
+@click.pass_context
 @click.option(
     "--log-format",
     type=click.Choice(["human", "json"]),
@@ -27,15 +28,18 @@ _OWNS_LOGGING = False
     help="Log lines on stderr as human text or JSON lines (default: RECONCILER_LOG_FORMAT, "
     "else JSON under systemd when stderr is not a terminal, else human).",
 )
-def cli(log_format: str | None) -> None:
+def cli(ctx: click.Context, log_format: str | None) -> None:
     """Declarative reconciler for Interactive Brokers portfolios.
 
     Commit what each account should hold in desired_state/, then `reconcile plan` shows the
     orders that would get there and `reconcile apply` sends them (paper and orders-disabled
     by default).
     """
-    if _OWNS_LOGGING and log_format is not None:
-        configure_logging(log_format)
+    if _OWNS_LOGGING:
+        try:
+            configure_logging(log_format, command=ctx.invoked_subcommand)
+        except ValueError as exc:  # LogConfigError: RECONCILER_LOG_LEVEL/FORMAT
+            raise click.UsageError(str(exc)) from None
 
 
 def _register() -> None:
@@ -70,17 +74,18 @@ class _HandledGatewayErrors:
         return not any(text in message for text in _ECHOED)
 
 
-def configure_logging(log_format: str | None = None) -> str:
+def configure_logging(log_format: str | None = None, command: str | None = None) -> str:
     """Structured log lines on stderr (`reconciler.observe.logs`): the format from
     `--log-format`, RECONCILER_LOG_FORMAT or the systemd rule; the level from
-    RECONCILER_LOG_LEVEL (default INFO). Below DEBUG the client libraries' echoes of what
-    we report ourselves are dropped. Returns the format chosen."""
+    RECONCILER_LOG_LEVEL (default INFO for `run` and JSON logs, else WARNING). Below DEBUG
+    the client libraries' echoes of what we report ourselves are dropped. Returns the format
+    chosen."""
     import logging
 
-    from reconciler.observe.logs import choose_format, choose_level, configure
+    from reconciler.observe.logs import choose_format, choose_level, configure, default_level
 
     fmt = choose_format(log_format)
-    level = choose_level()
+    level = choose_level(default=default_level(fmt, command))
     configure(fmt, level, filters=() if level <= logging.DEBUG else (_HandledGatewayErrors(),))
     return fmt
 

@@ -14,6 +14,7 @@ from reconciler.observe.logs import (
     choose_format,
     choose_level,
     configure,
+    default_level,
 )
 from reconciler.util.logs import bind_cycle, get_logger
 
@@ -143,3 +144,11 @@ def test_decode_failures_still_come_through_the_filter_in_both_formats(restore_l
 def test_without_configuration_the_core_writes_nothing_to_stdout(capsys):
     get_logger("reconciler.test").info("quiet when nobody configured logging")
     assert capsys.readouterr().out == ""
+
+
+def test_the_default_level_is_info_for_the_daemon_and_json_and_warning_for_narrated_commands():
+    assert default_level("json", "apply") == "INFO"
+    assert default_level("human", "run") == "INFO"
+    assert default_level("human", "apply") == "WARNING"  # its progress lines tell the story
+    assert choose_level({}, default_level("human", "plan")) == logging.WARNING
+    assert choose_level({"RECONCILER_LOG_LEVEL": "INFO"}, "WARNING") == logging.INFO
