@@ -385,9 +385,7 @@ class Executor(Generic[HandleT]):
             self.store.append_event(
                 "REJ", order_ref=ref, account=order.account, payload={"message": str(exc)}
             )
-            log.warning(
-                "order rejected", order_ref=ref, account=order.account, error=str(exc)
-            )
+            log.warning("order rejected", order_ref=ref, account=order.account, error=str(exc))
             self.progress(f"REJ   {ref}: {exc}")
             return None
         return handle
@@ -407,7 +405,9 @@ class Executor(Generic[HandleT]):
             f.outcome.status = UNKNOWN
             f.outcome.message = f"outcome unknown ({exc}); resolved at the next cycle"
             self._order_done(f.outcome)
-            log.warning("order outcome unknown", order_ref=f.ref, account=f.order.account, error=str(exc))
+            log.warning(
+                "order outcome unknown", order_ref=f.ref, account=f.order.account, error=str(exc)
+            )
             self.progress(f"UNKNOWN {f.ref}: {exc}")
             return
         except _Stopped:
@@ -516,7 +516,10 @@ class Executor(Generic[HandleT]):
                 )
                 self._order_done(f.outcome)
                 log.warning(
-                    "order outcome unknown", order_ref=f.ref, account=f.order.account, error=str(exc)
+                    "order outcome unknown",
+                    order_ref=f.ref,
+                    account=f.order.account,
+                    error=str(exc),
                 )
                 self.progress(f"UNKNOWN {f.ref}: {exc}")
             return

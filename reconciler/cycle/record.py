@@ -341,9 +341,7 @@ def finish_cycle(
     return report
 
 
-def _apply_retention(
-    directory: Path, retention: ReportRetention | None, now: dt.datetime
-) -> None:
+def _apply_retention(directory: Path, retention: ReportRetention | None, now: dt.datetime) -> None:
     if retention is None:
         return
     try:
