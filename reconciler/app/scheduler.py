@@ -225,6 +225,7 @@ def _sync_git_source(
         return None, None
     if synced.fetched or synced.moved:
         log.info("git source", line=synced.line, commit=synced.commit)
+        echo(synced.line)
     return None, synced.commit
 
 
@@ -384,7 +385,8 @@ def _run_scheduler(
     # Same precedence as the settings: the process environment over the `.env` file.
     resilience = Resilience.from_env({**read_dotenv(), **os.environ}) if not once else Resilience()
     # The git source first: a checkout stuck on a broken commit must still see the fix.
-    failed, _ = _sync_git_source(directory, settings, fetch=True, echo=progress)
+    # The start's sync line is part of `run --once`'s output (stdout, human format).
+    failed, _ = _sync_git_source(directory, settings, fetch=True, echo=echo)
     if failed is not None and once:
         _log_cycle(None, failed)
         echo(failed.line)
