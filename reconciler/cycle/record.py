@@ -28,7 +28,7 @@ from reconciler.model.actual import ActualState
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
 from reconciler.model.outcome import ERROR, REFUSED, RUNNING
-from reconciler.model.plan import Plan
+from reconciler.model.plan import Plan, order_ref
 from reconciler.model.ports import CycleStorePort
 from reconciler.model.report import (
     AccountBalance,
@@ -102,6 +102,28 @@ class ReportFacts:
             rows.append(AccountBalance(account, currency, nav, cash, nav_after, cash_after))
         return tuple(rows)
 
+    def plan_orders(self) -> tuple[OrderRow, ...] | None:
+        """A drift report's planned orders, as rows of orders not sent (apply: None)."""
+        if self.kind != "plan" or self.plan is None:
+            return None
+        return tuple(
+            OrderRow(
+                order_ref=order_ref(self.plan.plan_id, o.leg),
+                leg=o.leg,
+                account=o.account,
+                key=o.key,
+                side=o.side,
+                quantity=o.quantity,
+                status="NOT_SENT",
+                est_commission=o.est_commission,
+                arrival_price=o.arrival_price,
+                message="drift report: not sent",
+                reason=o.reason,
+                currency=o.currency,
+            )
+            for o in self.plan.orders
+        )
+
     def order_rows(self) -> tuple[OrderRow, ...]:
         """The orders with what the plan knew of each: why it was sent, its currency."""
         planned = {o.leg: o for o in self.plan.orders} if self.plan else {}
@@ -157,6 +179,7 @@ class ReportFacts:
             files=_lines(files),
             report_files_error=report_files_error,
             balances=self.balances(),
+            plan_orders=self.plan_orders(),
         )
 
 

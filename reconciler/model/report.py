@@ -391,6 +391,8 @@ class CycleReport:
     files: tuple[str, ...] | None = None
     report_files_error: str | None = None
     balances: tuple[AccountBalance, ...] | None = None
+    # A drift report's (kind plan) orders a selfHeal cycle would send; none was sent.
+    plan_orders: tuple[OrderRow, ...] | None = None
 
     @property
     def nothing_to_do(self) -> bool:
@@ -494,6 +496,7 @@ class CycleReport:
         _put(out, "remaining_orders_after", self.remaining_orders_after)
         _put(out, "breaks_after", self.breaks_after, list)
         _put(out, "balances", self.balances, lambda rows: [b.to_dict() for b in rows])
+        _put(out, "plan_orders", self.plan_orders, lambda rows: [o.to_dict() for o in rows])
         out["traded"] = [t.to_dict() for t in self.traded]
         out["drift_summary"] = [d.to_dict() for d in self.drift]
         out["finished_at"] = self.finished_at.isoformat()

@@ -69,10 +69,14 @@ def _attention(report: CycleReport) -> list[str]:
 
 
 def _trades(report: CycleReport) -> list[str]:
-    if not report.orders:
-        return []
+    orders = report.orders
     title = _NOT_SENT_TITLES.get(report.status, "What changed")
     not_sent = report.status in _NOT_SENT_TITLES
+    if report.plan_orders:  # a drift report: what a selfHeal cycle would do
+        orders, not_sent = report.plan_orders, True
+        title = "Orders a selfHeal cycle would send (drift report: nothing was sent)"
+    if not orders:
+        return []
     lines = ["", f"## {title}", ""]
     if not_sent:
         lines.append(
@@ -80,7 +84,7 @@ def _trades(report: CycleReport) -> list[str]:
                 ["Ref", "Account", "Side", "Qty", "Instrument", "Reason"],
                 [
                     [o.order_ref, o.account, o.side, _qty(o.quantity), o.key, o.reason or "-"]
-                    for o in report.orders
+                    for o in orders
                 ],
             )
         )
