@@ -169,3 +169,33 @@ def test_a_built_report_cannot_be_changed():
     built = report()
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.status = "ok"  # type: ignore[misc]
+
+
+def test_markdown_leads_with_the_outcome_and_collapses_gates_that_all_passed():
+    from reconciler.model.report import DecisionRow, GateRow
+
+    gates = (GateRow("TRADING_MODE", True, "mode=paper", "pass"),) * 8
+    filled = order(
+        "rc-p-001", "FILLED", 10.0, avg_price=290.1, commission=1.0, reason="VTI low", currency="USD"
+    )
+    ok = report(status="ok", gates=gates, orders=(filled,), result="applied: all 1 order(s) filled")
+    lines = render_markdown(ok).splitlines()
+    assert lines[2] == "**applied: all 1 order(s) filled**"
+    assert lines.index("## What changed") < lines.index("## Gates")
+    assert "All 8 gates passed." in lines and "<details><summary>Gate details</summary>" in lines
+    assert "DU0000001: bought 2,901.00 USD, sold 0.00 USD, commission 1.00" in "\n".join(lines)
+
+    refused = dataclasses.replace(
+        ok,
+        status="refused",
+        gates=(*gates[:7], GateRow("TRADING_STATE", False, "halted: desk", "REFUSED")),
+        errors=("REFUSED TRADING_STATE: halted: desk",),
+        orders=(),
+        denials=(DecisionRow("DU0000001", "BND", "SELL", "MAX_ORDER", "deny", "x=1"),),
+    )
+    text = render_markdown(refused)
+    assert text.splitlines()[2].startswith("**REFUSED, nothing was sent")
+    assert text.index("## Needs attention") < text.index("## Gates")
+    assert "- **Gate TRADING_STATE refused**: halted: desk" in text
+    assert "**Risk denied** DU0000001 SELL `BND`" in text
+    assert "<details>" not in text and "| TRADING_STATE | REFUSED |" in text
