@@ -19,7 +19,10 @@ cycle opens its own session and takes a fresh complete snapshot; a session that 
 (the gateway's link to IBKR lost) sends nothing more, and the next cycle's snapshot fails
 until 1101/1102 (see `Broker.link_problem`). SIGTERM (or Ctrl-C) stops sending at once,
 waits up to the grace for in-flight acknowledgements, leaves unresolved orders in the ledger
-for the next run's recovery, logs that it stopped and exits 0. Tuning (environment):
+for the next run's recovery, logs that it stopped and exits 0. The daemon's start, each
+schedule, each reconnect retry, each cycle's outcome and its stop are structured log events
+(`reconciler.observe.logs` decides their format); cycles' progress lines are DEBUG detail.
+Tuning (environment):
 RECONCILER_RECONNECT_INITIAL_SECONDS (first delay, default 1), RECONCILER_RECONNECT_MAX_SECONDS
 (cap, default 60), RECONCILER_RECONNECT_JITTER_SECONDS (random extra up to, default 1),
 RECONCILER_SHUTDOWN_GRACE_SECONDS (wait for acknowledgements on SIGTERM, default 10).
@@ -30,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import os
 import socket
 import threading
@@ -49,8 +51,14 @@ from reconciler.model.desired import Schedule
 from reconciler.model.settings import Settings
 from reconciler.model.status import CycleStatus
 from reconciler.observe.facts import CycleFacts
+from reconciler.util.logs import get_logger
 
-log = logging.getLogger("reconciler.app.scheduler")
+log = get_logger("reconciler.app.scheduler")
+
+
+def log_progress(line: str) -> None:
+    """A cycle's progress lines in the daemon: detail, the structured events say the rest."""
+    log.debug("progress", line=line)
 
 
 class SchedulerError(Exception):
@@ -102,13 +110,14 @@ def wait_for_gateway(
     *,
     resilience: Resilience,
     stop: threading.Event,
-    echo: Callable[[str], None],
+    echo: Callable[[str], None] | None = None,
     probe_timeout: float = 5.0,
     on_unreachable: Callable[[], None] = lambda: None,
 ) -> bool:
     """Until the gateway's port accepts a connection: True, or False when `stop` is set.
 
-    Retries with capped exponential backoff and jitter; each retry is logged with its delay.
+    Retries with capped exponential backoff and jitter; each retry is logged (WARNING) with
+    its delay, and also given to `echo` when one is passed.
     """
     import tenacity
 
@@ -123,10 +132,18 @@ def wait_for_gateway(
         error = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
         on_unreachable()
-        echo(
-            f"gateway {host}:{port} unreachable ({_reason(error)}); "
-            f"retry {state.attempt_number} in {delay:.2f}s"
+        log.warning(
+            "gateway unreachable",
+            gateway=f"{host}:{port}",
+            reason=_reason(error),
+            retry=state.attempt_number,
+            delay_seconds=round(delay, 2),
         )
+        if echo is not None:
+            echo(
+                f"gateway {host}:{port} unreachable ({_reason(error)}); "
+                f"retry {state.attempt_number} in {delay:.2f}s"
+            )
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(OSError),
@@ -213,6 +230,7 @@ def _sync_git_source(
     if synced is None:
         return None, None
     if synced.fetched or synced.moved:
+        log.info("git source", line=synced.line, commit=synced.commit)
         echo(synced.line)
     return None, synced.commit
 
@@ -359,6 +377,14 @@ def _observe_failure(
     Observer(settings, clock).cycle(replace(facts, reasons=(why,)))
 
 
+def _log_cycle(schedule: str | None, done: CycleRun) -> None:
+    """One line per scheduled cycle: INFO completed, WARNING refused or drift left, ERROR."""
+    level = {EXIT_OK: "info", EXIT_ERROR: "error"}.get(done.exit_code, "warning")
+    getattr(log, level)(
+        "scheduled cycle done", schedule=schedule, outcome=done.line, exit_code=done.exit_code
+    )
+
+
 def run_scheduler(
     directory: str,
     settings: Settings,
@@ -366,6 +392,44 @@ def run_scheduler(
     gateway: str | None,
     once: bool,
     echo: Callable[[str], None],
+    clock: Clock | None = None,
+    ignore_window: bool = False,
+    progress: Callable[[str], None] = log_progress,
+) -> int:
+    """The daemon (or one cycle with `once`): returns the exit code. `echo` gets the
+    one-line outcome of a `once` cycle (the command's output); `progress` the cycles'
+    progress lines; everything else is logged."""
+    from reconciler import __version__
+
+    mode = "once" if once else "daemon"
+    log.info("started", mode=mode, version=__version__, pid=os.getpid(), directory=directory)
+    try:
+        code = _run_scheduler(
+            directory,
+            settings,
+            gateway=gateway,
+            once=once,
+            echo=echo,
+            progress=progress,
+            clock=clock,
+            ignore_window=ignore_window,
+        )
+    except SchedulerError as exc:
+        log.error("stopped: cannot start", mode=mode, error=str(exc).splitlines()[0])
+        raise
+    if once:
+        log.info("stopped", mode=mode, exit_code=code)
+    return code
+
+
+def _run_scheduler(
+    directory: str,
+    settings: Settings,
+    *,
+    gateway: str | None,
+    once: bool,
+    echo: Callable[[str], None],
+    progress: Callable[[str], None],
     clock: Clock | None = None,
     ignore_window: bool = False,
 ) -> int:
@@ -381,14 +445,16 @@ def run_scheduler(
     # Same precedence as the settings: the process environment over the `.env` file.
     resilience = Resilience.from_env({**read_dotenv(), **os.environ}) if not once else Resilience()
     # The git source first: a checkout stuck on a broken commit must still see the fix.
+    # The start's sync line is part of `run --once`'s output (stdout, human format).
     started = clock.now()
     failed, _ = _sync_git_source(directory, settings, fetch=True, echo=echo)
     if failed is not None and once:
+        _log_cycle(None, failed)
         echo(failed.line)
         _observe_failure(settings, clock, started, failed.line, failed.exit_code)
         return failed.exit_code
     if failed is not None:
-        echo(f"git source at start: {failed.line}")
+        log.warning("git source at start", outcome=failed.line)
     try:
         desired = load_desired_state(directory)
     except DiagnosticsError as exc:
@@ -410,10 +476,11 @@ def run_scheduler(
                 name,
                 clock=clock,
                 store=store,
-                echo=echo,
+                echo=progress,
                 ignore_window=ignore_window,
                 fetch_source=False,  # fetched just above
             )
+            _log_cycle(name, done)
             echo(done.line)
             if done.facts is not None:
                 observer.cycle(done.facts)
@@ -436,7 +503,6 @@ def run_scheduler(
                         gw.gateway_port,
                         resilience=resilience,
                         stop=stop,
-                        echo=echo,
                         probe_timeout=gw.connect_timeout,
                         on_unreachable=observer.gateway_unreachable,
                     ):
@@ -447,11 +513,11 @@ def run_scheduler(
                         name,
                         clock=clock,
                         store=store,
-                        echo=echo,
+                        echo=progress,
                         ignore_window=ignore_window,
                         fetch_source=settings.git_poll,
                     )
-                    echo(f"{clock.now():%Y-%m-%dT%H:%M:%SZ} {name}: " + done.line)
+                    _log_cycle(name, done)
                     if done.facts is not None:
                         observer.cycle(done.facts)
                 finally:
@@ -466,9 +532,14 @@ def run_scheduler(
                 misfire_grace_time=60,
                 next_run_time=dt.datetime.now(dt.UTC),
             )
-            echo(
-                f"scheduled {schedule.name}: {'cron ' + schedule.cron if schedule.cron else f'every {schedule.interval_seconds:g}s'}"
-                f" ({schedule.timezone}), selfHeal={'true' if schedule.self_heal else 'false'}"
+            log.info(
+                "scheduled",
+                schedule=schedule.name,
+                trigger=f"cron {schedule.cron}"
+                if schedule.cron
+                else f"every {schedule.interval_seconds:g}s",
+                timezone=schedule.timezone,
+                self_heal=schedule.self_heal,
             )
         import contextlib
         import signal
@@ -500,17 +571,21 @@ def run_scheduler(
         except KeyboardInterrupt:  # Ctrl-C ends the loop like SIGTERM
             request_stop(signal.SIGINT)
         if not received:
+            log.info("stopped", mode="daemon", reason="scheduler ended")
             return EXIT_OK
-        echo(f"stopping ({received[0]}): no further orders are sent")
+        log.info("stopping: no further orders are sent", mode="daemon", signal=received[0])
         # The running cycle stops sending at once; it waits at most the grace for
         # acknowledgements, then records what is unresolved and finishes its report.
         finished = idle.wait(resilience.shutdown_grace_seconds + 30.0)
         unresolved = 0
         with contextlib.suppress(Exception):  # the count is for the log line only
             unresolved = len(store.unresolved_intents())
-        echo(
-            f"stopped ({received[0]}): "
-            + ("" if finished else "a cycle was still running; ")
-            + f"{unresolved} order(s) unresolved, left for the next run's recovery"
+        log.info(
+            "stopped",
+            mode="daemon",
+            signal=received[0],
+            cycle_still_running=not finished,
+            unresolved_orders=unresolved,
+            detail=f"{unresolved} order(s) unresolved, left for the next run's recovery",
         )
         return EXIT_OK

@@ -40,6 +40,7 @@ from reconciler.model.actual import Execution, OrderTrail
 from reconciler.model.clock import Clock
 from reconciler.model.plan import Plan, PlannedOrder, order_ref
 from reconciler.model.ports import HandleT, OrderHandlePort, OrderLedgerPort, TradingPort
+from reconciler.util.logs import get_logger
 
 __all__ = [
     "Executor",
@@ -57,6 +58,16 @@ DEFAULT_MESSAGES_PER_SECOND = 45.0
 HALT_POLL_SECONDS = 1.0
 
 Progress = Callable[[str], None]
+
+log = get_logger("reconciler.apply.executor")
+# An order's final outcome -> (level, event) of its one log line.
+_OUTCOME_EVENTS = {
+    "FILLED": ("info", "order filled"),
+    "PARTIAL_CANCELLED": ("info", "order partly filled"),
+    "CANCELLED": ("info", "order cancelled"),
+    "REJECTED": ("warning", "order rejected"),
+    "NOT_SENT": ("info", "order not sent"),
+}
 
 
 class Shutdown:
@@ -294,6 +305,7 @@ class Executor(Generic[HandleT]):
                 return None
             reason = halt.reason
         self.halted = reason
+        log.warning("halted out of band: no further orders are sent", reason=reason)
         self.progress(
             f"HALTED out of band ({reason}): no further orders are sent; "
             "working orders are cancelled"
@@ -307,6 +319,7 @@ class Executor(Generic[HandleT]):
         )
         if reason is not None and reason not in self.notes:
             self.notes.append(reason)
+            log.warning("no further orders are sent", reason=reason)
             self.progress(f"STOP  no further orders are sent: {reason}")
         return reason
 
@@ -348,6 +361,17 @@ class Executor(Generic[HandleT]):
             plan_id=self.plan.plan_id,
             cycle_id=self.cycle_id,
         )
+        log.info(
+            "order intent",
+            order_ref=ref,
+            account=order.account,
+            side=order.side,
+            quantity=order.quantity,
+            instrument=order.key,
+            order_type=order.order_type,
+            limit_price=order.limit_price,
+            reason=order.reason,
+        )
         self.progress(
             f"send  {ref} {order.account} {order.side} {order.quantity:g} {order.key} "
             f"{order.order_type}{'' if order.limit_price is None else f' @ {order.limit_price:g}'}"
@@ -361,6 +385,7 @@ class Executor(Generic[HandleT]):
             self.store.append_event(
                 "REJ", order_ref=ref, account=order.account, payload={"message": str(exc)}
             )
+            log.warning("order rejected", order_ref=ref, account=order.account, error=str(exc))
             self.progress(f"REJ   {ref}: {exc}")
             return None
         return handle
@@ -380,6 +405,9 @@ class Executor(Generic[HandleT]):
             f.outcome.status = UNKNOWN
             f.outcome.message = f"outcome unknown ({exc}); resolved at the next cycle"
             self._order_done(f.outcome)
+            log.warning(
+                "order outcome unknown", order_ref=f.ref, account=f.order.account, error=str(exc)
+            )
             self.progress(f"UNKNOWN {f.ref}: {exc}")
             return
         except _Stopped:
@@ -400,6 +428,12 @@ class Executor(Generic[HandleT]):
                 },
             )
             self._order_done(f.outcome)
+            log.warning(
+                "order outcome unknown",
+                order_ref=f.ref,
+                account=f.order.account,
+                error="stopping: left for the next run's recovery",
+            )
             self.progress(f"UNKNOWN {f.ref}: left for the next run's recovery (stopping)")
             return
         finally:
@@ -438,6 +472,12 @@ class Executor(Generic[HandleT]):
                 break
         if f.handle.is_final:
             return
+        log.info(
+            "order cancelling",
+            order_ref=f.ref,
+            account=f.order.account,
+            why="halted" if halted else "ttl",
+        )
         if halted:
             self.progress(f"halt  {f.ref}: cancelling ({self.halted})")
             f.note = f"halted ({self.halted}): cancelled"
@@ -475,6 +515,12 @@ class Executor(Generic[HandleT]):
                     "resolved at the next cycle"
                 )
                 self._order_done(f.outcome)
+                log.warning(
+                    "order outcome unknown",
+                    order_ref=f.ref,
+                    account=f.order.account,
+                    error=str(exc),
+                )
                 self.progress(f"UNKNOWN {f.ref}: {exc}")
             return
         for f in unresolved:
@@ -545,11 +591,30 @@ class Executor(Generic[HandleT]):
             # resolves it from the broker; it is never resent.
             self.store.append_event("STATUS", order_ref=ref, account=order.account, payload=payload)
         self._order_done(outcome)
+        level, event = _OUTCOME_EVENTS.get(outcome.status, ("warning", "order outcome unknown"))
+        getattr(log, level)(
+            event,
+            order_ref=ref,
+            account=order.account,
+            filled=outcome.filled,
+            quantity=order.quantity,
+            avg_price=outcome.avg_price,
+            commission=outcome.commission,
+            slippage_bps=outcome.slippage_bps,
+            code=_codes(handle.error_codes),
+            message=outcome.message or None,
+        )
         self.progress(
             f"{outcome.status:<7} {ref} filled {outcome.filled:g}/{order.quantity:g}"
             + (f" avg {outcome.avg_price:.4f}" if outcome.avg_price else "")
             + (f" ({outcome.message})" if outcome.message else "")
         )
+
+
+def _codes(codes: Any) -> int | list[int] | None:
+    """The gateway's error code(s) of an order for its log line: one code, or all of them."""
+    found = sorted(codes or ())
+    return found[0] if len(found) == 1 else (found or None)
 
 
 @dataclass

@@ -16,6 +16,9 @@ from typing import Any
 from reconciler.model.actual import Execution
 from reconciler.model.plan import PlannedOrder
 from reconciler.model.ports import OrderEventView, OrderHandlePort, OrderLedgerPort
+from reconciler.util.logs import get_logger
+
+log = get_logger("reconciler.apply.journal")
 
 
 class OrderJournal:
@@ -63,6 +66,15 @@ class OrderJournal:
                     "at": event.time.isoformat(),
                 },
             )
+            (log.info if kind == "ACK" else log.debug)(
+                "order acknowledged" if kind == "ACK" else "order status",
+                order_ref=self.ref,
+                account=account,
+                status=event.status,
+                filled=event.filled,
+                remaining=event.remaining,
+                perm_id=perm_id,
+            )
         elif event.kind == "fill" and event.fill is not None:
             record_fills(self.store, self.ref, account, [event.fill])
         elif event.kind == "commission" and event.fill is not None:
@@ -72,6 +84,13 @@ class OrderJournal:
                     event.fill.exec_id, event.fill.commission, event.fill.commission_currency
                 )
         elif event.kind == "error":
+            log.warning(
+                "order error from the gateway",
+                order_ref=self.ref,
+                account=account,
+                code=event.error_code,
+                message=event.message,
+            )
             self.store.append_event(
                 "STATUS",
                 order_ref=self.ref,
@@ -113,6 +132,15 @@ def record_fills(store: OrderLedgerPort, ref: str, account: str, fills: Iterable
             store.record_commission(f.exec_id, f.commission, f.commission_currency)
         if inserted:
             new += 1
+            log.info(
+                "order fill",
+                order_ref=ref,
+                account=account,
+                exec_id=f.exec_id,
+                shares=f.shares,
+                price=f.price,
+                commission=f.commission,
+            )
             store.append_event(
                 "PARTIAL",
                 order_ref=ref,

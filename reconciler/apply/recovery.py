@@ -22,7 +22,10 @@ from reconciler.apply.outcome import Evidence, classify
 from reconciler.model.actual import OpenOrder, OrderTrail
 from reconciler.model.clock import Clock
 from reconciler.model.ports import BrokerPort, IntentView, OrderLedgerPort
+from reconciler.util.logs import get_logger
 from reconciler.util.polling import poll_until_async
+
+log = get_logger("reconciler.apply.recovery")
 
 CANCEL_GRACE_SECONDS = 10.0
 
@@ -107,6 +110,14 @@ async def recover(
                     "resolution": resolution,
                 },
             )
+        log.info(
+            "order recovered",
+            order_ref=ref,
+            account=intent.account,
+            outcome=verdict.status,
+            filled=verdict.filled,
+            resolution=resolution,
+        )
         progress(f"recover {ref}: {resolution}")
         results.append(
             {

@@ -31,7 +31,7 @@ from reconciler.cycle.common import (
     selected_accounts,
     skip_breaks,
 )
-from reconciler.cycle.record import RecordedCycle, ReportFacts
+from reconciler.cycle.record import RecordedCycle, ReportFacts, account_balances
 from reconciler.cycle.window import window_decisions
 from reconciler.decide.drift import LedgerBreak
 from reconciler.decide.planner import build_plan, new_plan_id
@@ -47,7 +47,10 @@ from reconciler.model.report import OrderRow, WindowRow, gate_rows
 from reconciler.model.settings import Settings, settings_warnings
 from reconciler.model.status import EventKind
 from reconciler.store import LockHeld, StoreUnavailable
+from reconciler.util.logs import get_logger
 from reconciler.util.process import holder_is_dead, holder_name
+
+log = get_logger("reconciler.cycle.apply")
 
 
 def _trading_states(desired: DesiredState, accounts: Sequence[str]) -> dict[str, str]:
@@ -210,6 +213,8 @@ class _ApplyRun:
         )
         self.facts.gates = gate_rows(gates, self.settings.orders_enabled)
         bad = refused(gates)
+        for gate in bad:
+            log.warning("gate refused", gate=gate.name, detail=gate.detail)
         if bad:
             raise Refused([g.render() for g in bad])
         return gates
@@ -326,6 +331,15 @@ class _ApplyRun:
             if when is not None:
                 payload["when"] = when
             self.store.append_event(EventKind.BREAK, account=b.account, payload=payload)
+            log.warning(
+                "ledger break",
+                account=b.account,
+                instrument=b.symbol,
+                ledger=b.expected,
+                broker=b.actual,
+                when=when or "before planning",
+                consequence=consequence,
+            )
             self.progress(f"break {b.render()}{' ' + when if when else ''}: {consequence}")
 
     async def _locked(
@@ -342,6 +356,7 @@ class _ApplyRun:
             )
             await self._refuse_orphans()
         actual, fresh = await self._snapshot_and_plan(new_plan_id(self.clock.now()))
+        self.facts.balances_before = account_balances(actual, self.accounts)
         breaks = self._record_breaks(actual)
         fresh = skip_breaks(fresh, breaks)
         if plan_file is not None:
@@ -481,6 +496,7 @@ class _ApplyRun:
     async def _drift_after(self, plan: Plan) -> None:
         after, after_plan = await self._snapshot_and_plan(plan.plan_id + "-after")
         self.facts.plan_after = after_plan
+        self.facts.balances_after = account_balances(after, self.accounts)
         # Fills of orders still unresolved (earlier cycles', or ours of unknown outcome) are
         # recorded first, so the check below compares the broker with everything it reported.
         try:

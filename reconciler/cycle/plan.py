@@ -20,7 +20,7 @@ from reconciler.cycle.common import (
     selected_accounts,
     skip_breaks,
 )
-from reconciler.cycle.record import RecordedCycle
+from reconciler.cycle.record import RecordedCycle, account_balances
 from reconciler.decide.planner import build_plan, new_plan_id
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
@@ -98,6 +98,7 @@ async def drift_report_cycle(
         check_reports_dir(reports_dir)  # the report is what this cycle is for
         outcome = await plan_cycle(desired, settings, clock=clock, store=store, accounts=chosen)
         facts.plan = outcome.plan
+        facts.balances_before = account_balances(outcome.actual, chosen)
         for account, snapshot in outcome.plan.desired_snapshot.items():
             store.record_desired_snapshot(account, cycle.cycle_id, snapshot)
         facts.status = OK

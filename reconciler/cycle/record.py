@@ -4,16 +4,18 @@ happens.
 
 Responsible for the store's begin and finish of such a cycle, for the facts a cycle collects
 while it runs (`ReportFacts`, the one mutable part), for building the `CycleReport` from them
-once when the cycle ends, for writing its JSON and Markdown files, and for handing the built
-report to the caller (`RecordedCycle.report`) or with the `Refused`/`CycleError` that ended
-the cycle. Must not decide what a cycle does, send orders, or print. See ARCHITECTURE.md.
+once when the cycle ends, for writing its JSON and Markdown files (none for a cycle with
+nothing to do when RECONCILER_REPORT_NOTHING_TO_DO=skip; then the report retention rule), for
+the cycle's log context (`cycle_id` and `account` on every log line while it runs) and its
+start, refusal and end log lines, and for handing the built report to the caller
+(`RecordedCycle.report`) or with the `Refused`/`CycleError` that ended the cycle. Must not
+decide what a cycle does, send orders, or print. See ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cycle.common import CycleError, Refused
+from reconciler.cycle.retention import prune_reports
+from reconciler.model.actual import ActualState
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
 from reconciler.model.outcome import ERROR, REFUSED, RUNNING
-from reconciler.model.plan import Plan
+from reconciler.model.plan import Plan, order_ref
 from reconciler.model.ports import CycleStorePort
 from reconciler.model.report import (
+    AccountBalance,
     CycleReport,
     DesiredRef,
     GateRow,
@@ -36,12 +41,13 @@ from reconciler.model.report import (
     decision_rows,
     drift_lines,
 )
-from reconciler.model.settings import Settings
+from reconciler.model.settings import ReportRetention, Settings
 from reconciler.render.cycle_report import render_markdown
 from reconciler.util.files import atomic_write
+from reconciler.util.logs import bind_cycle, get_logger
 from reconciler.util.process import holder_name
 
-log = logging.getLogger("reconciler.cycle")
+log = get_logger("reconciler.cycle")
 
 
 def _lines(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -83,6 +89,49 @@ class ReportFacts:
     would_send: int | None = None
     plan_after: Plan | None = None  # the plan made from the snapshot after the orders
     breaks_after: list[str] | None = None
+    balances_before: dict[str, tuple[str, float, float]] | None = None  # currency, NAV, cash
+    balances_after: dict[str, tuple[str, float, float]] | None = None
+
+    def balances(self) -> tuple[AccountBalance, ...] | None:
+        if self.balances_before is None:
+            return None
+        after = self.balances_after or {}
+        rows = []
+        for account, (currency, nav, cash) in sorted(self.balances_before.items()):
+            _, nav_after, cash_after = after.get(account, (currency, None, None))
+            rows.append(AccountBalance(account, currency, nav, cash, nav_after, cash_after))
+        return tuple(rows)
+
+    def plan_orders(self) -> tuple[OrderRow, ...] | None:
+        """A drift report's planned orders, as rows of orders not sent (apply: None)."""
+        if self.kind != "plan" or self.plan is None:
+            return None
+        return tuple(
+            OrderRow(
+                order_ref=order_ref(self.plan.plan_id, o.leg),
+                leg=o.leg,
+                account=o.account,
+                key=o.key,
+                side=o.side,
+                quantity=o.quantity,
+                status="NOT_SENT",
+                est_commission=o.est_commission,
+                arrival_price=o.arrival_price,
+                message="drift report: not sent",
+                reason=o.reason,
+                currency=o.currency,
+            )
+            for o in self.plan.orders
+        )
+
+    def order_rows(self) -> tuple[OrderRow, ...]:
+        """The orders with what the plan knew of each: why it was sent, its currency."""
+        planned = {o.leg: o for o in self.plan.orders} if self.plan else {}
+        rows = []
+        for row in self.orders:
+            p = planned.get(row.leg)
+            rows.append(row if p is None else replace(row, reason=p.reason, currency=p.currency))
+        return tuple(rows)
 
     def build(
         self,
@@ -106,7 +155,7 @@ class ReportFacts:
             plan_id=plan.plan_id if plan else None,
             drift_before=drift_lines(plan) if plan else (),
             drift_after=drift_lines(after) if after else (),
-            orders=tuple(self.orders),
+            orders=self.order_rows(),
             denials=decision_rows(plan) if plan else (),
             errors=tuple(self.errors),
             notes=tuple(self.notes),
@@ -129,19 +178,38 @@ class ReportFacts:
             breaks_after=_lines(self.breaks_after),
             files=_lines(files),
             report_files_error=report_files_error,
+            balances=self.balances(),
+            plan_orders=self.plan_orders(),
         )
+
+
+def account_balances(
+    actual: ActualState, accounts: Sequence[str]
+) -> dict[str, tuple[str, float, float]]:
+    """NAV and cash (base currency) of each chosen account in a snapshot, for the report."""
+    return {
+        a: (s.base_currency, round(s.net_liquidation, 2), round(s.total_cash, 2))
+        for a, s in actual.accounts.items()
+        if a in accounts
+    }
 
 
 class RecordedCycle:
     """One cycle in the store, from `begin` (recorded as running) to its one finish."""
 
     def __init__(
-        self, store: CycleStorePort, facts: ReportFacts, clock: Clock, reports_dir: str | None
+        self,
+        store: CycleStorePort,
+        facts: ReportFacts,
+        clock: Clock,
+        reports_dir: str | None,
+        files: ReportFiles | None = None,
     ) -> None:
         self.store = store
         self.facts = facts
         self.clock = clock
         self.reports_dir = reports_dir
+        self.files = files or ReportFiles()
         self.report: CycleReport | None = None  # set when the cycle is finished
 
     @classmethod
@@ -176,7 +244,8 @@ class RecordedCycle:
             desired=DesiredRef.of(desired),
             warnings=tuple(warnings),
         )
-        return cls(store, facts, clock, reports_dir)
+        files = ReportFiles(settings.report_retention, settings.report_nothing_to_do == "file")
+        return cls(store, facts, clock, reports_dir, files)
 
     @property
     def cycle_id(self) -> int:
@@ -191,41 +260,81 @@ class RecordedCycle:
         any other exception is recorded as an error and raised as a `CycleError`, so a cycle
         is never left "running".
         """
-        try:
-            yield self.facts
-        except Refused as exc:
-            exc.report = self._finish(REFUSED, exc.reasons)
-            raise
-        except CycleError as exc:
-            exc.report = self._finish(ERROR, [str(exc)])
-            raise
-        except Exception as exc:
-            why = f"{type(exc).__name__}: {exc}"
-            report = self._finish(ERROR, [why])
-            raise CycleError(f"cycle {self.cycle_id} failed: {why}", report=report) from exc
-        self._finish(self.facts.status)
+        facts = self.facts
+        with bind_cycle(cycle_id=self.cycle_id, account=",".join(facts.accounts)):
+            log.info(
+                "cycle started",
+                kind=facts.kind,
+                mode=facts.mode,
+                orders_enabled=facts.orders_enabled,
+                desired_hash=(facts.desired.hash or "")[:12] or None,
+                git_commit=facts.desired.git_commit,
+            )
+            try:
+                yield facts
+            except Refused as exc:
+                log.warning("cycle refused", reasons=list(exc.reasons))
+                exc.report = self._finish(REFUSED, exc.reasons)
+                raise
+            except CycleError as exc:
+                log.error("cycle failed", error=str(exc))
+                exc.report = self._finish(ERROR, [str(exc)])
+                raise
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                log.error("cycle failed", error=why, exc_info=True)
+                report = self._finish(ERROR, [why])
+                raise CycleError(f"cycle {self.cycle_id} failed: {why}", report=report) from exc
+            self._finish(facts.status)
 
     def _finish(self, status: str, errors: Sequence[str] | None = None) -> CycleReport:
         self.facts.status = status
         if errors is not None:
             self.facts.errors = list(errors)
-        self.report = finish_cycle(self.store, self.facts, self.clock, self.reports_dir)
+        self.report = finish_cycle(
+            self.store, self.facts, self.clock, self.reports_dir, files=self.files
+        )
+        r = self.report
+        (log.info if status not in (REFUSED, ERROR) else log.warning)(
+            "cycle finished",
+            status=r.status,
+            result=r.headline,
+            planned_orders=r.planned_orders,
+            duration_seconds=r.duration_seconds,
+            report=r.files[1] if r.files else None,
+        )
         return self.report
 
 
+@dataclass(frozen=True)
+class ReportFiles:
+    """What happens to report files: written for a nothing-to-do cycle or not
+    (RECONCILER_REPORT_NOTHING_TO_DO), and the retention rule applied after each write
+    (RECONCILER_REPORT_RETENTION; None keeps every file)."""
+
+    retention: ReportRetention | None = None
+    nothing_to_do_file: bool = True
+
+
 def finish_cycle(
-    store: CycleStorePort, facts: ReportFacts, clock: Clock, reports_dir: str | None
+    store: CycleStorePort,
+    facts: ReportFacts,
+    clock: Clock,
+    reports_dir: str | None,
+    *,
+    files: ReportFiles = ReportFiles(),
 ) -> CycleReport:
     """Build the cycle's report, write its files and close the cycle in the store with it.
 
     The store's record does not depend on the files: a report that cannot be written (full
     disk, a directory that became read-only) is logged as an error and noted in the stored
-    report, and the cycle is still closed with its true status, so the next cycle runs.
+    report, and the cycle is still closed with its true status, so the next cycle runs. A
+    cycle with nothing to do gets no files when `files.nothing_to_do_file` is false (the
+    store still records it). After a write, the retention rule removes old report files.
     """
     finished = clock.now()
-    if not reports_dir:
-        report = facts.build(finished)
-    else:
+    report = facts.build(finished)
+    if reports_dir and (files.nothing_to_do_file or not report.nothing_to_do):
         paths = report_paths(reports_dir, facts.started_at, facts.cycle_id)
         report = facts.build(finished, files=[str(p) for p in paths])
         try:
@@ -240,7 +349,9 @@ def finish_cycle(
                     "the store (reconcile show cycles)"
                 ),
             )
-            log.error("cycle %s: %s", facts.cycle_id, report.report_files_error)
+            log.error("report files not written", error=report.report_files_error)
+        else:
+            _apply_retention(Path(reports_dir), files.retention, finished)
     try:
         store.finish_cycle(
             facts.cycle_id,
@@ -249,8 +360,25 @@ def finish_cycle(
             error="; ".join(report.errors) or None,
         )
     except ValueError as exc:  # closed by someone else (operator, recovery): keep theirs
-        log.warning("cycle %s not recorded: %s", facts.cycle_id, exc)
+        log.warning("cycle not recorded", error=str(exc))
     return report
+
+
+def _apply_retention(directory: Path, retention: ReportRetention | None, now: dt.datetime) -> None:
+    if retention is None:
+        return
+    try:
+        removed = prune_reports(directory, retention, now)
+    except OSError as exc:  # a report kept too long never fails a cycle
+        log.warning("report retention not applied", directory=str(directory), error=str(exc))
+        return
+    if removed:
+        log.info(
+            "old reports removed",
+            retention=retention.render(),
+            files=len(removed),
+            directory=str(directory),
+        )
 
 
 def report_paths(reports_dir: str, started_at: dt.datetime, cycle_id: int) -> tuple[Path, Path]:

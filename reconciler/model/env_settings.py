@@ -34,6 +34,7 @@ from reconciler.model.settings import (
     DEFAULT_NOTIFY_REPEAT_SECONDS,
     DEFAULT_OPERATOR_CLIENT_ID,
     NOTIFY_EVENTS,
+    ReportRetention,
     Settings,
     SettingsError,
     parse_bool,
@@ -41,6 +42,7 @@ from reconciler.model.settings import (
     parse_float,
     parse_int,
     parse_notify_events,
+    parse_retention,
     split_urls,
     unknown_variable_warnings,
 )
@@ -93,6 +95,23 @@ def _trading_mode(value: Any) -> Any:
     if mode not in ("paper", "live"):
         raise SettingsError(f"TRADING_MODE={mode!r} must be paper or live")
     return mode
+
+
+def _retention(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return parse_retention("RECONCILER_REPORT_RETENTION", value)
+
+
+def _nothing_to_do(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    word = value.strip().lower()
+    if not word:
+        raise PydanticUseDefault()
+    if word not in ("file", "skip"):
+        raise SettingsError(f"RECONCILER_REPORT_NOTHING_TO_DO={value!r} must be file or skip")
+    return word
 
 
 def _accounts(value: Any) -> Any:
@@ -198,6 +217,13 @@ class Environment(BaseSettings):
         DEFAULT_NOTIFY_REPEAT_SECONDS, validation_alias="RECONCILER_NOTIFY_REPEAT"
     )
 
+    report_retention: Annotated[ReportRetention | None, BeforeValidator(_retention)] = Field(
+        None, validation_alias="RECONCILER_REPORT_RETENTION"
+    )
+    report_nothing_to_do: Annotated[Literal["file", "skip"], BeforeValidator(_nothing_to_do)] = (
+        Field("file", validation_alias="RECONCILER_REPORT_NOTHING_TO_DO")
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -251,8 +277,10 @@ def read_environment(environ: Mapping[str, str], dotenv_path: str | None) -> Set
     # EXEC_RISK_* are kept as written: decide.risk.effective_limits parses them where they
     # bind, so that a bad override stops plan and apply but never an operator's halt.
     merged = {**dotenv_vars, **environ}
+    dumped = values.model_dump()
+    dumped["report_retention"] = values.report_retention  # a value, not its dict
     return Settings(
-        **values.model_dump(),
+        **dumped,
         risk_env={k: v for k, v in merged.items() if k.startswith("EXEC_RISK_")},
         load_warnings=tuple(
             unknown_variable_warnings(environ, dotenv_vars, dotenv_name=str(dotenv_path))

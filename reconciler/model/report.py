@@ -1,9 +1,12 @@
 """The cycle report as a value: what one recorded cycle did, built once when the cycle ends.
 
 Responsible for the report's typed shape (desired state, gates, drift before and after,
-orders and their outcomes, risk decisions, trading windows, counts, transaction costs, breaks, files, errors,
-notes and warnings) and for its JSON form `to_dict()`, the `ib-reconciler/cycle-report`
-document (version 1) the store keeps and the report file holds. Optional members are `None`
+orders and their outcomes and reasons, risk decisions, trading windows, counts, NAV and cash
+before and after, transaction costs, breaks, files, errors, notes and warnings), for the
+summaries a reader wants first (the headline, totals bought and sold, drift summary per
+account) and for its JSON form `to_dict()`, the `ib-reconciler/cycle-report` document
+(version 1, described by `schemas/cycle-report.schema.json`) the store keeps and the report
+file holds. Optional members are `None`
 when the cycle never got that far; they are then left out of the JSON, as they always were.
 Must not do I/O, render Markdown (that is `reconciler.render.cycle_report`) or decide a
 status (`reconciler.model.outcome` does). See ARCHITECTURE.md.
@@ -184,6 +187,13 @@ class OrderRow:
     perm_id: int | None = None
     message: str = ""
     fills: tuple[Mapping[str, Any], ...] = ()
+    reason: str = ""  # why the planner sent it (which target, which drift)
+    currency: str | None = None
+
+    @property
+    def notional(self) -> float:
+        """What the fills cost or brought in (filled x average price), in `currency`."""
+        return round(self.filled * (self.avg_price or 0.0), 2)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OrderRow:
@@ -232,6 +242,86 @@ def tca_rows(orders: Iterable[OrderRow]) -> tuple[TcaRow, ...]:
         for o in orders
         if o.filled
     )
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    """An account's NAV and cash (base currency) at the cycle's snapshot and, when orders
+    went out, at the snapshot after them (`None`: not taken)."""
+
+    account: str
+    currency: str
+    nav_before: float | None
+    cash_before: float | None
+    nav_after: float | None = None
+    cash_after: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TradeTotals:
+    """What one account bought and sold in one currency this cycle (fills only)."""
+
+    account: str
+    currency: str
+    bought: float
+    sold: float
+    commission: float
+    orders_filled: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def trade_totals(orders: Iterable[OrderRow]) -> tuple[TradeTotals, ...]:
+    sums: dict[tuple[str, str], list[float]] = {}
+    for o in orders:
+        if not o.filled:
+            continue
+        row = sums.setdefault((o.account, o.currency or "-"), [0.0, 0.0, 0.0, 0])
+        row[0 if o.side == "BUY" else 1] += o.notional
+        row[2] += o.commission or 0.0
+        row[3] += 1
+    return tuple(
+        TradeTotals(account, currency, round(b, 2), round(s, 2), round(c, 2), int(n))
+        for (account, currency), (b, s, c, n) in sorted(sums.items())
+    )
+
+
+@dataclass(frozen=True)
+class DriftSummary:
+    """One account's drift in one line: the largest distance from target (weight points)
+    and how many managed instruments are out of band, before and after the orders."""
+
+    account: str
+    max_drift_before: float | None
+    out_of_band_before: int
+    max_drift_after: float | None = None
+    out_of_band_after: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _drift_of(rows: Iterable[DriftLine], account: str) -> tuple[float | None, int]:
+    mine = [r for r in rows if r.account == account and r.status != "unmanaged"]
+    drifts = [abs(r.drift) for r in mine if r.drift is not None]
+    return (round(max(drifts), 6) if drifts else None), sum(1 for r in mine if not r.in_band)
+
+
+def drift_summary(
+    accounts: Sequence[str], before: Sequence[DriftLine], after: Sequence[DriftLine]
+) -> tuple[DriftSummary, ...]:
+    if not before:
+        return ()
+    out = []
+    for account in accounts:
+        max_before, out_before = _drift_of(before, account)
+        max_after, out_after = _drift_of(after, account) if after else (None, None)
+        out.append(DriftSummary(account, max_before, out_before, max_after, out_after))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -300,6 +390,58 @@ class CycleReport:
     breaks_after: tuple[str, ...] | None = None
     files: tuple[str, ...] | None = None
     report_files_error: str | None = None
+    balances: tuple[AccountBalance, ...] | None = None
+    # A drift report's (kind plan) orders a selfHeal cycle would send; none was sent.
+    plan_orders: tuple[OrderRow, ...] | None = None
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Completed, nothing planned, nothing denied, broken or in error: nothing to tell."""
+        return (
+            self.status == "ok"
+            and self.planned_orders == 0
+            and not self.denials
+            and not self.errors
+            and not self.warnings
+            and not self.breaks
+            and not self.breaks_after
+            and not self.orphan_orders
+            and not self.recovery
+        )
+
+    @property
+    def gates_passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def traded(self) -> tuple[TradeTotals, ...]:
+        return trade_totals(self.orders)
+
+    @property
+    def drift(self) -> tuple[DriftSummary, ...]:
+        return drift_summary(self.accounts, self.drift_before, self.drift_after)
+
+    @property
+    def headline(self) -> str:
+        """The outcome in one line, first thing a reader sees."""
+        if self.status == "refused":
+            return "REFUSED, nothing was sent: " + "; ".join(self.errors)
+        if self.status == "error":
+            return "FAILED: " + "; ".join(self.errors)
+        if self.kind == "plan":
+            n = self.planned_orders or 0
+            return (
+                f"drift report: {n} order(s) would bring the accounts into band; nothing sent"
+                if n
+                else "drift report: in band, nothing to do"
+            )
+        line = self.result or self.status
+        denied = sum(1 for d in self.denials if d.action == "deny")
+        if denied and "risk decisions" not in line:
+            line += f"; {denied} order(s) DENIED by risk"
+        if self.drift_not_closed and "outside their band" not in line:
+            line += f"; {len(self.drift_not_closed)} instrument(s) left out of band"
+        return line
 
     @property
     def duration_seconds(self) -> float:
@@ -320,9 +462,12 @@ class CycleReport:
             "status": self.status,
             "mode": self.mode,
             "orders_enabled": self.orders_enabled,
+            "headline": self.headline,
+            "nothing_to_do": self.nothing_to_do,
             "accounts": list(self.accounts),
             "desired": self.desired.to_dict(),
             "gates": [g.to_dict() for g in self.gates],
+            "gates_passed": self.gates_passed,
             "plan_id": self.plan_id,
             "drift_before": [r.to_dict() for r in self.drift_before],
             "drift_after": [r.to_dict() for r in self.drift_after],
@@ -350,6 +495,10 @@ class CycleReport:
         _put(out, "result", self.result)
         _put(out, "remaining_orders_after", self.remaining_orders_after)
         _put(out, "breaks_after", self.breaks_after, list)
+        _put(out, "balances", self.balances, lambda rows: [b.to_dict() for b in rows])
+        _put(out, "plan_orders", self.plan_orders, lambda rows: [o.to_dict() for o in rows])
+        out["traded"] = [t.to_dict() for t in self.traded]
+        out["drift_summary"] = [d.to_dict() for d in self.drift]
         out["finished_at"] = self.finished_at.isoformat()
         out["duration_seconds"] = self.duration_seconds
         out["tca"] = [r.to_dict() for r in self.tca]

@@ -72,12 +72,19 @@ ENV_VARS: dict[str, str] = {
     "failure) notifies again only after this long: seconds or 30m/24h/7d (default 24h).",
     "RECONCILER_SERVE_TOKEN": "Bearer token `reconcile serve` requires on every request; "
     "needed to bind to anything but 127.0.0.1; environment only (default unset).",
-    "RECONCILER_LOG_LEVEL": "INFO or DEBUG for more log lines on stderr (default WARNING); "
-    "read from the environment only, not from `.env`.",
+    "RECONCILER_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR: the least severe log line written "
+    "to stderr (default INFO for `run` and JSON logs, WARNING for other commands in human "
+    "format); read from the environment only, not from `.env`.",
+    "RECONCILER_LOG_FORMAT": "human or json log lines on stderr (default: json under systemd "
+    "when stderr is not a terminal, else human); read from the environment only.",
+    "RECONCILER_REPORT_RETENTION": "Keep cycle report files for `30d` (days) or the newest "
+    "`500` cycles; older report files this tool wrote are removed (default unset: keep all).",
+    "RECONCILER_REPORT_NOTHING_TO_DO": "file (default) writes a report file for a cycle that "
+    "had nothing to do; skip records it in the store only.",
 }
 
 # Read before settings are loaded, so a `.env` file cannot set them.
-ENVIRONMENT_ONLY = ("RECONCILER_LOG_LEVEL", "RECONCILER_SERVE_TOKEN")
+ENVIRONMENT_ONLY = ("RECONCILER_LOG_LEVEL", "RECONCILER_LOG_FORMAT", "RECONCILER_SERVE_TOKEN")
 
 # Read by the test suite, not by the reconciler; known so that setting it is not warned about.
 TEST_VARIABLES = ("RECONCILER_TEST_POSTGRES_URL",)
@@ -196,6 +203,33 @@ def parse_float(name: str, raw: str | None) -> float | None:
 
 
 @dataclass(frozen=True)
+class ReportRetention:
+    """How many report files to keep: those of the last `days` days, or of the newest
+    `count` cycles (RECONCILER_REPORT_RETENTION `30d` or `500`)."""
+
+    days: int | None = None
+    count: int | None = None
+
+    def render(self) -> str:
+        return f"{self.days}d" if self.days is not None else str(self.count)
+
+
+def parse_retention(name: str, raw: str | None) -> ReportRetention | None:
+    """`30d` (days) or `500` (cycles); unset or blank: None (keep everything)."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip().lower()
+    days = text.endswith("d")
+    number = text[:-1] if days else text
+    if not number.isdigit() or int(number) < 1:
+        raise SettingsError(
+            f"{name}={raw!r}: expected a number of days such as 30d or a number of cycles "
+            "such as 500 (at least 1)"
+        )
+    return ReportRetention(days=int(number)) if days else ReportRetention(count=int(number))
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 4002
@@ -221,6 +255,8 @@ class Settings:
     notify_urls: tuple[str, ...] = ()
     notify_events: tuple[str, ...] = NOTIFY_EVENTS
     notify_repeat_seconds: float = DEFAULT_NOTIFY_REPEAT_SECONDS
+    report_retention: ReportRetention | None = None
+    report_nothing_to_do: str = "file"  # file | skip
     risk_env: Mapping[str, str] = field(default_factory=dict)
     # Found while reading the environment and `.env` (unknown variables); see settings_warnings.
     load_warnings: tuple[str, ...] = ()

@@ -1,5 +1,5 @@
-"""Observe: what a finished cycle tells the outside world, as Prometheus metrics and as
-notifications (apprise).
+"""Observe: what the process tells the outside world: log lines (`logs`: format, level and
+one handler, configured once by `app/`), Prometheus metrics and notifications (apprise).
 
 `facts` is the value a cycle hands over (its frozen report, its plan, the gateway sessions'
 counters); `metrics` turns facts into counters, gauges and a histogram, kept across processes

@@ -8,7 +8,11 @@ from run to run by design (the random part of plan ids, lease ids, the temporary
 broker fill times, the simulator's perm ids) are replaced by placeholders before comparing;
 everything else (every key, every value, every Markdown line) must match.
 
-The golden files were captured from the cycle code before the report became a typed value.
+Every JSON form (handed back, stored, file) of every cycle here is also validated against the
+published schema, `schemas/cycle-report.schema.json`.
+
+The golden files were captured from the cycle code before the report became a typed value,
+and regenerated when the Markdown came to lead with the outcome and what changed (issue 11).
 After an intended change of the report format, regenerate them with
 `RECONCILER_UPDATE_GOLDEN=1 pytest tests/integration/test_cycle_report_golden.py` and review
 the diff.
@@ -28,6 +32,7 @@ from typing import Any
 
 import pytest
 from apply_helpers import ACCOUNT, scenario, write_desired_state
+from jsonschema import Draft202012Validator
 
 from reconciler.app.cli.commands_trade import _echo_apply_summary
 from reconciler.cycle import CycleError, Refused, apply_cycle, drift_report_cycle, plan_cycle
@@ -41,6 +46,8 @@ from reconciler.store import open_store
 pytestmark = pytest.mark.integration
 
 GOLDEN = Path(__file__).parent / "golden" / "cycle_reports"
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "cycle-report.schema.json"
+REPORT_SCHEMA = Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
 UPDATE = os.environ.get("RECONCILER_UPDATE_GOLDEN") == "1"
 START = dt.datetime(2026, 1, 7, 17, 0, tzinfo=dt.UTC)
 HOLDINGS = {"BND": 20}
@@ -104,6 +111,10 @@ class Run:
         cycle = self.store.get_cycle(handed["cycle_id"])
         files = sorted(self.reports.glob(f"*-cycle{handed['cycle_id']}.*"))
         on_disk = {p.suffix: p.read_text(encoding="utf-8") for p in files}
+        for document in (json.loads(json.dumps(handed, default=str)), cycle.report):
+            REPORT_SCHEMA.validate(document)
+        if ".json" in on_disk:
+            REPORT_SCHEMA.validate(json.loads(on_disk[".json"]))
         summary = io.StringIO()
         with contextlib.redirect_stdout(summary):
             _echo_apply_summary(handed_back)
@@ -189,6 +200,22 @@ def test_report_of_an_apply_with_fills_then_of_the_next_apply_with_nothing_to_do
         again = run.apply()
         assert again.status == "ok" and not again.plan.orders
         check("nothing_to_do", run.captured(again.report))
+
+
+def test_report_of_an_apply_with_a_risk_denial(tmp_path):
+    with run_in_thread(scenario(HOLDINGS)) as sim:
+        run = Run(tmp_path, sim)
+        policy = tmp_path / "desired" / "portfolio.yaml"
+        policy.write_text(
+            policy.read_text().replace(
+                "maxOrderNotional: 60000", "maxOrderNotional: 600\n  onBreach: deny"
+            )
+        )
+        run.desired = load_desired_state(tmp_path / "desired")
+        outcome = run.apply()
+        assert outcome.plan.decisions and all(d.action == "deny" for d in outcome.plan.decisions)
+        assert outcome.plan.orders  # the orders within the limit still go out
+        check("denial", run.captured(outcome.report))
 
 
 def test_report_of_a_dry_run(tmp_path):

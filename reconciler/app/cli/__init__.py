@@ -13,16 +13,33 @@ import click
 
 from reconciler import __version__
 
+# Set by `main` (the real process): the CLI then owns the process's logging. Tests that
+# invoke `cli` in-process (click's CliRunner) leave the test runner's logging alone.
+_OWNS_LOGGING = False
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconcile")
-def cli() -> None:
+@click.pass_context
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    default=None,
+    help="Log lines on stderr as human text or JSON lines (default: RECONCILER_LOG_FORMAT, "
+    "else JSON under systemd when stderr is not a terminal, else human).",
+)
+def cli(ctx: click.Context, log_format: str | None) -> None:
     """Declarative reconciler for Interactive Brokers portfolios.
 
     Commit what each account should hold in desired_state/, then `reconcile plan` shows the
     orders that would get there and `reconcile apply` sends them (paper and orders-disabled
     by default).
     """
+    if _OWNS_LOGGING:
+        try:
+            configure_logging(log_format, command=ctx.invoked_subcommand)
+        except ValueError as exc:  # LogConfigError: RECONCILER_LOG_LEVEL/FORMAT
+            raise click.UsageError(str(exc)) from None
 
 
 def _register() -> None:
@@ -63,23 +80,43 @@ class _HandledGatewayErrors:
         return not any(text in message for text in _ECHOED)
 
 
-def configure_logging() -> None:
-    """Warnings and errors on stderr; RECONCILER_LOG_LEVEL=INFO/DEBUG asks for more."""
+def configure_logging(log_format: str | None = None, command: str | None = None) -> str:
+    """Structured log lines on stderr (`reconciler.observe.logs`): the format from
+    `--log-format`, RECONCILER_LOG_FORMAT or the systemd rule; the level from
+    RECONCILER_LOG_LEVEL (default INFO for `run` and JSON logs, else WARNING). Below DEBUG
+    the client libraries' echoes of what we report ourselves are dropped. Returns the format
+    chosen."""
     import logging
-    import os
 
-    level = os.environ.get("RECONCILER_LOG_LEVEL", "").upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.WARNING) if level else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if level not in ("DEBUG", "INFO"):
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_HandledGatewayErrors())
+    from reconciler.observe.logs import choose_format, choose_level, configure, default_level
+
+    fmt = choose_format(log_format)
+    level = choose_level(default=default_level(fmt, command))
+    configure(fmt, level, filters=() if level <= logging.DEBUG else (_HandledGatewayErrors(),))
+    return fmt
+
+
+def log_format() -> str:
+    """The format the process logs in ("human" or "json"): progress lines for people are
+    printed in human format only, so that JSON logs stay one JSON document per line."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "reconciler_format", None):
+            return handler.reconciler_format
+    return "human"
 
 
 def main() -> None:
-    configure_logging()
+    global _OWNS_LOGGING
+    from reconciler.observe.logs import LogConfigError
+
+    try:
+        configure_logging()
+    except LogConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    _OWNS_LOGGING = True
     try:
         cli(prog_name="reconcile")
     except Exception as exc:

@@ -85,7 +85,14 @@ class _TerminalProgress:
 
 
 def _progress_printer():
-    """Plain lines on a pipe; timed lines and a progress bar on a terminal."""
+    """Plain lines on a pipe; timed lines and a progress bar on a terminal; with JSON logs,
+    DEBUG log events (stderr then holds JSON lines only; the order events are logged)."""
+    from reconciler.app.cli import log_format
+
+    if log_format() == "json":
+        from reconciler.app.scheduler import log_progress
+
+        return log_progress
     if sys.stderr.isatty():
         return _TerminalProgress()
     return lambda msg: click.echo(msg, err=True)
@@ -408,16 +415,19 @@ def run_command(directory, once, ignore_window, gateway):
     With --once: exit 0 completed (applied, nothing to do, dry run, drift reported, outside
     the window), 1 error, 3 refused, 4 drift the cycle could not close.
     """
+    from reconciler.app.cli import log_format
     from reconciler.app.scheduler import SchedulerError, run_scheduler
 
     settings = load_settings_or_fail()
+    # With JSON logs the process writes JSON lines only: the outcome is in the log.
+    echo = click.echo if log_format() == "human" else (lambda _line: None)
     try:
         code = run_scheduler(
             directory,
             settings,
             gateway=gateway,
             once=once,
-            echo=click.echo,
+            echo=echo,
             ignore_window=ignore_window,
         )
     except SchedulerError as exc:

@@ -91,4 +91,61 @@ def test_warnings_given_to_the_cycle_are_in_its_stored_report_and_files(world, t
         facts.status = "ok"
     assert store.get_cycle(cycle.cycle_id).report["warnings"] == [WARNING]
     markdown = (tmp_path / "reports" / f"20260107T170000-cycle{cycle.cycle_id}.md").read_text()
-    assert f"## Warnings\n\n- {WARNING}\n" in markdown
+    assert f"## Needs attention\n\n- **Warning**: {WARNING}\n" in markdown
+
+
+# ------------------------------------------------------------------ report files
+
+
+def _in_sync_plan(clock):
+    from reconciler.model.plan import Plan
+
+    now = clock.now()
+    return Plan("p-in-sync", now, "0" * 64, None, None, "fp", {}, now, {}, {}, ())
+
+
+def _cycle(store, clock, tmp_path, settings, *, plan=True):
+    cycle = RecordedCycle.begin(
+        store,
+        "apply",
+        desired_of(portfolio(target("VTI", weight=1.0))),
+        settings,
+        ["DU0000001"],
+        clock=clock,
+        reports_dir=str(tmp_path / "reports"),
+    )
+    with cycle.finishing() as facts:
+        facts.plan = _in_sync_plan(clock) if plan else None
+        facts.status, facts.result = "ok", "nothing to do"
+    clock.advance(3600)
+    return cycle
+
+
+def test_a_nothing_to_do_cycle_gets_no_file_when_asked_to_skip_but_the_store_keeps_it(world, tmp_path):
+    store, clock, _ = world
+    skip = Settings(orders_enabled=True, report_nothing_to_do="skip")
+    quiet = _cycle(store, clock, tmp_path, skip)
+    assert quiet.report.nothing_to_do and quiet.report.files is None
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+    assert store.get_cycle(quiet.cycle_id).report["nothing_to_do"] is True
+    # A cycle that did not get as far as a plan has something to tell: its file is written.
+    unfinished = _cycle(store, clock, tmp_path, skip, plan=False)
+    assert not unfinished.report.nothing_to_do and len(unfinished.report.files) == 2
+    kept = _cycle(store, clock, tmp_path, Settings(orders_enabled=True))
+    assert kept.report.nothing_to_do and len(kept.report.files) == 2
+
+
+def test_retention_is_applied_after_each_report_is_written(world, tmp_path):
+    from reconciler.model.settings import ReportRetention
+
+    store, clock, _ = world
+    keep_two = Settings(orders_enabled=True, report_retention=ReportRetention(count=2))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "operator-notes.md").write_text("mine")
+    cycles = [_cycle(store, clock, tmp_path, keep_two) for _ in range(3)]
+    left = sorted(p.name for p in (tmp_path / "reports").iterdir())
+    expected = sorted(
+        ["operator-notes.md"] + [n.rsplit("/", 1)[-1] for c in cycles[1:] for n in c.report.files]
+    )
+    assert left == expected
+    assert all(store.get_cycle(c.cycle_id).report for c in cycles)  # the store keeps every one

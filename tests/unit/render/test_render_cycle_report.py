@@ -41,6 +41,12 @@ ALWAYS = {
     "finished_at",
     "duration_seconds",
     "tca",
+    # Summaries a reader wants first, derived from the members above.
+    "headline",
+    "nothing_to_do",
+    "gates_passed",
+    "traded",
+    "drift_summary",
 }
 
 
@@ -98,10 +104,11 @@ def test_members_reached_are_in_the_json_even_when_empty():
 def test_warnings_are_in_the_json_and_the_markdown_only_when_there_are_some():
     quiet = report()
     assert "warnings" not in quiet.to_dict()
-    assert "Warnings" not in render_markdown(quiet)
+    assert "Warning" not in render_markdown(quiet)
     loud = report(warnings=("IB_CLIENT_ID=0 is the master client id",))
     assert loud.to_dict()["warnings"] == ["IB_CLIENT_ID=0 is the master client id"]
-    assert "## Warnings\n\n- IB_CLIENT_ID=0 is the master client id\n" in render_markdown(loud)
+    markdown = render_markdown(loud)
+    assert "## Needs attention\n\n- **Warning**: IB_CLIENT_ID=0 is the master client id\n" in markdown
 
 
 def test_an_order_row_carries_every_field_of_the_executors_outcome():
@@ -123,10 +130,15 @@ def test_an_order_row_carries_every_field_of_the_executors_outcome():
         message="",
         fills=[{"exec_id": "e1", "shares": 10.0, "price": 290.1, "time": None}],
     )
+    # The report adds what the plan knew of each order (its reason and currency).
     assert [f.name for f in dataclasses.fields(OrderRow)] == [
         f.name for f in dataclasses.fields(OrderOutcome)
-    ]
-    assert OrderRow.from_dict(executed.to_dict()).to_dict() == executed.to_dict()
+    ] + ["reason", "currency"]
+    assert OrderRow.from_dict(executed.to_dict()).to_dict() == {
+        **executed.to_dict(),
+        "reason": "",
+        "currency": None,
+    }
 
 
 def test_counts_keep_the_words_and_the_order_of_the_summary_line():
@@ -157,3 +169,33 @@ def test_a_built_report_cannot_be_changed():
     built = report()
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.status = "ok"  # type: ignore[misc]
+
+
+def test_markdown_leads_with_the_outcome_and_collapses_gates_that_all_passed():
+    from reconciler.model.report import DecisionRow, GateRow
+
+    gates = (GateRow("TRADING_MODE", True, "mode=paper", "pass"),) * 8
+    filled = order(
+        "rc-p-001", "FILLED", 10.0, avg_price=290.1, commission=1.0, reason="VTI low", currency="USD"
+    )
+    ok = report(status="ok", gates=gates, orders=(filled,), result="applied: all 1 order(s) filled")
+    lines = render_markdown(ok).splitlines()
+    assert lines[2] == "**applied: all 1 order(s) filled**"
+    assert lines.index("## What changed") < lines.index("## Gates")
+    assert "All 8 gates passed." in lines and "<details><summary>Gate details</summary>" in lines
+    assert "DU0000001: bought 2,901.00 USD, sold 0.00 USD, commission 1.00" in "\n".join(lines)
+
+    refused = dataclasses.replace(
+        ok,
+        status="refused",
+        gates=(*gates[:7], GateRow("TRADING_STATE", False, "halted: desk", "REFUSED")),
+        errors=("REFUSED TRADING_STATE: halted: desk",),
+        orders=(),
+        denials=(DecisionRow("DU0000001", "BND", "SELL", "MAX_ORDER", "deny", "x=1"),),
+    )
+    text = render_markdown(refused)
+    assert text.splitlines()[2].startswith("**REFUSED, nothing was sent")
+    assert text.index("## Needs attention") < text.index("## Gates")
+    assert "- **Gate TRADING_STATE refused**: halted: desk" in text
+    assert "**Risk denied** DU0000001 SELL `BND`" in text
+    assert "<details>" not in text and "| TRADING_STATE | REFUSED |" in text
