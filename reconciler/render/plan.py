@@ -64,7 +64,7 @@ def plan_summary(plan: Plan) -> str:
         if outside:
             return (
                 f"No orders planned, but {len(outside)} managed instrument(s) stay outside their "
-                f"band ({', '.join(outside)}): see the risk decisions and notes above."
+                f"band ({', '.join(outside)}): see the risk decisions and notes of each account."
             )
         return "No changes. Every managed instrument is inside its band."
     return (
@@ -169,59 +169,30 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
     return buffer.getvalue().rstrip() + "\n"
 
 
-def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+# Columns holding numbers: right-aligned in every table (terminal and Markdown).
+NUMERIC_COLUMNS = frozenset(
+    {"Leg", "Qty", "Price", "Value", "Weight", "Target", "Drift pts", "In flight", "Limit",
+     "Notional"}
+)
+
+
+def _md_table(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], right: frozenset[str] = frozenset()
+) -> str:
     def esc(cell: str) -> str:
         return cell.replace("|", "\\|")
 
-    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    rule = "|" + "|".join("---:" if c in right else "---" for c in columns) + "|"
+    out = ["| " + " | ".join(columns) + " |", rule]
     out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
 
 
-def render_plan_markdown(
-    plan: Plan, *, desired_changes: Mapping[str, list[str]] | None = None
-) -> str:
-    """A pull-request comment: summary first, details per account below."""
-    t = plan.totals
-    lines = [
-        "### ib-reconciler plan",
-        "",
-        f"**{plan_summary(plan)}**",
-        "",
-        f"- Plan `{plan.plan_id}`, desired state `{_short(plan.desired_hash)}`"
-        + (f" at commit `{_short(plan.git_commit, 10)}`" if plan.git_commit else "")
-        + (" (uncommitted changes)" if plan.git_dirty else ""),
-        f"- Broker snapshot {plan.snapshot_time.strftime('%Y-%m-%d %H:%M:%S')} UTC, "
-        f"fingerprint `{_short(plan.actual_fingerprint)}`",
-        f"- Orders {t['orders']}, turnover {_money(t['turnover'])}, "
-        f"est. commission {_money(t['est_commission'])}, denied {t['denials']}, clipped {t['clips']}",
-    ]
-    lines += _md_warnings(plan.warnings)
-    for account in plan.accounts:
-        lines += ["", f"#### {_account_title(account)}", ""]
-        changes = (desired_changes or {}).get(account.account)
-        if changes:
-            lines += [
-                "<details><summary>Desired-state changes since the last recorded cycle</summary>",
-                "",
-            ]
-            lines += [f"- `{c}`" for c in changes]
-            lines += ["", "</details>", ""]
-        if account.orders:
-            lines += [_md_table(ORDER_COLUMNS, _order_rows(account)), ""]
-        else:
-            lines += ["No orders for this account.", ""]
-        if account.decisions:
-            lines += ["Risk decisions:", ""]
-            lines += [
-                f"- **{d.action}** `{d.key}` {d.side}: `{d.render()}`" for d in account.decisions
-            ]
-            lines.append("")
-        for note in account.notes:
-            lines.append(f"- note: {note}")
-        lines += ["<details><summary>Drift table</summary>", ""]
-        lines += [_md_table(DRIFT_COLUMNS, _drift_rows(account)), "", "</details>"]
-    return "\n".join(lines).rstrip() + "\n"
+def render_plan_markdown(plan: Plan, context: Any = None) -> str:
+    """A pull-request comment (see `reconciler.render.comment`)."""
+    from reconciler.render.comment import render_comment
+
+    return render_comment(plan, context)
 
 
 def _md_warnings(warnings: Sequence[str]) -> list[str]:
@@ -236,7 +207,7 @@ def render_plan(plan: Plan, fmt: str, **kwargs: Any) -> str:
     if fmt == "json":
         return dumps(plan) + "\n"
     if fmt == "markdown":
-        return render_plan_markdown(plan, **kwargs)
+        return render_plan_markdown(plan, kwargs.get("context"))
     return render_plan_text(plan, color=kwargs.get("color", False))
 
 

@@ -267,7 +267,7 @@ def test_no_borrowing_unless_max_leverage_above_one_allows_it():
     with_leverage = plan(book, p, limits(max_leverage=1.5))
     assert without.orders[0].quantity <= 99
     assert with_leverage.orders[0].quantity == 140
-    assert any("borrowing 5000.00" in n for n in with_leverage.notes)
+    assert any("borrowing 5,000.00" in n for n in with_leverage.notes)
 
 
 # ---------------------------------------------------------------- prices and estimates
