@@ -139,13 +139,17 @@ def _counts_section(plan: Plan) -> list[str]:
     return lines
 
 
-def _changes_section(context: CommentContext) -> list[str]:
-    if context.changes_against is None:
+def _changes_section(plan: Plan, context: CommentContext) -> list[str]:
+    against, changes = context.changes_against, context.changes
+    if against is None and plan.desired_changes:
+        against = plan.desired_changes.get("against")
+        changes = tuple(plan.desired_changes.get("changes", ()))
+    if against is None:
         return []
-    lines = [f"#### Desired-state changes (against {context.changes_against})", ""]
-    if not context.changes:
+    lines = [f"#### Desired-state changes (against {against})", ""]
+    if not changes:
         return [*lines, "None."]
-    return lines + [f"- {_code_free(c)}" for c in context.changes]
+    return lines + [f"- {_code_free(c)}" for c in changes]
 
 
 def _code_free(text: str) -> str:
@@ -254,7 +258,7 @@ def render_comment(plan: Plan, context: CommentContext | None = None) -> str:
         *_counts_section(plan),
         "",
     ]
-    changes = _changes_section(context)
+    changes = _changes_section(plan, context)
     if changes:
         head += [*changes, ""]
     busy = t["orders"] + len(plan.decisions) + sum(len(a.notes) for a in plan.accounts)

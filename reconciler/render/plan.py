@@ -140,6 +140,16 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=color, no_color=not color)
     console.print(plan_header(plan), highlight=False)
+    if plan.desired_changes:
+        changes = plan.desired_changes.get("changes") or ["none"]
+        console.print()
+        console.print(
+            f"Desired-state changes (against {plan.desired_changes.get('against')}):",
+            style="bold",
+            highlight=False,
+        )
+        for change in changes:
+            console.print(f"  {change}", highlight=False, markup=False)
     for account in plan.accounts:
         console.print()
         console.print(_account_title(account), style="bold", highlight=False)
