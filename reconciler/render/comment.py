@@ -40,7 +40,8 @@ class CommentContext:
 
     trading_mode: str = "paper"
     orders_enabled: bool = False
-    schedules: tuple[ScheduleFacts, ...] = ()
+    # None: not known (a saved plan shown later); (): the desired state has no Schedule.
+    schedules: tuple[ScheduleFacts, ...] | None = None
     # Desired-state change lines and what they were compared with (None: not compared).
     changes: tuple[str, ...] = ()
     changes_against: str | None = None
@@ -82,7 +83,7 @@ def plan_counts(plan: Plan) -> dict[str, int]:
 def merge_effect(plan: Plan, context: CommentContext) -> str:
     """What merging this change does, from the Schedules' selfHeal and the order switch."""
     accounts = {a.account for a in plan.accounts}
-    relevant = [s for s in context.schedules if not s.accounts or accounts & set(s.accounts)]
+    relevant = [s for s in context.schedules or () if not s.accounts or accounts & set(s.accounts)]
     dry = "" if context.orders_enabled else " (ORDERS_ENABLED is false here: that is a dry run)"
     if not relevant:
         return (
@@ -116,12 +117,15 @@ def _header(plan: Plan, context: CommentContext) -> list[str]:
     mode = "**LIVE**" if context.trading_mode == "live" else "paper"
     orders = "enabled" if context.orders_enabled else "disabled (apply is a dry run)"
     t = plan.totals
+    on_merge = (
+        [] if context.schedules is None else [f"| On merge | {merge_effect(plan, context)} |"]
+    )
     return [
         "| | |",
         "|---|---|",
         f"| Desired state | {commit}, content `{_short(plan.desired_hash)}` |",
         f"| Mode | {mode}, orders {orders} |",
-        f"| On merge | {merge_effect(plan, context)} |",
+        *on_merge,
         f"| Broker snapshot | {plan.snapshot_time.strftime('%Y-%m-%d %H:%M:%S')} UTC, "
         f"fingerprint `{_short(plan.actual_fingerprint)}` |",
         f"| Plan | `{plan.plan_id}`: {t['orders']:,} order(s), turnover "
@@ -306,8 +310,8 @@ def comment_size_ok(text: str) -> bool:
 
 
 __all__: Sequence[str] = (
-    "CommentContext",
     "GITHUB_COMMENT_LIMIT",
+    "CommentContext",
     "ScheduleFacts",
     "account_counts",
     "counts_line",

@@ -80,7 +80,7 @@ def three_hundred_instruments():
 
 CASES = {
     "with_orders": (with_orders, REPORTING),
-    "denials_only": (denials_only, CommentContext(orders_enabled=True)),
+    "denials_only": (denials_only, CommentContext(orders_enabled=True, schedules=())),
     "in_sync": (in_sync, CommentContext(trading_mode="live", orders_enabled=True)),
     "three_hundred": (three_hundred_instruments, REPORTING),
 }
@@ -179,7 +179,12 @@ def test_merge_effect_with_self_heal_says_the_schedule_applies():
 
 
 def test_merge_effect_without_a_schedule_says_only_apply_sends():
-    assert "only by `reconcile apply`" in merge_effect(in_sync(), CommentContext())
+    assert "only by `reconcile apply`" in merge_effect(in_sync(), CommentContext(schedules=()))
+
+
+def test_a_saved_plan_shown_later_says_nothing_about_schedules_it_cannot_know(comments):
+    assert "| On merge |" not in comments["in_sync"]
+    assert "| On merge |" in comments["denials_only"]
 
 
 def test_a_plan_too_large_for_one_comment_is_cut_with_a_pointer_to_the_artifact():
