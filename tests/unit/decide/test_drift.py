@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
-from builders import Book, policy, portfolio, target
+from builders import Book, portfolio, target
 
 from reconciler.decide.drift import (
     drift_table,
@@ -13,8 +11,7 @@ from reconciler.decide.drift import (
     weight_in_band,
 )
 from reconciler.decide.planner import capital_for
-from reconciler.desired.snapshot import snapshot_of
-from reconciler.model.desired import Band, SourceRef
+from reconciler.model.desired import Band
 
 
 def rows_of(book: Book, p, capital: float | None = None):
