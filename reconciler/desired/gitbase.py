@@ -89,7 +89,8 @@ def load_base(directory: str | Path, ref: str) -> BaseState:
     if exists.returncode != 0:
         return BaseState(ref, commit, None)
     # The folder at that commit, at the same place below the temporary root as in the repo.
-    archive = _git(root, "archive", "--format=tar", commit, "--", pathspec, binary=True)
+    top = _git(root, "rev-parse", "--show-toplevel").stdout.strip() or str(root)
+    archive = _git(Path(top), "archive", "--format=tar", commit, "--", pathspec, binary=True)
     if archive.returncode != 0:
         raise GitBaseError(f"--base {ref}: git archive failed: {_stderr(archive).strip()}")
     with tempfile.TemporaryDirectory(prefix="reconcile-base-") as tmp:
