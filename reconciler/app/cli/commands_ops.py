@@ -192,7 +192,9 @@ def show_risk_command(directory, fmt):
                 value = limit.value
                 if isinstance(value, tuple | list):
                     value = ",".join(value) or "-"
-                elif isinstance(value, int | float) and not isinstance(value, bool):
+                elif fmt != "json" and isinstance(value, int | float) and not isinstance(
+                    value, bool
+                ):
                     value = f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
                 rows.append(
                     {
