@@ -5,11 +5,13 @@ terminal without NO_COLOR."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pty
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from e2e import base_env
 from gitrepos import git, git_env, make_world
 from readme_examples import readme_examples, write_files
 
+from reconciler.broker import Broker
+from reconciler.model.settings import Settings
 from reconciler.store import open_store
 
 
@@ -181,3 +185,25 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path, desired_dir
     assert b"\x1b[" not in plain and b"max_order_notional" in plain
     piped = _reconcile(tmp_path, env, "show", "risk", str(desired_dir))
     assert "\x1b[" not in piped.stdout and "60,000" in piped.stdout
+
+
+def test_plan_runs_while_the_daemons_client_id_is_connected(cli, desired_dir, sim):
+    """A scheduled cycle holds IB_CLIENT_ID (17): `plan` uses its own id and succeeds."""
+    connected, stop = threading.Event(), threading.Event()
+
+    async def daemon() -> None:
+        settings = Settings(gateway_port=sim.port, client_id=17, connect_timeout=10.0)
+        async with await Broker.connect(settings, readonly=True):
+            connected.set()
+            await asyncio.to_thread(stop.wait)
+
+    holder = threading.Thread(target=lambda: asyncio.run(daemon()))
+    holder.start()
+    try:
+        assert connected.wait(30)
+        result = cli("plan", str(desired_dir))
+    finally:
+        stop.set()
+        holder.join(30)
+    assert result.returncode == 0, result.stderr
+    assert sim.journal.messages("in", client_id=18)

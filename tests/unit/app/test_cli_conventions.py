@@ -13,8 +13,8 @@ from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 from click.testing import CliRunner
 
 from reconciler.app.cli import cli
-from reconciler.app.cli.common import use_color
 from reconciler.app.cli.commands_trade import _directory_and_plan
+from reconciler.app.cli.common import use_color
 from reconciler.decide.planner import build_plan
 from reconciler.model.plan import dumps
 
