@@ -58,7 +58,7 @@ class Refused(Exception):
 class PlanOutcome:
     plan: Plan
     actual: ActualState
-    # Change lines against the last applied cycle (None: no account has one to compare with).
+    # Change lines against the last recorded cycle (None: no account has one to compare with).
     desired_changes: Sequence[str] | None
     lock_mismatches: Sequence[str] = ()
     report: CycleReport | None = None  # a recorded cycle's (the drift report's)
@@ -131,8 +131,8 @@ def limits_for(
 def desired_changes_since_applied(
     desired: DesiredState, plan: Plan, store: CycleStorePort | None
 ) -> list[str] | None:
-    """What changed since the last applied cycle of each planned account, in YAML words;
-    None when no account has an applied cycle to compare with."""
+    """What changed since the last recorded cycle of each planned account, in YAML words;
+    None when no account has a recorded cycle to compare with."""
     before, after = [], []
     for account, snapshot in plan.desired_snapshot.items():
         previous = store.last_applied_desired_snapshot(account) if store is not None else None

@@ -114,7 +114,7 @@ def _progress_printer():
     default=None,
     help="Show what the desired state changes compared with git revision REF (e.g. "
     "origin/main), read from the repository without touching the working tree. Default: "
-    "compared with the last applied cycle, when the store has one.",
+    "compared with the last recorded cycle, when the store has one.",
 )
 @click.option(
     "--detailed-exitcode",
@@ -162,7 +162,7 @@ def plan_command(directory, out, fmt, base_ref, detailed_exitcode, gateway, acco
 
         plan = with_desired_changes(plan, base.label, changes_against_base(desired, base))
     elif outcome.desired_changes is not None:
-        plan = with_desired_changes(plan, "the last applied cycle", outcome.desired_changes)
+        plan = with_desired_changes(plan, "the last recorded cycle", outcome.desired_changes)
     if out:
         from reconciler.model.plan import dumps
 

@@ -37,7 +37,8 @@ def dotenv(tmp_path: Path, text: str) -> str:
 # ---------------------------------------------------------------- values and precedence
 
 
-def test_without_any_variable_the_settings_are_the_safe_defaults():
+def test_without_any_variable_the_settings_are_the_safe_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no legacy ./.reconciler decides the state directory
     state_dir, _ = default_state_dir({}, legacy_exists=False)
     assert load_settings({}, dotenv_path=None) == Settings(state_dir=state_dir)
     s = Settings()
@@ -71,7 +72,8 @@ def test_an_empty_variable_in_the_environment_still_beats_a_dotenv_value(tmp_pat
     assert settings.allowed_accounts == ()
 
 
-def test_values_are_read_with_their_documented_forms():
+def test_values_are_read_with_their_documented_forms(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no legacy ./.reconciler decides the state directory
     settings = load_settings(
         {
             "IB_GATEWAY_HOST": "  ",
@@ -274,7 +276,8 @@ def test_an_environment_only_variable_in_dotenv_is_warned_to_have_no_effect(tmp_
     )
 
 
-def test_env_example_is_the_defaults_and_loads_without_a_warning():
+def test_env_example_is_the_defaults_and_loads_without_a_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no legacy ./.reconciler decides the state directory
     settings = load_settings({}, dotenv_path=str(REPO / ".env.example"))
     assert settings_warnings(settings) == []
     state_dir, _ = default_state_dir({}, legacy_exists=False)
