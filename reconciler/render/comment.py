@@ -12,7 +12,6 @@ files, print or decide anything a reviewer must trust (the planner did).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.model.plan import AccountPlan, Plan
@@ -157,7 +156,7 @@ def _changes_section(plan: Plan, context: CommentContext) -> list[str]:
 
 
 def _code_free(text: str) -> str:
-    """Markdown-safe inline text (change lines carry `|`, `*`, `_` rarely, `<` never)."""
+    """Text from the plan as Markdown: no raw HTML, no cell breaks inside a table."""
     return text.replace("<", "&lt;").replace("|", "\\|")
 
 
@@ -303,18 +302,3 @@ def _truncation_notice(context: CommentContext, level: _Detail) -> list[str]:
         f"> This comment leaves out {what} to stay under GitHub's "
         f"{GITHUB_COMMENT_LIMIT:,}-character limit; every order is in {where}.",
     ]
-
-
-def comment_size_ok(text: str) -> bool:
-    return len(text) <= GITHUB_COMMENT_LIMIT
-
-
-__all__: Sequence[str] = (
-    "GITHUB_COMMENT_LIMIT",
-    "CommentContext",
-    "ScheduleFacts",
-    "account_counts",
-    "counts_line",
-    "merge_effect",
-    "render_comment",
-)
