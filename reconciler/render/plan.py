@@ -133,6 +133,10 @@ def _account_title(a: AccountPlan) -> str:
     )
 
 
+# Colours on a terminal only (the CLI decides: never piped, never with NO_COLOR).
+_SIDE_STYLES = {"BUY": "green", "SELL": "magenta"}
+
+
 def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -157,7 +161,7 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
         for c in DRIFT_COLUMNS:
             drift.add_column(c, justify="left" if c in ("Instrument", "Band") else "right")
         for row in _drift_rows(account):
-            drift.add_row(*row)
+            drift.add_row(*row, style="red" if row[7] == "OUT" else None)
         console.print(drift)
         if account.orders:
             orders = Table(title="Orders", title_justify="left", show_edge=False, pad_edge=False)
@@ -166,14 +170,19 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
                     c, justify="right" if c in ("Leg", "Qty", "Limit", "Notional") else "left"
                 )
             for row in _order_rows(account):
-                orders.add_row(*row)
+                orders.add_row(*row, style=_SIDE_STYLES.get(row[1]))
             console.print(orders)
         else:
             console.print("No orders for this account.", highlight=False)
         for d in account.decisions:
-            console.print(f"  {d.action.upper():5} {d.key} {d.side}: {d.render()}", highlight=False)
+            console.print(
+                f"  {d.action.upper():5} {d.key} {d.side}: {d.render()}",
+                style="yellow" if d.action == "clip" else "red",
+                highlight=False,
+                markup=False,
+            )
         for note in account.notes:
-            console.print(f"  note: {note}", highlight=False)
+            console.print(f"  note: {note}", highlight=False, markup=False)
     console.print()
     console.print(plan_summary(plan), style="bold", highlight=False)
     return buffer.getvalue().rstrip() + "\n"

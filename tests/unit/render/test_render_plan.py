@@ -70,3 +70,9 @@ def test_summary_never_claims_convergence_when_drift_remains_unplanned():
     assert not plan.orders
     assert unresolved_drift(plan) == ["DU0000001:VTI"]
     assert "stay outside their band" in plan_summary(plan)
+
+
+def test_text_is_coloured_only_when_asked_for_a_terminal():
+    plan = plan_of(drifting(), target("VTI", weight=0.5))
+    assert "\x1b[" not in render_plan(plan, "text")
+    assert "\x1b[" in render_plan(plan, "text", color=True)
