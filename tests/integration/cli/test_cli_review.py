@@ -19,6 +19,7 @@ import pytest
 from e2e import base_env
 from gitrepos import git, git_env, make_world
 from readme_examples import readme_examples, write_files
+from waiting import wait_until
 
 from reconciler.broker import Broker
 from reconciler.model.settings import Settings
@@ -207,3 +208,26 @@ def test_plan_runs_while_the_daemons_client_id_is_connected(cli, desired_dir, si
         holder.join(30)
     assert result.returncode == 0, result.stderr
     assert sim.journal.messages("in", client_id=18)
+
+
+def test_apply_waiting_for_the_lock_goes_ahead_once_the_holder_releases_it(cli, desired_dir):
+    store = open_store(f"sqlite:///{cli.workdir / '.reconciler' / 'reconciler.db'}")
+    lease = store.account_lock(["DU0000001"], holder="another-host:1")
+    process = cli.popen("apply", str(desired_dir), "--auto-approve", "--lock-timeout", "2m")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_until(
+            lambda: any("waiting up to 120s for the account lock" in line for line in lines),
+            timeout=60,
+            what="apply to start waiting for the lock",
+            abort=lambda: process.poll() is not None and f"apply exited {process.returncode}",
+        )
+    finally:
+        lease.release()
+    out = process.stdout.read()
+    assert process.wait(timeout=90) is not None
+    reader.join(10)
+    assert process.returncode == 0, "".join(lines)
+    assert "dry run" in out.lower()

@@ -121,3 +121,11 @@ def test_colour_is_for_terminals_only_and_never_with_no_color(monkeypatch):
 def test_read_only_commands_document_their_own_client_id(command):
     result = CliRunner().invoke(cli, [command, "--help"])
     assert "IB_READONLY_CLIENT_ID" in " ".join(result.output.split())
+
+
+def test_number_columns_are_found_for_right_alignment():
+    from reconciler.app.cli.commands_ops import _numeric_columns
+
+    columns = ["order_ref", "quantity", "price", "symbol"]
+    cells = [["rc-p1-001", "1,200", "290.15", "VTI"], ["rc-p1-002", "-", "0.4500", "BND"]]
+    assert _numeric_columns(columns, cells) == {"quantity", "price"}
