@@ -8,7 +8,9 @@ through callbacks the caller supplies. See ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +97,12 @@ async def apply_cycle(
     reports_dir: str | None = None,
     warnings: Sequence[str] = (),
     window: TradingWindow | None = None,
+    lock_timeout: float = 0.0,
 ) -> ApplyOutcome:
     """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
+
+    `lock_timeout` seconds are waited for an account lock another writer holds (0: refuse at
+    once), like Terraform's -lock-timeout.
 
     With `window` (the Schedule's guard minutes) nothing is sent unless every instrument
     with an order is inside its market window (`reconciler.cycle.window`); the plan is still
@@ -137,6 +143,7 @@ async def apply_cycle(
         check_reports_dir(reports_dir)  # before the first order, not after the last
         run = _ApplyRun(desired, settings, clock, store, chosen, facts, progress)
         run.window = window
+        run.lock_timeout = lock_timeout
         applied = await run.run(plan_file, approve, tolerance)
         facts.status = applied.status
     report = cycle.report
@@ -144,6 +151,10 @@ async def apply_cycle(
     return ApplyOutcome(
         applied.plan, applied.dry_run, applied.gates, report, applied.approved, applied.status
     )
+
+
+# How often a waiting apply (--lock-timeout) tries the lock again.
+LOCK_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,7 @@ class _ApplyRun:
         self.facts = facts
         self.progress = progress
         self.window: TradingWindow | None = None
+        self.lock_timeout = 0.0
 
     async def run(
         self,
@@ -196,7 +208,7 @@ class _ApplyRun:
         )
         try:
             gates = self._check_gates()
-            with self._lock():
+            with await self._wait_for_lock():
                 return await self._locked(gates, plan_file, approve, tolerance)
         finally:
             await self.broker.disconnect()
@@ -218,6 +230,23 @@ class _ApplyRun:
         if bad:
             raise Refused([g.render() for g in bad])
         return gates
+
+    async def _wait_for_lock(self) -> LockLease:
+        """The lock, waiting up to `lock_timeout` seconds while another writer holds it:
+        the holder releases it when it finishes (no event reaches this process, so poll)."""
+        deadline = time.monotonic() + self.lock_timeout
+        waiting = False
+        while True:
+            try:
+                return self._lock()
+            except Refused:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                if not waiting:
+                    self.progress(f"waiting up to {self.lock_timeout:g}s for the account lock")
+                    waiting = True
+                await asyncio.sleep(min(LOCK_POLL_SECONDS, left))
 
     def _lock(self) -> LockLease:
         # The lease outlives the longest order TTL; a live holder keeps its OS-level lock

@@ -19,7 +19,8 @@ from typing import Any
 from reconciler.apply.gates import GateResult
 from reconciler.broker import Broker
 from reconciler.broker.errors import BrokerError
-from reconciler.decide.drift import LedgerBreak, desired_changes, ledger_breaks
+from reconciler.decide.changes import account_documents, document_changes, merge_documents
+from reconciler.decide.drift import LedgerBreak, ledger_breaks
 from reconciler.decide.risk import EffectiveLimits, effective_limits
 from reconciler.model.actual import ActualState, ContractInfo, SnapshotError
 from reconciler.model.clock import Clock
@@ -57,7 +58,8 @@ class Refused(Exception):
 class PlanOutcome:
     plan: Plan
     actual: ActualState
-    desired_changes: Mapping[str, list[str]]
+    # Change lines against the last recorded cycle (None: no account has one to compare with).
+    desired_changes: Sequence[str] | None
     lock_mismatches: Sequence[str] = ()
     report: CycleReport | None = None  # a recorded cycle's (the drift report's)
 
@@ -128,13 +130,18 @@ def limits_for(
 
 def desired_changes_since_applied(
     desired: DesiredState, plan: Plan, store: CycleStorePort | None
-) -> dict[str, list[str]]:
-    changes: dict[str, list[str]] = {}
+) -> list[str] | None:
+    """What changed since the last recorded cycle of each planned account, in YAML words;
+    None when no account has a recorded cycle to compare with."""
+    before, after = [], []
     for account, snapshot in plan.desired_snapshot.items():
         previous = store.last_applied_desired_snapshot(account) if store is not None else None
         if previous is not None:
-            changes[account] = desired_changes(previous, snapshot)
-    return changes
+            before.append(account_documents(previous))
+            after.append(account_documents(snapshot))
+    if not before:
+        return None
+    return document_changes(merge_documents(*before), merge_documents(*after))
 
 
 def detect_breaks(

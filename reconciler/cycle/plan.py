@@ -21,7 +21,10 @@ from reconciler.cycle.common import (
     skip_breaks,
 )
 from reconciler.cycle.record import RecordedCycle, account_balances
+from reconciler.decide.changes import document_changes
 from reconciler.decide.planner import build_plan, new_plan_id
+from reconciler.desired.gitbase import BaseState
+from reconciler.desired.snapshot import documents_of
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState
 from reconciler.model.outcome import OK
@@ -104,3 +107,13 @@ async def drift_report_cycle(
         facts.status = OK
         facts.result = "drift report only (selfHeal: false); nothing sent"
     return replace(outcome, report=cycle.report)
+
+
+def changes_against_base(desired: DesiredState, base: BaseState) -> list[str]:
+    """What `desired` changes compared with the desired state at a git revision, in YAML
+    words (everything reads as added when the folder did not exist there)."""
+    if base.problem:
+        return [f"(the desired state at {base.ref} does not load, so it cannot be compared: "
+                f"{base.problem})"]
+    before = documents_of(base.state) if base.state is not None else {}
+    return document_changes(before, documents_of(desired))

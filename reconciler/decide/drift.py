@@ -5,8 +5,7 @@ Responsible for
   targeted: quantity, reference price, market value in base currency, current and target
   weight of capital, drift, whether the instrument is inside its band, open orders in flight;
 - the band rules (`weight_in_band`, `quantity_in_band`) the planner trades by;
-- `desired_changes`: readable lines for what changed in a portfolio's desired state since an
-  earlier recorded cycle (deepdiff).
+(What changed in the desired state itself is `reconciler.decide.changes`.)
 
 Must not plan orders, apply risk limits, do I/O or print. Pure functions of values.
 
@@ -26,7 +25,6 @@ Decisions (documented for reviewers):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,12 +38,10 @@ from reconciler.model.actual import (
     in_flight_by_con_id,
 )
 from reconciler.model.desired import Band, Portfolio, Target
-from reconciler.model.instrument import instrument_key
 from reconciler.model.plan import DriftRow
 
 BAND_EPS = 1e-9  # float slack: a book exactly on its band edge is inside
 
-NO_EARLIER_CYCLE = "(no earlier cycle recorded)"
 
 
 # ---------------------------------------------------------------- bands
@@ -250,105 +246,6 @@ def _unmanaged_row(
 
 def _symbol_of_open_order(actual: ActualState, account: str, con_id: int) -> str:
     return next(o.symbol for o in actual.open_orders_for(account) if o.con_id == con_id)
-
-
-# ---------------------------------------------------------------- desired-state changes
-
-
-def desired_changes(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
-    """What changed in a desired-state snapshot since an earlier cycle, one line per change.
-
-    Returns `[NO_EARLIER_CYCLE]` when there is no earlier snapshot (so a report can say so
-    rather than imply "nothing changed"), `[]` when nothing changed. Lists of targets are
-    matched by instrument (lines read `portfolio.targets[VTI].weight: 0.5 -> 0.55`), other
-    lists ignore order; `source` (file/line) is not part of the comparison.
-    """
-    if previous is None:
-        return [NO_EARLIER_CYCLE]
-    from deepdiff import DeepDiff  # imported here: it costs ~0.3 s and only this needs it
-
-    tree = DeepDiff(
-        _normalise(previous),
-        _normalise(current),
-        ignore_order=True,
-        verbose_level=2,
-        view="tree",
-        threshold_to_diff_deeper=0,  # always name the target that changed, never the whole map
-    )
-    lines: list[str] = []
-    for report_type, levels in tree.items():
-        for level in levels:
-            path = level.path(output_format="list")
-            if report_type in ("iterable_item_added", "iterable_item_removed"):
-                sign = "+" if report_type.endswith("added") else "-"
-                value = level.t2 if sign == "+" else level.t1
-                lines.append(f"{_render_path(path[:-1])}: {sign} {_render_value(value)}")
-            else:
-                old = _render_value(level.t1)
-                new = _render_value(level.t2)
-                lines.append(f"{_render_path(path)}: {old} -> {new}")
-    return sorted(lines)
-
-
-def _identity(item: Any) -> str | None:
-    if not isinstance(item, Mapping):
-        return None
-    instrument = item.get("instrument")
-    if isinstance(instrument, Mapping) and "symbol" in instrument:
-        return instrument_key(
-            str(instrument["symbol"]),
-            instrument.get("sec_type", "STK"),
-            instrument.get("currency", "USD"),
-        )
-    for field_name in ("key", "name", "symbol"):
-        if isinstance(item.get(field_name), str):
-            return item[field_name]
-    return None
-
-
-def _normalise(value: Any) -> Any:
-    """Lists of identifiable mappings become mappings keyed `[id]`; `source` is dropped."""
-    if isinstance(value, Mapping):
-        return {str(k): _normalise(v) for k, v in value.items() if k != "source"}
-    if isinstance(value, list | tuple):
-        items = [_normalise(v) for v in value]
-        ids = [_identity(v) for v in value]
-        if items and all(ids) and len(set(ids)) == len(ids):
-            return {f"[{i}]": item for i, item in zip(ids, items, strict=True)}
-        return items
-    return value
-
-
-def _render_path(path: list[Any]) -> str:
-    """`['portfolio', 'targets', 'VTI', 'weight']` -> `portfolio.targets[VTI].weight`."""
-    out = ""
-    for index, part in enumerate(path):
-        keyed_by_instrument = index > 0 and path[index - 1] == "targets"
-        if isinstance(part, str) and part.startswith("["):
-            out += part
-        elif keyed_by_instrument:
-            out += f"[{part}]"
-        elif isinstance(part, str):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{part}]"
-    return out or "(root)"
-
-
-def _render_value(value: Any) -> str:
-    from deepdiff.helper import NotPresent
-
-    if isinstance(value, NotPresent):
-        return "(unset)"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, int | str):
-        return str(value)
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

@@ -443,14 +443,14 @@ def _cash_for_buys(
         return 0.0, "cash for buys: 0 (an open BUY order cannot be valued: no price or fx)"
     budget = account.total_cash + proceeds - reserve - open_buys
     text = (
-        f"cash for buys: {budget:.2f} {base} = cash {account.total_cash:.2f} "
-        f"+ sells {proceeds:.2f} - reserve {reserve:.2f} - open buys {open_buys:.2f}"
+        f"cash for buys: {budget:,.2f} {base} = cash {account.total_cash:,.2f} "
+        f"+ sells {proceeds:,.2f} - reserve {reserve:,.2f} - open buys {open_buys:,.2f}"
     )
     leverage = limits.max_leverage.value
     if leverage is not None and leverage > 1 and account.net_liquidation > 0:
         borrowing = (leverage - 1) * account.net_liquidation
         budget += borrowing
-        text += f" + borrowing {borrowing:.2f} (maxLeverage {leverage:g})"
+        text += f" + borrowing {borrowing:,.2f} (maxLeverage {leverage:g})"
     return budget, text
 
 
@@ -460,7 +460,7 @@ def _fit_to_cash(
     fit = fit_buys_to_cash(buys, budget, {o.con_id: ctx.size_increment(o.con_id) for o in buys})
     if fit.scaled:
         notes.append(
-            f"buys scaled to cash: {fit.scale:.2f} (wanted {fit.wanted:.2f}, have {budget:.2f})"
+            f"buys scaled to cash: {fit.scale:.2f} (wanted {fit.wanted:,.2f}, have {budget:,.2f})"
         )
     notes.extend(f"{order.key}: buy dropped after scaling to cash" for order in fit.dropped)
     return list(fit.orders)

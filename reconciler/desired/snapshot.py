@@ -18,6 +18,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from reconciler.model.desired import (
+    DesiredState,
     Instrument,
     LockedInstrument,
     Portfolio,
@@ -92,3 +93,19 @@ def content_hash(
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def documents_of(state: DesiredState) -> dict[str, dict[str, Any]]:
+    """Every document of a desired state as `{kind: {name: fields}}` (names out of the fields),
+    what `reconciler.decide.changes.document_changes` compares between two revisions."""
+
+    def unnamed(data: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if k != "name"}
+
+    return {
+        "Portfolio": {p.name: unnamed(portfolio_snapshot(p)) for p in state.portfolios},
+        "RiskPolicy": {
+            name: unnamed(policy_snapshot(p)) for name, p in sorted(state.risk_policies.items())
+        },
+        "Schedule": {s.name: unnamed(schedule_snapshot(s)) for s in state.schedules},
+    }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError
@@ -33,10 +34,13 @@ from pydantic_settings import (
 from reconciler.model.settings import (
     DEFAULT_NOTIFY_REPEAT_SECONDS,
     DEFAULT_OPERATOR_CLIENT_ID,
+    DEFAULT_READONLY_CLIENT_ID,
+    LEGACY_STATE_DIR,
     NOTIFY_EVENTS,
     ReportRetention,
     Settings,
     SettingsError,
+    default_state_dir,
     parse_bool,
     parse_duration,
     parse_float,
@@ -156,6 +160,9 @@ class Environment(BaseSettings):
     operator_client_id: Annotated[int, _integer("IB_OPERATOR_CLIENT_ID")] = Field(
         DEFAULT_OPERATOR_CLIENT_ID, validation_alias="IB_OPERATOR_CLIENT_ID"
     )
+    readonly_client_id: Annotated[int, _integer("IB_READONLY_CLIENT_ID")] = Field(
+        DEFAULT_READONLY_CLIENT_ID, validation_alias="IB_READONLY_CLIENT_ID"
+    )
     master_client_id: Annotated[int | None, _integer("IB_MASTER_CLIENT_ID")] = Field(
         None, validation_alias="IB_MASTER_CLIENT_ID"
     )
@@ -177,8 +184,8 @@ class Environment(BaseSettings):
     require_clean_git: Annotated[bool, _boolean("RECONCILER_REQUIRE_CLEAN_GIT")] = Field(
         False, validation_alias="RECONCILER_REQUIRE_CLEAN_GIT"
     )
-    state_dir: Annotated[str, BeforeValidator(_empty_is_default)] = Field(
-        ".reconciler", validation_alias="RECONCILER_STATE_DIR"
+    state_dir: Annotated[str | None, BeforeValidator(_empty_is_default)] = Field(
+        None, validation_alias="RECONCILER_STATE_DIR"
     )
     db_url: Annotated[str | None, BeforeValidator(_empty_is_default)] = Field(
         None, validation_alias="RECONCILER_DB_URL"
@@ -277,14 +284,18 @@ def read_environment(environ: Mapping[str, str], dotenv_path: str | None) -> Set
     # EXEC_RISK_* are kept as written: decide.risk.effective_limits parses them where they
     # bind, so that a bad override stops plan and apply but never an operator's halt.
     merged = {**dotenv_vars, **environ}
-    dumped = values.model_dump()
-    dumped["report_retention"] = values.report_retention  # a value, not its dict
+    fields = values.model_dump()
+    fields["report_retention"] = values.report_retention  # a value, not its dict
+    warnings = unknown_variable_warnings(environ, dotenv_vars, dotenv_name=str(dotenv_path))
+    if fields["state_dir"] is None:
+        fields["state_dir"], moved = default_state_dir(
+            environ, Path(LEGACY_STATE_DIR).is_dir()
+        )
+        warnings += [moved] if moved else []
     return Settings(
-        **dumped,
+        **fields,
         risk_env={k: v for k, v in merged.items() if k.startswith("EXEC_RISK_")},
-        load_warnings=tuple(
-            unknown_variable_warnings(environ, dotenv_vars, dotenv_name=str(dotenv_path))
-        ),
+        load_warnings=tuple(warnings),
     )
 
 

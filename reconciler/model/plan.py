@@ -139,6 +139,9 @@ class Plan:
     # an unknown variable, an EXEC_RISK_* override set but not applied). Sealed by the digest;
     # absent from files written before they existed (read as none).
     warnings: tuple[str, ...] = ()
+    # What the desired state changed, in YAML words (`{"against": "origin/main (`abc`)",
+    # "changes": [...]}`; empty: not compared). Absent from older files (read as empty).
+    desired_changes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def orders(self) -> tuple[PlannedOrder, ...]:
@@ -240,6 +243,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         accounts=accounts,
         desired_snapshot=dict(plan.desired_snapshot),
         warnings=list(plan.warnings),
+        desired_changes=_changes_dict(plan.desired_changes),
         **_derived(accounts),
         totals=plan.totals,
     )
@@ -638,9 +642,23 @@ def _build(data: Mapping[str, Any]) -> Plan:
             desired_snapshot=data.get("desired_snapshot", {}),
             version=data["version"],
             warnings=_warnings(data.get("warnings", [])),
+            desired_changes=_changes_dict(data.get("desired_changes") or {}),
         )
     except KeyError as exc:
         raise PlanFileError(f"the plan has no {exc}") from exc
+
+
+def with_desired_changes(plan: Plan, against: str, changes: Sequence[str]) -> Plan:
+    """The same plan also saying what the desired state changed compared with `against`."""
+    return dataclasses.replace(
+        plan, desired_changes={"against": against, "changes": list(changes)}
+    )
+
+
+def _changes_dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PlanFileError(f"desired_changes must be an object, not {value!r}")
+    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in value.items()}
 
 
 def _warnings(value: Any) -> tuple[str, ...]:

@@ -26,7 +26,10 @@ from pathlib import Path
 ENV_VARS: dict[str, str] = {
     "IB_GATEWAY_HOST": "Gateway host (default 127.0.0.1).",
     "IB_GATEWAY_PORT": "Gateway API port (default 4002, IB Gateway paper).",
-    "IB_CLIENT_ID": "API client id (default 17).",
+    "IB_CLIENT_ID": "API client id of apply and run (default 17).",
+    "IB_READONLY_CLIENT_ID": "API client id of the read-only commands (plan, lock, health "
+    "without --check-orders), so they never collide with a running daemon or apply "
+    "(default 18).",
     "IB_OPERATOR_CLIENT_ID": "Client id of operator commands that act while an apply may be "
     "connected (`halt --cancel-open`); must differ from IB_CLIENT_ID (default 90).",
     "IB_MASTER_CLIENT_ID": "The gateway's configured master API client id, used by `halt "
@@ -38,7 +41,10 @@ ENV_VARS: dict[str, str] = {
     "RECONCILER_ALLOWED_ACCOUNTS": "Comma-separated accounts apply may trade (empty = none for live).",
     "RECONCILER_REQUIRE_CLEAN_GIT": "true/false: paper apply needs committed, clean desired state (live always does).",
     "RECONCILER_DB_URL": "SQLAlchemy URL of the store (default SQLite file in the state directory).",
-    "RECONCILER_STATE_DIR": "Working state directory (default .reconciler).",
+    "RECONCILER_STATE_DIR": "Working state directory: SQLite store, lock files, reports "
+    "(default $STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/ib-reconciler, i.e. "
+    "~/.local/state/ib-reconciler; a ./.reconciler left by older versions is still used, "
+    "with a warning, until it is moved).",
     "RECONCILER_REPORTS_DIR": "Where cycle reports go (default <state dir>/reports).",
     "RECONCILER_GIT_URL": "Git source: repository (URL, path or remote name) `run` fetches "
     "the desired state from before each cycle (default unset: the checkout is used as is).",
@@ -106,6 +112,36 @@ RISK_OVERRIDES = (
 # Operator commands (`halt --cancel-open`) must not take the client id of the apply or daemon
 # they may have to stop: that id is in use (error 326) while it runs.
 DEFAULT_OPERATOR_CLIENT_ID = 90
+# Read-only commands (plan, lock, health) must not take the daemon's or apply's id either: a
+# `plan` during a scheduled cycle would otherwise fail with error 326 (id in use).
+DEFAULT_READONLY_CLIENT_ID = 18
+# Where versions before 0.x kept their state: in the directory the command ran in.
+LEGACY_STATE_DIR = ".reconciler"
+APP_NAME = "ib-reconciler"
+
+
+def default_state_dir(environ: Mapping[str, str], legacy_exists: bool) -> tuple[str, str | None]:
+    """The state directory when RECONCILER_STATE_DIR is not set, and a warning when the
+    legacy ./.reconciler decides it (pure: `legacy_exists` says whether it is there).
+
+    systemd's StateDirectory= ($STATE_DIRECTORY, the first of a colon-separated list) first;
+    then a ./.reconciler left by an older version, so that an existing ledger is never
+    silently replaced by an empty one; then $XDG_STATE_HOME/ib-reconciler (default
+    ~/.local/state/ib-reconciler).
+    """
+    systemd = (environ.get("STATE_DIRECTORY") or "").split(":")[0].strip()
+    if systemd:
+        return systemd, None
+    xdg = (environ.get("XDG_STATE_HOME") or "").strip()
+    home = (environ.get("HOME") or "").strip() or str(Path.home())
+    preferred = str(Path(xdg) / APP_NAME) if xdg else str(Path(home, ".local", "state", APP_NAME))
+    if legacy_exists:
+        return LEGACY_STATE_DIR, (
+            f"using the state in ./{LEGACY_STATE_DIR} (the location of older versions); move "
+            f"it with `mkdir -p {Path(preferred).parent} && mv {LEGACY_STATE_DIR} {preferred}`, "
+            f"or set RECONCILER_STATE_DIR={LEGACY_STATE_DIR} to keep it there"
+        )
+    return preferred, None
 
 # The events `RECONCILER_NOTIFY_EVENTS` chooses from (reconciler.observe.notify sends them).
 NOTIFY_EVENTS = (
@@ -235,6 +271,7 @@ class Settings:
     gateway_port: int = 4002
     client_id: int = 17
     operator_client_id: int = DEFAULT_OPERATOR_CLIENT_ID
+    readonly_client_id: int = DEFAULT_READONLY_CLIENT_ID
     master_client_id: int | None = None
     connect_timeout: float = 10.0
     trading_mode: str = "paper"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.model.plan import AccountPlan, Plan, dumps
@@ -64,7 +64,7 @@ def plan_summary(plan: Plan) -> str:
         if outside:
             return (
                 f"No orders planned, but {len(outside)} managed instrument(s) stay outside their "
-                f"band ({', '.join(outside)}): see the risk decisions and notes above."
+                f"band ({', '.join(outside)}): see the risk decisions and notes of each account."
             )
         return "No changes. Every managed instrument is inside its band."
     return (
@@ -133,6 +133,10 @@ def _account_title(a: AccountPlan) -> str:
     )
 
 
+# Colours on a terminal only (the CLI decides: never piped, never with NO_COLOR).
+_SIDE_STYLES = {"BUY": "green", "SELL": "magenta"}
+
+
 def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -140,6 +144,16 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=color, no_color=not color)
     console.print(plan_header(plan), highlight=False)
+    if plan.desired_changes:
+        changes = plan.desired_changes.get("changes") or ["none"]
+        console.print()
+        console.print(
+            f"Desired-state changes (against {plan.desired_changes.get('against')}):",
+            style="bold",
+            highlight=False,
+        )
+        for change in changes:
+            console.print(f"  {change}", highlight=False, markup=False)
     for account in plan.accounts:
         console.print()
         console.print(_account_title(account), style="bold", highlight=False)
@@ -147,7 +161,7 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
         for c in DRIFT_COLUMNS:
             drift.add_column(c, justify="left" if c in ("Instrument", "Band") else "right")
         for row in _drift_rows(account):
-            drift.add_row(*row)
+            drift.add_row(*row, style="red" if row[7] == "OUT" else None)
         console.print(drift)
         if account.orders:
             orders = Table(title="Orders", title_justify="left", show_edge=False, pad_edge=False)
@@ -156,72 +170,48 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
                     c, justify="right" if c in ("Leg", "Qty", "Limit", "Notional") else "left"
                 )
             for row in _order_rows(account):
-                orders.add_row(*row)
+                orders.add_row(*row, style=_SIDE_STYLES.get(row[1]))
             console.print(orders)
         else:
             console.print("No orders for this account.", highlight=False)
         for d in account.decisions:
-            console.print(f"  {d.action.upper():5} {d.key} {d.side}: {d.render()}", highlight=False)
+            console.print(
+                f"  {d.action.upper():5} {d.key} {d.side}: {d.render()}",
+                style="yellow" if d.action == "clip" else "red",
+                highlight=False,
+                markup=False,
+            )
         for note in account.notes:
-            console.print(f"  note: {note}", highlight=False)
+            console.print(f"  note: {note}", highlight=False, markup=False)
     console.print()
     console.print(plan_summary(plan), style="bold", highlight=False)
     return buffer.getvalue().rstrip() + "\n"
 
 
-def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+# Columns holding numbers: right-aligned in every table (terminal and Markdown).
+NUMERIC_COLUMNS = frozenset(
+    {"Leg", "Qty", "Price", "Value", "Weight", "Target", "Drift pts", "In flight", "Limit",
+     "Notional"}
+)
+
+
+def _md_table(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], right: frozenset[str] = frozenset()
+) -> str:
     def esc(cell: str) -> str:
         return cell.replace("|", "\\|")
 
-    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    rule = "|" + "|".join("---:" if c in right else "---" for c in columns) + "|"
+    out = ["| " + " | ".join(columns) + " |", rule]
     out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
 
 
-def render_plan_markdown(
-    plan: Plan, *, desired_changes: Mapping[str, list[str]] | None = None
-) -> str:
-    """A pull-request comment: summary first, details per account below."""
-    t = plan.totals
-    lines = [
-        "### ib-reconciler plan",
-        "",
-        f"**{plan_summary(plan)}**",
-        "",
-        f"- Plan `{plan.plan_id}`, desired state `{_short(plan.desired_hash)}`"
-        + (f" at commit `{_short(plan.git_commit, 10)}`" if plan.git_commit else "")
-        + (" (uncommitted changes)" if plan.git_dirty else ""),
-        f"- Broker snapshot {plan.snapshot_time.strftime('%Y-%m-%d %H:%M:%S')} UTC, "
-        f"fingerprint `{_short(plan.actual_fingerprint)}`",
-        f"- Orders {t['orders']}, turnover {_money(t['turnover'])}, "
-        f"est. commission {_money(t['est_commission'])}, denied {t['denials']}, clipped {t['clips']}",
-    ]
-    lines += _md_warnings(plan.warnings)
-    for account in plan.accounts:
-        lines += ["", f"#### {_account_title(account)}", ""]
-        changes = (desired_changes or {}).get(account.account)
-        if changes:
-            lines += [
-                "<details><summary>Desired-state changes since the last recorded cycle</summary>",
-                "",
-            ]
-            lines += [f"- `{c}`" for c in changes]
-            lines += ["", "</details>", ""]
-        if account.orders:
-            lines += [_md_table(ORDER_COLUMNS, _order_rows(account)), ""]
-        else:
-            lines += ["No orders for this account.", ""]
-        if account.decisions:
-            lines += ["Risk decisions:", ""]
-            lines += [
-                f"- **{d.action}** `{d.key}` {d.side}: `{d.render()}`" for d in account.decisions
-            ]
-            lines.append("")
-        for note in account.notes:
-            lines.append(f"- note: {note}")
-        lines += ["<details><summary>Drift table</summary>", ""]
-        lines += [_md_table(DRIFT_COLUMNS, _drift_rows(account)), "", "</details>"]
-    return "\n".join(lines).rstrip() + "\n"
+def render_plan_markdown(plan: Plan, context: Any = None) -> str:
+    """A pull-request comment (see `reconciler.render.comment`)."""
+    from reconciler.render.comment import render_comment
+
+    return render_comment(plan, context)
 
 
 def _md_warnings(warnings: Sequence[str]) -> list[str]:
@@ -236,7 +226,7 @@ def render_plan(plan: Plan, fmt: str, **kwargs: Any) -> str:
     if fmt == "json":
         return dumps(plan) + "\n"
     if fmt == "markdown":
-        return render_plan_markdown(plan, **kwargs)
+        return render_plan_markdown(plan, kwargs.get("context"))
     return render_plan_text(plan, color=kwargs.get("color", False))
 
 

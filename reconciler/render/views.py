@@ -80,8 +80,16 @@ def cycle_view(cycle: Any) -> dict[str, Any]:
 
 
 def _num(value: Any) -> Any:
+    """A quantity: thousands separators, decimals only when it has them."""
     if isinstance(value, float):
         return f"{value:,.4f}".rstrip("0").rstrip(".")
+    return "-" if value is None else value
+
+
+def _price(value: Any) -> Any:
+    """A price or an amount: always the same decimals, so a right-aligned column lines up."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:,.4f}"
     return "-" if value is None else value
 
 
@@ -94,11 +102,11 @@ def order_view(row: Any) -> dict[str, Any]:
         "quantity": _num(row.quantity),
         "symbol": row.symbol,
         "type": row.order_type or "-",
-        "limit": _num(row.limit_price),
-        "arrival": _num(row.arrival_price),
+        "limit": _price(row.limit_price),
+        "arrival": _price(row.arrival_price),
         "outcome": row.status,
         "filled": _num(row.filled_quantity),
-        "avg_price": _num(row.avg_fill_price),
+        "avg_price": _price(row.avg_fill_price),
     }
 
 
@@ -111,8 +119,8 @@ def fill_view(row: Any) -> dict[str, Any]:
         "side": row.side,
         "shares": _num(row.shares),
         "symbol": row.symbol,
-        "price": _num(row.price),
-        "commission": _num(row.commission),
+        "price": _price(row.price),
+        "commission": _price(row.commission),
     }
 
 
@@ -124,5 +132,5 @@ def position_view(row: Any) -> dict[str, Any]:
         "symbol": row.symbol,
         "con_id": row.con_id,
         "quantity": _num(row.quantity),
-        "avg_cost": _num(row.avg_cost),
+        "avg_cost": _price(row.avg_cost),
     }

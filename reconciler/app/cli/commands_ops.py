@@ -6,6 +6,7 @@ Only `health` imports the IB client library, and only inside the command.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -13,10 +14,12 @@ import click
 from reconciler.app.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    directory_argument,
     fail,
     gateway_option,
     load_settings_or_fail,
     open_store_or_fail,
+    use_color,
 )
 from reconciler.model.settings import NOTIFY_EVENTS
 
@@ -33,6 +36,19 @@ def _as_dict(row) -> dict:
     return asdict(row) if is_dataclass(row) else dict(vars(row))
 
 
+_NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+%?$")
+
+
+def _numeric_columns(columns: list[str], cells: list[list[str]]) -> frozenset[str]:
+    """Columns whose every filled cell is a number: right-aligned, so digits line up."""
+    numeric = set()
+    for i, column in enumerate(columns):
+        values = [row[i] for row in cells if row[i] not in ("", "-")]
+        if values and all(_NUMBER.match(v) for v in values):
+            numeric.add(column)
+    return frozenset(numeric)
+
+
 def _render_rows(rows: list[dict], fmt: str, title: str) -> str:
     from reconciler.render.plan import _md_table, render_json
 
@@ -42,8 +58,9 @@ def _render_rows(rows: list[dict], fmt: str, title: str) -> str:
         return f"{title}: none recorded.\n"
     columns = list(rows[0].keys())
     cells = [["" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows]
+    right = _numeric_columns(columns, cells)
     if fmt == "markdown":
-        return _md_table(columns, cells) + "\n"
+        return _md_table(columns, cells, right) + "\n"
     import io
 
     from rich.console import Console
@@ -51,11 +68,14 @@ def _render_rows(rows: list[dict], fmt: str, title: str) -> str:
 
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for c in columns:
-        table.add_column(c)
+        table.add_column(c, justify="right" if c in right else "left")
     for row in cells:
         table.add_row(*row)
     buffer = io.StringIO()
-    Console(file=buffer, width=160, no_color=True).print(table)
+    color = use_color()
+    Console(
+        file=buffer, width=160, force_terminal=color, no_color=not color, highlight=False
+    ).print(table)
     return buffer.getvalue()
 
 
@@ -97,7 +117,8 @@ def status_command(fmt):
 
 @click.group("show")
 def show_group():
-    """Read the store: orders, fills, cycles, positions; or the effective risk limits."""
+    """Read the store (orders, fills, cycles, positions), the effective risk limits, or a
+    saved plan."""
 
 
 def _show(kind: str):
@@ -149,19 +170,13 @@ def _show(kind: str):
 
 
 @click.command("risk")
-@click.option(
-    "--dir",
-    "directory",
-    default="desired_state",
-    show_default=True,
-    type=click.Path(),
-    help="Desired-state directory.",
-)
+@directory_argument()
 @click.option(
     "--format", "fmt", type=TABLE_FORMATS, default="text", show_default=True, help="Output format."
 )
 def show_risk_command(directory, fmt):
-    """Effective risk limits per RiskPolicy and where each came from (git, env, halt)."""
+    """Effective risk limits per RiskPolicy of DIRECTORY (default desired_state/) and where
+    each came from (git, env, halt)."""
     from reconciler.app.cli.common import load_desired_or_fail
     from reconciler.decide.risk import effective_limits
     from reconciler.model.settings import SettingsError
@@ -178,6 +193,10 @@ def show_risk_command(directory, fmt):
                 value = limit.value
                 if isinstance(value, tuple | list):
                     value = ",".join(value) or "-"
+                elif fmt != "json" and isinstance(value, int | float) and not isinstance(
+                    value, bool
+                ):
+                    value = f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
                 rows.append(
                     {
                         "policy": name,
@@ -222,7 +241,10 @@ def show_risk_command(directory, fmt):
     show_default=True,
     help="Output format.",
 )
-@gateway_option
+@gateway_option(
+    client_id_help="API client id. Default: IB_READONLY_CLIENT_ID, else 18, so it can run "
+    "next to the daemon; with --check-orders IB_CLIENT_ID, else 17 (it places an order)."
+)
 def health_command(check_orders, account, fmt, gateway):
     """Handshake, server time, managed accounts, mode and gates. Exit 0 healthy, 1 not."""
     import asyncio
@@ -231,7 +253,7 @@ def health_command(check_orders, account, fmt, gateway):
     from reconciler.app.health import run_health
     from reconciler.model.settings import SettingsError
 
-    settings = load_settings_or_fail()
+    settings = load_settings_or_fail(readonly=not check_orders)
     try:
         with gateway_settings(gateway, settings) as gw:
             result = asyncio.run(run_health(gw, check_orders=check_orders, account=account))
@@ -528,10 +550,50 @@ def audit_verify_command():
     sys.exit(EXIT_ERROR)
 
 
+@click.command("plan")
+@click.argument("planfile", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=TABLE_FORMATS,
+    default="text",
+    show_default=True,
+    help="text for a terminal, markdown for a pull-request comment, json for the artifact.",
+)
+def show_plan_command(planfile, fmt):
+    """Show a saved plan (`reconcile plan --out PLANFILE`) again, like `terraform show`.
+
+    The file's SHA-256 digest is checked first: an edited plan is refused (exit 3) as apply
+    would refuse it. Connects to nothing and writes nothing. Exit 0 shown, 1 unreadable or
+    not a plan, 3 edited.
+    """
+    from reconciler.app.cli.common import load_plan_file_or_fail
+    from reconciler.render.plan import render_plan
+
+    plan = load_plan_file_or_fail(planfile, consequence="the plan is not shown")
+    if fmt == "markdown":
+        from reconciler.model.settings import SettingsError, load_settings
+        from reconciler.render.comment import CommentContext
+
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            fail(str(exc))
+        context = CommentContext(
+            trading_mode=settings.trading_mode,
+            orders_enabled=settings.orders_enabled,
+            artifact=planfile,
+        )
+        click.echo(render_plan(plan, fmt, context=context), nl=False)
+        return
+    click.echo(render_plan(plan, fmt, color=fmt == "text" and use_color()), nl=False)
+
+
 def register(cli: click.Group) -> None:
     for kind in ("orders", "fills", "cycles", "positions"):
         show_group.add_command(_show(kind))
     show_group.add_command(show_risk_command)
+    show_group.add_command(show_plan_command)
     audit_group.add_command(audit_verify_command)
     for command in (
         status_command,

@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from reconciler.app.cli.common import fail, load_settings_or_fail, redact
+from reconciler.app.cli.common import directory_argument, fail, load_settings_or_fail, redact
 
 TOKEN_ENV = "RECONCILER_SERVE_TOKEN"
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -100,6 +100,7 @@ def _exit_zero_on_stop_signals() -> None:
 
 
 @click.command("mcp")
+@directory_argument(what="Desired-state directory the tools read")
 @click.option(
     "--transport",
     type=click.Choice(["stdio", "http"]),
@@ -114,14 +115,6 @@ def _exit_zero_on_stop_signals() -> None:
     show_default=True,
     type=click.IntRange(0, 65535),
     help="TCP port (http only).",
-)
-@click.option(
-    "--dir",
-    "directory",
-    default="desired_state",
-    show_default=True,
-    type=click.Path(),
-    help="Desired-state directory the tools read.",
 )
 def mcp_command(transport, host, port, directory):
     """MCP server for LLM assistants: read-only tools and resources.

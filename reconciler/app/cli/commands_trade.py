@@ -13,26 +13,31 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.app.cli.common import (
+    DEFAULT_DIR,
     EXIT_CHANGES,
     EXIT_DRIFT_REMAINS,
     EXIT_OK,
     EXIT_REFUSED,
     FORMATS,
+    READONLY_CLIENT_ID_HELP,
     account_option,
+    directory_argument,
     echo_settings_warnings,
     exit_code_for_status,
     fail,
     gateway_option,
     load_desired_or_fail,
+    load_plan_file_or_fail,
     load_settings_or_fail,
     open_store_or_fail,
+    parse_duration_or_fail,
+    use_color,
 )
 from reconciler.util.files import atomic_write
 
 if TYPE_CHECKING:
     from reconciler.model.report import CycleReport
 
-DEFAULT_DIR = "desired_state"
 
 
 def _run(coroutine):
@@ -99,7 +104,7 @@ def _progress_printer():
 
 
 @click.command("plan")
-@click.argument("directory", default=DEFAULT_DIR, required=False, type=click.Path())
+@directory_argument()
 @click.option(
     "--out",
     "out",
@@ -110,28 +115,42 @@ def _progress_printer():
     "--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format."
 )
 @click.option(
+    "--base",
+    "base_ref",
+    metavar="REF",
+    default=None,
+    help="Show what the desired state changes compared with git revision REF (e.g. "
+    "origin/main), read from the repository without touching the working tree. Default: "
+    "compared with the last recorded cycle, when the store has one.",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 in sync, 2 when the plan has orders, 4 when drift remains that no allowed "
     "order closes (denied, clipped to nothing, restricted).",
 )
-@gateway_option
+@gateway_option(client_id_help=READONLY_CLIENT_ID_HELP)
 @account_option
-def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
+def plan_command(directory, out, fmt, base_ref, detailed_exitcode, gateway, accounts):
     """Snapshot the broker, diff against DIRECTORY, plan orders within the risk limits.
 
-    Sends nothing and connects read-only. Exit 0 no changes (or any plan without
+    Sends nothing and connects read-only (client id IB_READONLY_CLIENT_ID, default 18).
+    stdout carries only the plan in the chosen format (a pull-request comment with
+    --format markdown); status lines go to stderr. Writes nothing into the repository (the
+    store lives in the state directory). Exit 0 no changes (or any plan without
     --detailed-exitcode), 1 error; with --detailed-exitcode 2 orders to send, 4 no order but
     drift remains that no allowed order closes.
     """
     from reconciler.app.gateway import gateway_settings
     from reconciler.cycle import CycleError, plan_cycle
     from reconciler.model.clock import SystemClock
-    from reconciler.model.settings import SettingsError
+    from reconciler.model.plan import with_desired_changes, with_warnings
+    from reconciler.model.settings import SettingsError, settings_warnings
     from reconciler.render.plan import render_plan
 
-    settings = load_settings_or_fail()
+    settings = load_settings_or_fail(readonly=True)
     desired = load_desired_or_fail(directory)
+    base = _load_base_or_fail(directory, base_ref) if base_ref else None
     clock = SystemClock()
     store = open_store_or_fail(settings, clock)
     try:
@@ -143,19 +162,24 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
         fail(f"{exc}; no plan was written")
     for mismatch in outcome.lock_mismatches:
         click.echo(f"warning: {mismatch}", err=True)
-    from reconciler.model.plan import with_warnings
-    from reconciler.model.settings import settings_warnings
-
     # On stderr already (load_settings_or_fail); the plan carries them into JSON and Markdown.
     plan = with_warnings(outcome.plan, settings_warnings(settings))
+    if base is not None:
+        from reconciler.cycle.plan import changes_against_base
+
+        plan = with_desired_changes(plan, base.label, changes_against_base(desired, base))
+    elif outcome.desired_changes is not None:
+        plan = with_desired_changes(plan, "the last recorded cycle", outcome.desired_changes)
     if out:
         from reconciler.model.plan import dumps
 
         atomic_write(out, dumps(plan) + "\n")
-    kwargs = {"desired_changes": outcome.desired_changes} if fmt == "markdown" else {}
-    click.echo(render_plan(plan, fmt, **kwargs), nl=False)
-    if out and fmt != "json":
-        click.echo(f"Plan written to {out}; apply it with: reconcile apply {out}")
+    if fmt == "markdown":
+        click.echo(render_plan(plan, fmt, context=_comment_context(settings, desired, out)), nl=False)
+    else:
+        click.echo(render_plan(plan, fmt, color=fmt == "text" and use_color()), nl=False)
+    if out:
+        click.echo(f"Plan written to {out}; apply it with: reconcile apply {out}", err=True)
     if not detailed_exitcode:
         sys.exit(EXIT_OK)
     if plan.has_changes:
@@ -165,15 +189,38 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
     sys.exit(EXIT_DRIFT_REMAINS if drift_not_closed(plan) else EXIT_OK)
 
 
+def _load_base_or_fail(directory: str, ref: str):
+    from reconciler.desired.gitbase import GitBaseError, load_base
+
+    try:
+        return load_base(directory, ref)
+    except GitBaseError as exc:
+        fail(f"{exc}; nothing was planned")
+
+
+def _comment_context(settings, desired, artifact):
+    """What the PR comment says about where the plan will run (mode, orders, schedules)."""
+    from reconciler.render.comment import CommentContext, ScheduleFacts
+
+    return CommentContext(
+        trading_mode=settings.trading_mode,
+        orders_enabled=settings.orders_enabled,
+        schedules=tuple(
+            ScheduleFacts(s.name, s.self_heal, tuple(s.accounts)) for s in desired.schedules
+        ),
+        artifact=artifact,
+    )
+
+
 @click.command("apply")
-@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[DIRECTORY] [PLANFILE]")
 @click.option(
     "--dir",
-    "directory",
-    default=DEFAULT_DIR,
-    show_default=True,
+    "dir_alias",
+    default=None,
+    metavar="DIRECTORY",
     type=click.Path(),
-    help="Desired-state directory.",
+    help="Same as the DIRECTORY argument (kept for older scripts).",
 )
 @click.option(
     "--auto-approve", is_flag=True, help="Do not ask for 'yes' before sending a fresh plan."
@@ -186,6 +233,15 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
     help="Seconds after which a saved plan is stale.",
 )
 @click.option(
+    "--lock-timeout",
+    "lock_timeout",
+    default="0s",
+    show_default=True,
+    metavar="DURATION",
+    help="Wait this long (e.g. 30s, 5m) for an account lock another apply or the daemon "
+    "holds, instead of refusing at once (exit 3 when it is still held).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
@@ -195,17 +251,24 @@ def plan_command(directory, out, fmt, detailed_exitcode, gateway, accounts):
 )
 @gateway_option
 @account_option
-def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway, accounts):
-    """Apply PLANFILE (refused if edited or stale), or plan and apply after confirmation.
+def apply_command(
+    paths, dir_alias, auto_approve, max_plan_age, lock_timeout, fmt, gateway, accounts
+):
+    """Apply PLANFILE (refused if edited or stale), or plan DIRECTORY and apply after
+    confirmation.
 
-    Checks every safety gate first. With ORDERS_ENABLED unset this is a full dry run that
-    sends nothing. A saved plan must match its SHA-256 digest, and its orders pass every
-    risk check again against the limits in force now. Exit 0 applied (at least one fill),
-    nothing to do or dry run; 1 error (PLANFILE unreadable, not a plan, another format
-    version) or not approved; 3 refused (gate, halt, plan edited or without digest, stale
-    plan, lock held, unknown working orders); 4 drift remains that this run could not close
-    (orders planned but none filled, or every needed order denied).
+    DIRECTORY (default desired_state/) and PLANFILE may be given in either order; a path
+    that is a directory is the desired state, anything else a saved plan. Checks every
+    safety gate first. With ORDERS_ENABLED unset this is a full dry run that sends nothing.
+    A saved plan must match its SHA-256 digest, and its orders pass every risk check again
+    against the limits in force now. Exit 0 applied (at least one fill), nothing to do or
+    dry run; 1 error (PLANFILE unreadable, not a plan, another format version) or not
+    approved; 3 refused (gate, halt, plan edited or without digest, stale plan, lock held
+    after --lock-timeout, unknown working orders); 4 drift remains that this run could not
+    close (orders planned but none filled, or every needed order denied).
     """
+    directory, planfile = _directory_and_plan(paths, dir_alias)
+    wait = parse_duration_or_fail(lock_timeout, "--lock-timeout")
     from reconciler.app.gateway import gateway_settings
     from reconciler.cycle import CycleError, Refused, apply_cycle
     from reconciler.decide.staleness import StalenessTolerance
@@ -215,7 +278,7 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
-    plan_file = _load_plan_file_or_fail(planfile) if planfile else None
+    plan_file = load_plan_file_or_fail(planfile) if planfile else None
     clock = SystemClock()
     store = open_store_or_fail(settings, clock)
     progress = _progress_printer()
@@ -270,6 +333,7 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
                     accounts=accounts,
                     tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
                     reports_dir=settings.effective_reports_dir,
+                    lock_timeout=wait,
                 )
             )
     except SettingsError as exc:
@@ -298,25 +362,18 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     sys.exit(exit_code_for_status(outcome.status))
 
 
-def _load_plan_file_or_fail(planfile: str):
-    """The saved plan, verified; exit 1 when unreadable, 3 when edited (nothing sent)."""
-    from reconciler.model.plan import PlanFileError, PlanIntegrityError, loads
-
-    try:
-        text = Path(planfile).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        fail(f"plan file {planfile} does not exist")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read plan file {planfile}: {exc}")
-    try:
-        return loads(text)
-    except PlanIntegrityError as exc:
-        for problem in exc.problems:
-            click.echo(f"refused: {planfile}: {problem}", err=True)
-        click.echo("refused: nothing was sent; make a new plan with `reconcile plan`", err=True)
-        sys.exit(EXIT_REFUSED)
-    except PlanFileError as exc:
-        fail(f"{planfile} is not a valid plan file: {exc}")
+def _directory_and_plan(paths, dir_alias) -> tuple[str, str | None]:
+    """Which argument is the desired-state directory and which the saved plan file."""
+    directories = [p for p in paths if Path(p).is_dir()]
+    files = [p for p in paths if not Path(p).is_dir()]
+    if len(directories) > 1 or len(files) > 1 or len(paths) > 2:
+        fail(
+            f"apply takes at most one DIRECTORY and one PLANFILE, got {' '.join(paths)}"
+        )
+    if directories and dir_alias and Path(directories[0]) != Path(dir_alias):
+        fail(f"DIRECTORY {directories[0]} and --dir {dir_alias} disagree; give it once")
+    directory = directories[0] if directories else (dir_alias or DEFAULT_DIR)
+    return directory, files[0] if files else None
 
 
 def _echo_apply_summary(report: CycleReport) -> None:
@@ -335,8 +392,8 @@ def _echo_apply_summary(report: CycleReport) -> None:
 
 
 @click.command("lock")
-@click.argument("directory", default=DEFAULT_DIR, required=False, type=click.Path())
-@gateway_option
+@directory_argument()
+@gateway_option(client_id_help=READONLY_CLIENT_ID_HELP)
 def lock_command(directory, gateway):
     """Resolve every target instrument through the gateway and write instruments.lock.yaml.
 
@@ -350,7 +407,7 @@ def lock_command(directory, gateway):
     from reconciler.model.clock import SystemClock
     from reconciler.model.settings import SettingsError
 
-    settings = load_settings_or_fail()
+    settings = load_settings_or_fail(readonly=True)
     desired = load_desired_or_fail(directory)
     try:
         with gateway_settings(gateway, settings) as gw:
@@ -365,15 +422,11 @@ def lock_command(directory, gateway):
 
 
 @click.command("demo")
-@click.option(
-    "--dir",
-    "directory",
-    default=None,
-    type=click.Path(),
-    help="Desired-state directory (default: the example shipped with the package).",
-)
+@directory_argument(default=None)
 def demo_command(directory):
     """Run the built-in simulator with the example desired state: plan, apply, plan again.
+
+    DIRECTORY: a desired state to use instead of the example shipped with the package.
 
     Self-contained: an embedded gateway simulator, a temporary store and report directory;
     orders go to the simulator's paper accounts only. Exit 0 when the second plan shows no
@@ -389,14 +442,7 @@ def demo_command(directory):
 
 
 @click.command("run")
-@click.option(
-    "--dir",
-    "directory",
-    default=DEFAULT_DIR,
-    show_default=True,
-    type=click.Path(),
-    help="Desired-state directory, re-read every cycle.",
-)
+@directory_argument()
 @click.option("--once", is_flag=True, help="Run one cycle now and exit (for a systemd timer).")
 @click.option(
     "--ignore-window",
@@ -408,6 +454,7 @@ def demo_command(directory):
 def run_command(directory, once, ignore_window, gateway):
     """Long-running scheduler: cycles on the Schedule's interval or cron (APScheduler).
 
+    DIRECTORY defaults to desired_state/.
     Each cycle re-reads the desired state and the broker (level-triggered). With
     selfHeal: false a cycle only plans and reports drift; with selfHeal: true it applies
     (still subject to every gate, ORDERS_ENABLED included) inside the trading window only:

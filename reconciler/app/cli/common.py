@@ -6,7 +6,10 @@ output and exit codes.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -21,6 +24,7 @@ from reconciler.app.exit_codes import (  # noqa: F401  (re-exported for the comm
 )
 
 FORMATS = click.Choice(["text", "json", "markdown"])
+DEFAULT_DIR = "desired_state"
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -29,19 +33,97 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-def load_settings_or_fail(**overrides):
+def load_settings_or_fail(*, readonly: bool = False, **overrides):
     """Settings from the environment and `.env`, with this command's flags on top; every
-    configuration warning (unknown variable, risk override not applied) on stderr."""
+    configuration warning (unknown variable, risk override not applied) on stderr.
+
+    `readonly`: the command only reads the gateway, so it connects with IB_READONLY_CLIENT_ID
+    (default 18) unless --client-id says otherwise, never with the daemon's or apply's id."""
     from reconciler.model.settings import SettingsError, load_settings
 
     ctx = click.get_current_context(silent=True)
     flags = dict(ctx.meta.get("settings_flags", {})) if ctx is not None else {}
     try:
-        settings = load_settings().with_overrides(**{**flags, **overrides})
+        settings = load_settings()
+        if readonly and "client_id" not in flags:
+            settings = settings.with_overrides(client_id=settings.readonly_client_id)
+        settings = settings.with_overrides(**{**flags, **overrides})
     except SettingsError as exc:
         fail(str(exc))
     echo_settings_warnings(settings)
     return settings
+
+
+def use_color(stream=None) -> bool:
+    """Colour only for a person at a terminal: never on a pipe or file, never with NO_COLOR
+    set to anything (no-color.org) or TERM=dumb."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def directory_argument(default: str | None = DEFAULT_DIR, what: str = "Desired-state directory"):
+    """The desired-state directory as an optional DIRECTORY argument, with `--dir` kept as an
+    alias for older scripts; the command receives `directory`."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def command(*args, directory=None, dir_alias=None, **kwargs):
+            if directory and dir_alias and Path(directory) != Path(dir_alias):
+                fail(f"DIRECTORY {directory} and --dir {dir_alias} disagree; give it once")
+            return func(*args, directory=directory or dir_alias or default, **kwargs)
+
+        command = click.option(
+            "--dir",
+            "dir_alias",
+            default=None,
+            metavar="DIRECTORY",
+            type=click.Path(),
+            help="Same as the DIRECTORY argument (kept for older scripts).",
+        )(command)
+        return click.argument("directory", required=False, type=click.Path())(command)
+
+    return decorate
+
+
+def load_plan_file_or_fail(planfile: str, consequence: str = "nothing was sent"):
+    """A saved plan, verified; exit 1 when unreadable, 3 when edited (`consequence` says
+    what did not happen)."""
+    from reconciler.model.plan import PlanFileError, PlanIntegrityError, loads
+
+    try:
+        text = Path(planfile).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"plan file {planfile} does not exist")
+    except IsADirectoryError:
+        fail(f"{planfile} is a directory, not a plan file")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read plan file {planfile}: {exc}")
+    try:
+        return loads(text)
+    except PlanIntegrityError as exc:
+        for problem in exc.problems:
+            click.echo(f"refused: {planfile}: {problem}", err=True)
+        click.echo(
+            f"refused: {consequence}; make a new plan with `reconcile plan --out FILE`",
+            err=True,
+        )
+        sys.exit(EXIT_REFUSED)
+    except PlanFileError as exc:
+        fail(f"{planfile} is not a valid plan file: {exc}")
+
+
+def parse_duration_or_fail(text: str, option: str) -> float:
+    """`30s`, `5m`, `1h` or plain seconds."""
+    from reconciler.desired.units import parse_duration
+
+    try:
+        return parse_duration(text.strip() if text.strip()[-1:].isalpha() else text.strip() + "s")
+    except (ValueError, TypeError, IndexError):
+        fail(f"{option} {text!r} is not a duration (e.g. 0, 30s, 5m, 1h)")
 
 
 def echo_settings_warnings(settings) -> None:
@@ -94,16 +176,18 @@ def gateway_option(
     func=None,
     *,
     client_id_help: str = "API client id for this connection. Default: IB_CLIENT_ID, else 17.",
+
 ):
     if func is None:
         return lambda f: gateway_option(f, client_id_help=client_id_help)
+    # Read as a flag by load_settings_or_fail, which prefers it to any default.
     func = click.option(
         "--client-id",
         type=click.IntRange(0, 2**31 - 1),
         default=None,
         expose_value=False,
         callback=_remember_client_id,
-        help=client_id_help,
+        help=client_id_help.strip(),
     )(func)
     return click.option(
         "--gateway",
@@ -123,3 +207,9 @@ def account_option(func):
         metavar="ACCOUNT",
         help="Only this account (repeatable). Default: every Portfolio in the desired state.",
     )(func)
+
+
+READONLY_CLIENT_ID_HELP = (
+    "API client id for this read-only connection. Default: IB_READONLY_CLIENT_ID, else 18 "
+    "(never the daemon's or apply's IB_CLIENT_ID, so it can run during a cycle)."
+)

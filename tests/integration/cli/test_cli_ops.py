@@ -152,5 +152,5 @@ def test_plan_markdown_shows_desired_state_changes_since_the_last_recorded_cycle
     core.write_text(core.read_text().replace("weight: 50%", "weight: 45%"))
     result = cli("plan", str(desired_dir), "--format", "markdown")
     assert result.returncode == 0, result.stderr
-    assert "Desired-state changes since the last recorded cycle" in result.stdout
-    assert "portfolio.targets[VTI].weight: 0.5 -> 0.45" in result.stdout
+    assert "#### Desired-state changes (against the last recorded cycle)" in result.stdout
+    assert "- Portfolio us-core: targets VTI weight 50% → 45%" in result.stdout

@@ -58,7 +58,8 @@ def test_plan_out_writes_the_artifact_and_detailed_exitcode_says_changes(
     plan = json.loads(out.read_text())
     assert plan["format"] == "ib-reconciler/plan" and orders_of(plan) == EXPECTED_ORDERS
     assert plan["desired_hash"] and plan["actual_fingerprint"] and plan["quotes"]
-    assert f"reconcile apply {out}" in result.stdout
+    assert f"reconcile apply {out}" in result.stderr  # stdout carries only the plan
+    assert "Plan written" not in result.stdout
 
 
 def test_plan_markdown_is_a_pull_request_comment(cli, desired_dir):

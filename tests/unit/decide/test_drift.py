@@ -1,22 +1,17 @@
-"""Diff: the drift table, the band rules and desired-state changes between cycles."""
+"""Diff: the drift table and the band rules."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
-from builders import Book, policy, portfolio, target
+from builders import Book, portfolio, target
 
 from reconciler.decide.drift import (
-    NO_EARLIER_CYCLE,
-    desired_changes,
     drift_table,
     quantity_in_band,
     weight_in_band,
 )
 from reconciler.decide.planner import capital_for
-from reconciler.desired.snapshot import snapshot_of
-from reconciler.model.desired import Band, SourceRef
+from reconciler.model.desired import Band
 
 
 def rows_of(book: Book, p, capital: float | None = None):
@@ -138,56 +133,3 @@ def test_weight_band_is_outside_when_outside_either_set_bound(current, target_we
 def test_fixed_quantity_band_is_the_relative_band_of_the_quantity(quantity, target_quantity,
                                                                   band, inside):
     assert quantity_in_band(quantity, target_quantity, band) is inside
-
-
-# ---------------------------------------------------------------- desired changes
-
-
-def snapshot(p, pol=None):
-    return snapshot_of(p, pol or policy())
-
-
-def test_desired_changes_without_an_earlier_cycle_says_so():
-    assert desired_changes(None, snapshot(portfolio())) == [NO_EARLIER_CYCLE]
-
-
-def test_desired_changes_of_an_unchanged_state_are_empty():
-    p = portfolio(target("VTI", weight=0.5))
-    assert desired_changes(snapshot(p), snapshot(p)) == []
-
-
-def test_desired_changes_render_a_weight_change_by_instrument():
-    before = snapshot(portfolio(target("VTI", weight=0.5), target("BND", weight=0.3)))
-    after = snapshot(portfolio(target("BND", weight=0.3), target("VTI", weight=0.55)))
-    assert desired_changes(before, after) == ["portfolio.targets[VTI].weight: 0.5 -> 0.55"]
-
-
-def test_desired_changes_render_added_and_removed_targets():
-    before = snapshot(portfolio(target("VTI", weight=0.5)))
-    after = snapshot(portfolio(target("BND", weight=0.3)))
-    lines = desired_changes(before, after)
-    assert any(line.startswith("portfolio.targets[BND]: (unset) -> ") for line in lines)
-    assert any(line.startswith("portfolio.targets[VTI]: ") and line.endswith("(unset)")
-               for line in lines)
-
-
-def test_desired_changes_render_restricted_list_additions_and_policy_limits():
-    before = snapshot(portfolio(), policy(restricted=("GME",), max_order_notional=5000))
-    after = snapshot(portfolio(), policy(restricted=("GME", "AMC"), max_order_notional=2000))
-    lines = desired_changes(before, after)
-    assert "riskPolicy.max_order_notional: 5000 -> 2000" in lines
-    assert "riskPolicy.restricted: + AMC" in lines
-
-
-def test_desired_changes_ignore_where_a_document_came_from():
-    p = portfolio(target("VTI", weight=0.5))
-    moved = dataclasses.replace(p, source=SourceRef("other.yaml", 40))
-    assert desired_changes(snapshot(p), snapshot(moved)) == []
-
-
-def test_desired_changes_match_plain_lists_of_targets_by_instrument():
-    before = {"targets": [{"instrument": {"symbol": "VTI"}, "weight": 0.5},
-                          {"instrument": {"symbol": "BND"}, "weight": 0.3}]}
-    after = {"targets": [{"instrument": {"symbol": "BND"}, "weight": 0.3},
-                         {"instrument": {"symbol": "VTI"}, "weight": 0.6}]}
-    assert desired_changes(before, after) == ["targets[VTI].weight: 0.5 -> 0.6"]

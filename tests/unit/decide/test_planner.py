@@ -233,7 +233,7 @@ def test_open_buy_orders_take_their_cash_first():
     book.open_order("AAA", "BUY", 50, limit_price=100.0)  # valued at the ask, 100.01
     result = plan(book, portfolio(target("BBB", quantity=80)))
     assert [o.quantity for o in result.orders] == [49]
-    assert any("open buys 5000.50" in n for n in result.notes)
+    assert any("open buys 5,000.50" in n for n in result.notes)
 
 
 def test_an_open_buy_is_valued_at_the_most_it_may_cost():
@@ -241,7 +241,7 @@ def test_an_open_buy_is_valued_at_the_most_it_may_cost():
     book.open_order("AAA", "BUY", 10)  # a market order pays the ask, not the mid
     book.open_order("AAA", "BUY", 10, limit_price=103.0)  # a limit above the ask may pay it
     result = plan(book, portfolio(target("BBB", quantity=1)))
-    assert any("open buys 2030.10" in n for n in result.notes)  # 10 x 100.01 + 10 x 103
+    assert any("open buys 2,030.10" in n for n in result.notes)  # 10 x 100.01 + 10 x 103
 
 
 def test_sell_proceeds_fund_buys_in_the_same_plan():
@@ -267,7 +267,7 @@ def test_no_borrowing_unless_max_leverage_above_one_allows_it():
     with_leverage = plan(book, p, limits(max_leverage=1.5))
     assert without.orders[0].quantity <= 99
     assert with_leverage.orders[0].quantity == 140
-    assert any("borrowing 5000.00" in n for n in with_leverage.notes)
+    assert any("borrowing 5,000.00" in n for n in with_leverage.notes)
 
 
 # ---------------------------------------------------------------- prices and estimates

@@ -18,6 +18,7 @@ from reconciler.model.settings import (
     RISK_SWITCH,
     Settings,
     SettingsError,
+    default_state_dir,
     load_settings,
     settings_warnings,
     unapplied_risk_overrides,
@@ -36,8 +37,10 @@ def dotenv(tmp_path: Path, text: str) -> str:
 # ---------------------------------------------------------------- values and precedence
 
 
-def test_without_any_variable_the_settings_are_the_safe_defaults():
-    assert load_settings({}, dotenv_path=None) == Settings()
+def test_without_any_variable_the_settings_are_the_safe_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no legacy ./.reconciler decides the state directory
+    state_dir, _ = default_state_dir({}, legacy_exists=False)
+    assert load_settings({}, dotenv_path=None) == Settings(state_dir=state_dir)
     s = Settings()
     assert (s.trading_mode, s.orders_enabled, s.gateway_port, s.client_id) == (
         "paper",
@@ -69,7 +72,8 @@ def test_an_empty_variable_in_the_environment_still_beats_a_dotenv_value(tmp_pat
     assert settings.allowed_accounts == ()
 
 
-def test_values_are_read_with_their_documented_forms():
+def test_values_are_read_with_their_documented_forms(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no legacy ./.reconciler decides the state directory
     settings = load_settings(
         {
             "IB_GATEWAY_HOST": "  ",
@@ -94,7 +98,7 @@ def test_values_are_read_with_their_documented_forms():
     assert settings.orders_enabled is True and settings.require_clean_git is True
     assert settings.allowed_accounts == ("DU0000001", "DU0000002")
     assert settings.live_override_file is None
-    assert settings.state_dir == ".reconciler"
+    assert settings.state_dir == default_state_dir({}, legacy_exists=False)[0]
     assert settings.effective_db_url == "sqlite:///x.db"
 
 
@@ -272,10 +276,12 @@ def test_an_environment_only_variable_in_dotenv_is_warned_to_have_no_effect(tmp_
     )
 
 
-def test_env_example_is_the_defaults_and_loads_without_a_warning():
+def test_env_example_is_the_defaults_and_loads_without_a_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no legacy ./.reconciler decides the state directory
     settings = load_settings({}, dotenv_path=str(REPO / ".env.example"))
     assert settings_warnings(settings) == []
-    assert settings == Settings(risk_env=settings.risk_env)
+    state_dir, _ = default_state_dir({}, legacy_exists=False)
+    assert settings == Settings(risk_env=settings.risk_env, state_dir=state_dir)
     assert _example_variables()[RISK_SWITCH] == "false"
 
 
@@ -287,3 +293,26 @@ def test_readme_documents_the_master_switch_off_by_default_like_env_example():
     named = {n for line in table for n in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])}
     configuration = {n for n in named if n.startswith(PREFIXES)}
     assert len(configuration) > 15 and configuration <= KNOWN_VARIABLES
+
+
+def test_state_goes_to_systemd_state_directory_first_then_legacy_then_xdg():
+    home = {"HOME": "/home/desk"}
+    assert default_state_dir({**home, "STATE_DIRECTORY": "/var/lib/r:/var/lib/x"}, True) == (
+        "/var/lib/r",
+        None,
+    )
+    assert default_state_dir(home, False) == ("/home/desk/.local/state/ib-reconciler", None)
+    assert default_state_dir({**home, "XDG_STATE_HOME": "/st"}, False)[0] == "/st/ib-reconciler"
+    where, warning = default_state_dir(home, True)
+    assert where == ".reconciler"
+    assert "mv .reconciler /home/desk/.local/state/ib-reconciler" in warning
+
+
+def test_a_legacy_state_folder_in_the_working_directory_is_used_with_a_warning(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".reconciler").mkdir()
+    settings = load_settings({"HOME": str(tmp_path)}, dotenv_path=None)
+    assert settings.state_dir == ".reconciler"
+    assert any("older versions" in w for w in settings_warnings(settings))

@@ -5,6 +5,7 @@ import json
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 
 from reconciler.decide.planner import build_plan
+from reconciler.render.comment import CommentContext
 from reconciler.render.plan import plan_summary, render_plan, unresolved_drift
 
 
@@ -38,11 +39,14 @@ def test_markdown_is_a_pr_comment_with_tables():
     md = render_plan(
         plan,
         "markdown",
-        desired_changes={"DU0000001": ["portfolio.targets[VTI].weight: 0.4 -> 0.5"]},
+        context=CommentContext(
+            changes=("Portfolio core: targets VTI weight 40% -> 50%",),
+            changes_against="the last applied cycle",
+        ),
     )
     assert md.startswith("### ib-reconciler plan")
     assert "| Leg | Side | Qty | Instrument |" in md
-    assert "portfolio.targets[VTI].weight: 0.4 -> 0.5" in md
+    assert "Portfolio core: targets VTI weight 40% -> 50%" in md
 
 
 def test_json_is_the_plan_artifact():
@@ -66,3 +70,9 @@ def test_summary_never_claims_convergence_when_drift_remains_unplanned():
     assert not plan.orders
     assert unresolved_drift(plan) == ["DU0000001:VTI"]
     assert "stay outside their band" in plan_summary(plan)
+
+
+def test_text_is_coloured_only_when_asked_for_a_terminal():
+    plan = plan_of(drifting(), target("VTI", weight=0.5))
+    assert "\x1b[" not in render_plan(plan, "text")
+    assert "\x1b[" in render_plan(plan, "text", color=True)
