@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.apply.executor import Executor, OrderOutcome, not_sent_outcome, recover
 from reconciler.apply.gates import GateInputs, GateResult, evaluate_gates, refused
-from reconciler.apply.orphans import orphan_orders
+from reconciler.apply.orphans import find_orphans
 from reconciler.apply.recovery import record_inflight_fills
 from reconciler.broker.errors import BrokerError
 from reconciler.cycle.common import (
@@ -33,7 +33,7 @@ from reconciler.cycle.common import (
 )
 from reconciler.cycle.record import RecordedCycle, ReportFacts
 from reconciler.cycle.window import window_decisions
-from reconciler.decide.drift import LedgerBreak
+from reconciler.decide.drift import FillDelta, LedgerBreak, state_after_fills
 from reconciler.decide.planner import build_plan, new_plan_id
 from reconciler.decide.risk import RiskContext, recheck_plan
 from reconciler.decide.staleness import StalenessTolerance, stale_reasons
@@ -340,8 +340,11 @@ class _ApplyRun:
             self.facts.recovery = await recover(
                 self.broker, self.store, self.accounts, clock=self.clock, progress=self.progress
             )
-            await self._refuse_orphans()
         actual, fresh = await self._snapshot_and_plan(new_plan_id(self.clock.now()))
+        if self.settings.orders_enabled:
+            # From the snapshot's open orders, completed orders and executions: asking the
+            # gateway for them a second time just before would be duplicate requests.
+            self._refuse_orphans(actual)
         breaks = self._record_breaks(actual)
         fresh = skip_breaks(fresh, breaks)
         if plan_file is not None:
@@ -368,7 +371,7 @@ class _ApplyRun:
         status = self._settle(plan, approved, dry_run, orders, outside)
         if approved and not dry_run and not outside:
             if outcomes:
-                await self._drift_after(plan)
+                await self._drift_after(plan, actual, outcomes)
             for account, snapshot in fresh.desired_snapshot.items():
                 self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
         return _Applied(plan, dry_run, gates, approved, status)
@@ -420,9 +423,15 @@ class _ApplyRun:
         self.facts.result = outcome.apply_result(status, counts, not_closed, outside)
         return status
 
-    async def _refuse_orphans(self) -> None:
+    def _refuse_orphans(self, actual: ActualState) -> None:
         """Report rc- orders the broker has and the ledger lacks; refuse while any works."""
-        orphans = await orphan_orders(self.broker, self.store, self.accounts)
+        orphans = find_orphans(
+            actual.open_orders,
+            actual.completed_orders,
+            actual.executions,
+            self.store,
+            self.accounts,
+        )
         if not orphans:
             return
         self.facts.orphan_orders = [o.render() for o in orphans]
@@ -478,8 +487,43 @@ class _ApplyRun:
         self.facts.notes += executor.notes
         return outcomes
 
-    async def _drift_after(self, plan: Plan) -> None:
-        after, after_plan = await self._snapshot_and_plan(plan.plan_id + "-after")
+    async def _drift_after(
+        self, plan: Plan, actual: ActualState, outcomes: Sequence[OrderOutcome]
+    ) -> None:
+        """What is left to do after the orders, from this cycle's contracts and quotes, the
+        fills received and one positions request (no second snapshot)."""
+        try:
+            positions = await self.broker.positions(self.accounts)
+        except BrokerError as exc:
+            raise CycleError(f"positions after the apply could not be read: {exc}") from exc
+        by_ref = {order_ref(plan.plan_id, o.leg): o for o in plan.orders}
+        fills = [
+            FillDelta(
+                account=o.account,
+                con_id=by_ref[o.order_ref].con_id,
+                currency=by_ref[o.order_ref].currency,
+                side=o.side,
+                shares=float(f["shares"]),
+                price=float(f["price"]),
+                commission=float(f.get("commission") or 0.0),
+            )
+            for o in outcomes
+            if o.order_ref in by_ref
+            for f in o.fills
+        ]
+        after = state_after_fills(actual, positions, fills, now=self.clock.now())
+        after_plan = with_warnings(
+            build_plan(
+                self.desired,
+                after,
+                self.resolved,
+                self.limits,
+                now=self.clock.now(),
+                plan_id=plan.plan_id + "-after",
+                accounts=self.accounts,
+            ),
+            settings_warnings(self.settings),
+        )
         self.facts.plan_after = after_plan
         # Fills of orders still unresolved (earlier cycles', or ours of unknown outcome) are
         # recorded first, so the check below compares the broker with everything it reported.
