@@ -112,7 +112,7 @@ class PacedSender:
         self._call_later = call_later
         self._send = client.sendMsg
         self._queue: deque[str] = deque()
-        self._timer: Any = None
+        self._waiting = False  # a flush is scheduled for when the window allows
         self.message_counts: dict[str, int] = {}
         self.pacing_waits = 0
         client.MaxRequests = 0  # the library's throttle off: this sender paces
@@ -135,17 +135,18 @@ class PacedSender:
     def send(self, msg: str | None) -> None:
         if msg:
             self._queue.append(msg)
-        if self._timer is None:
+        if not self._waiting:
             self._flush()
 
     def _flush(self) -> None:
-        self._timer = None
+        self._waiting = False
         while self._queue:
             now = self._now()
             wait = self.pacer.delay(now)
             if wait > 0:
                 self.pacing_waits += 1
-                self._timer = self._call_later(wait, self._flush)
+                self._waiting = True
+                self._call_later(wait, self._flush)
                 return
             msg = self._queue.popleft()
             self.pacer.record(now)
