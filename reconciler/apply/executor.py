@@ -21,6 +21,7 @@ risk, or print: progress goes to a callback.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,8 @@ __all__ = [
     "slippage_bps",
 ]
 
+# INTENTs committed together at least (more when the pacing window lets more out at once).
+INTENT_BATCH = 6
 # The out-of-band halt is read at least this often while orders work.
 HALT_POLL_SECONDS = 1.0
 
@@ -313,39 +316,31 @@ class Executor(Generic[HandleT]):
         following: list[asyncio.Task[None]] = []
         placed: list[_Followed[HandleT]] = []
         outcomes: list[OrderOutcome] = []
+        # Orders whose INTENT is committed and that wait for their turn in the pacing window.
+        ready: collections.deque[tuple[PlannedOrder, str, OrderOutcome]] = collections.deque()
         position = 0
-        while position < len(orders):
-            # As many orders as the pacing window lets out now: their INTENTs are committed
-            # together, then they are sent (none before the commit returned).
+        burst = INTENT_BATCH
+        while position < len(orders) or ready:
+            committing = None
+            if position < len(orders) and len(ready) < burst:
+                # The next window's INTENTs are committed (on a worker thread: the event loop
+                # keeps reading the gateway) while the current window drains; none of these
+                # orders is sent before the commit returned.
+                batch = orders[position : position + burst]
+                position += len(batch)
+                sendable = self._admit(batch, outcomes)
+                if sendable:
+                    committing = asyncio.ensure_future(asyncio.to_thread(self._commit, sendable))
             slots = await self.broker.send_slots()
-            batch = orders[position : position + slots]
-            position += len(batch)
-            halted = self._check_halt(force=True) is not None
-            sendable: list[tuple[PlannedOrder, str, OrderOutcome]] = []
-            for order in batch:
-                ref = order_ref(self.plan.plan_id, order.leg)
-                outcome = not_sent_outcome(self.plan.plan_id, order)
-                outcomes.append(outcome)
-                if halted:
-                    outcome.message = f"not sent: halted ({self.halted})"
-                    self._order_done(outcome)
-                    continue
-                sendable.append((order, ref, outcome))
-            if not sendable:
-                continue
-            # Write-ahead: the INTENTs are durable before any of these orders can reach the
-            # broker, so a crash after this line leaves records that recovery resolves
-            # instead of resending.
-            self.store.record_intents(
-                [
-                    ({**asdict(o), "client_id": self.broker.client_id}, ref)
-                    for o, ref, _ in sendable
-                ],
-                plan_id=self.plan.plan_id,
-                cycle_id=self.cycle_id,
-            )
-            for order, ref, outcome in sendable:
+            if committing is not None:
+                await committing
+                ready.extend(sendable)
+            burst = max(INTENT_BATCH, slots)
+            for _ in range(min(slots, len(ready))):
+                order, ref, outcome = ready.popleft()
                 stop = self._stop_sending()
+                if stop is None and self.halted is not None:
+                    stop = f"halted ({self.halted})"
                 if stop is not None:
                     outcome.message = f"not sent: {stop}"
                     self._order_done(outcome)
@@ -362,6 +357,32 @@ class Executor(Generic[HandleT]):
         if unresolved:
             await self._look_up(unresolved)
         return outcomes
+
+    def _admit(
+        self, batch: Sequence[PlannedOrder], outcomes: list[OrderOutcome]
+    ) -> list[tuple[PlannedOrder, str, OrderOutcome]]:
+        """The orders of `batch` that may still go (the halt read once per batch)."""
+        halted = self._check_halt(force=True) is not None
+        sendable = []
+        for order in batch:
+            outcome = not_sent_outcome(self.plan.plan_id, order)
+            outcomes.append(outcome)
+            if halted:
+                outcome.message = f"not sent: halted ({self.halted})"
+                self._order_done(outcome)
+                continue
+            sendable.append((order, order_ref(self.plan.plan_id, order.leg), outcome))
+        return sendable
+
+    def _commit(self, sendable: Sequence[tuple[PlannedOrder, str, OrderOutcome]]) -> None:
+        # Write-ahead: the INTENTs are durable before any of these orders can reach the
+        # broker, so a crash after this line leaves records that recovery resolves instead
+        # of resending.
+        self.store.record_intents(
+            [({**asdict(o), "client_id": self.broker.client_id}, ref) for o, ref, _ in sendable],
+            plan_id=self.plan.plan_id,
+            cycle_id=self.cycle_id,
+        )
 
     async def _send(self, order: PlannedOrder, ref: str, outcome: OrderOutcome) -> HandleT | None:
         """Send one order whose INTENT is committed."""

@@ -147,6 +147,9 @@ class Store:
         and the hash chain keeps the order in which writes were asked for."""
         if self._writer is not None:
             self._writer.flush()
+        self._raise_deferred()
+
+    def _raise_deferred(self) -> None:
         error, self._deferred_error = self._deferred_error, None
         if error is not None:
             raise error
@@ -278,8 +281,8 @@ class Store:
 
         try:
             if self._writer is not None:
-                self._writer.run(write)
-                self.flush()  # an earlier deferred write that failed stops the sending too
+                self._writer.run(write)  # after every write queued before it (FIFO)
+                self._raise_deferred()  # an earlier write that failed stops the sending too
             else:
                 with self._write() as conn:
                     write(conn)
@@ -775,8 +778,11 @@ class Store:
         return True
 
     def current_halt(self) -> queries.HaltState | None:
-        """The halt in force, or None. One indexed read: call it before every order."""
-        with self._read() as conn:
+        """The halt in force, or None. One indexed read: call it before every order.
+
+        It does not wait for this process's deferred writes: the halt is set by the
+        operator's own transaction, which a deferred order event cannot change."""
+        with read_tx(self.engine) as conn:
             return queries.current_halt(conn)
 
     def halt_history(self, limit: int = 50) -> list[queries.HaltEvent]:

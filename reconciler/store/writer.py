@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine
 from reconciler.store.engine import write_tx
 
 Job = Callable[[Connection], Any]
+BARRIER = None  # a flush's marker: completes once everything before it is written
 
 # Enough to absorb a pacing window's events; bounds one transaction's size.
 MAX_JOBS_PER_TRANSACTION = 500
@@ -32,7 +33,7 @@ class LedgerWriter:
 
     def __init__(self, engine: Engine, *, name: str = "ledger-writer") -> None:
         self._engine = engine
-        self._jobs: deque[tuple[Job, Future[Any]]] = deque()
+        self._jobs: deque[tuple[Job | None, Future[Any]]] = deque()
         self._ready = threading.Condition()
         self._closing = False
         self.busy_seconds = 0.0  # time spent writing (for the benchmark's store share)
@@ -41,7 +42,7 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job) -> Future[Any]:
+    def submit(self, job: Job | None) -> Future[Any]:
         future: Future[Any] = Future()
         with self._ready:
             if self._closing:
@@ -56,7 +57,7 @@ class LedgerWriter:
 
     def flush(self) -> None:
         """Wait until everything submitted so far is committed (or has failed)."""
-        self.submit(lambda _conn: None).result()
+        self.submit(BARRIER).result()
 
     def close(self) -> None:
         with self._ready:
@@ -81,16 +82,22 @@ class LedgerWriter:
             self._write(batch)
             self.busy_seconds += time.perf_counter() - started
 
-    def _write(self, batch: list[tuple[Job, Future[Any]]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+    def _write(self, batch: list[tuple[Job | None, Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = [(True, None)] * len(batch)
+        if all(job is BARRIER for job, _ in batch):
+            for _job, future in batch:
+                future.set_result(None)
+            return
         try:
             with write_tx(self._engine) as conn:
-                for job, _future in batch:
+                for index, (job, _future) in enumerate(batch):
+                    if job is BARRIER:
+                        continue
                     try:
                         with conn.begin_nested():
-                            outcomes.append((True, job(conn)))
+                            outcomes[index] = (True, job(conn))
                     except Exception as exc:  # this job only; the savepoint undid it
-                        outcomes.append((False, exc))
+                        outcomes[index] = (False, exc)
         except BaseException as exc:  # the transaction itself failed: nothing committed
             for _job, future in batch:
                 future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
@@ -98,7 +105,7 @@ class LedgerWriter:
                 raise
             return
         self.transactions += 1
-        self.jobs_written += len(batch)
+        self.jobs_written += sum(job is not BARRIER for job, _ in batch)
         for (_job, future), (ok, value) in zip(batch, outcomes, strict=True):
             if ok:
                 future.set_result(value)

@@ -204,7 +204,7 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     from reconciler.decide.staleness import StalenessTolerance
     from reconciler.model.clock import SystemClock
     from reconciler.model.settings import SettingsError
-    from reconciler.render.plan import render_json, render_plan_text
+    from reconciler.render.plan import plan_header, plan_summary, render_json, render_plan_text
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
@@ -216,9 +216,17 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
 
     def approve(plan) -> bool:
         # With --format json stdout carries only the report; the plan goes to stderr.
-        click.echo(render_plan_text(plan), nl=False, err=fmt == "json")
         if auto_approve:
+            # Nobody reads the full tables before the orders go: rendering them would only
+            # delay the first order. Each order's line follows as it is sent, and the whole
+            # plan is in the cycle report and the store.
+            click.echo(
+                f"{plan_header(plan)}\n{plan_summary(plan)} (auto-approved; the full plan is in "
+                "the cycle report)",
+                err=fmt == "json",
+            )
             return True
+        click.echo(render_plan_text(plan), nl=False, err=fmt == "json")
         if not interactive:
             click.echo(
                 "Not approved: stdin is not a terminal; use --auto-approve or a saved plan file.",

@@ -76,7 +76,7 @@ def test_deferred_writes_share_transactions(sqlite_store):
     gate.set()
     sqlite_store.flush()
     writer = sqlite_store.writer
-    assert writer.jobs_written == 52  # the 51 jobs and the flush's barrier
+    assert writer.jobs_written == 51
     assert writer.transactions <= 3
 
 
