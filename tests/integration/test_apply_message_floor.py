@@ -51,3 +51,24 @@ def test_apply_with_a_committed_lock_sends_one_quote_and_one_order_per_instrumen
     assert all(v == 1 for k, v in others.items() if k != 61), others  # nothing asked twice
     assert counts[61] == 2, counts  # positions: the start-up sync and once after the orders
     assert held == {s: float(q) for s, q in TARGETS.items()}
+
+
+def test_lock_check_passes_on_a_fresh_lock_and_names_an_entry_the_gateway_contradicts(tmp_path):
+    with run_in_thread(scenario({})) as sim:
+        desired = write_desired_state(tmp_path / "desired_state", {"VTI": 5, "BND": 5})
+        cli = Cli(tmp_path, f"{sim.host}:{sim.port}", f"sqlite:///{tmp_path / 'r.db'}", desired,
+                  client_id=CLIENT)
+        try:
+            gateway = ("--gateway", cli.gateway)
+            assert cli.run("lock", str(desired), *gateway).returncode == 0
+            fine = cli.run("lock", str(desired), "--check", *gateway)
+            lockfile = desired / "instruments.lock.yaml"
+            text = lockfile.read_text(encoding="utf-8")
+            lockfile.write_text(text.replace("minTick: 0.01", "minTick: 0.05", 1), "utf-8")
+            edited = cli.run("lock", str(desired), "--check", *gateway)
+        finally:
+            cli.close()
+    assert fine.returncode == 0, fine.explain()
+    assert "agrees with the gateway (2 instrument(s))" in fine.stdout
+    assert edited.returncode == 1, edited.explain()
+    assert "min_tick locked=0.05 gateway=0.01" in edited.stderr

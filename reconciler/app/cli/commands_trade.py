@@ -323,21 +323,41 @@ def _echo_apply_summary(report: CycleReport) -> None:
 @click.command("lock")
 @click.argument("directory", default=DEFAULT_DIR, required=False, type=click.Path())
 @gateway_option
-def lock_command(directory, gateway):
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Verify the committed lockfile against the gateway (by conId) instead of writing it.",
+)
+def lock_command(directory, gateway, check):
     """Resolve every target instrument through the gateway and write instruments.lock.yaml.
 
-    Commit the lockfile: a symbol then never silently resolves to a different contract.
-    Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument). (Not
-    related to `reconcile unlock`, which releases an account lease.)
+    Commit the lockfile: a symbol then never silently resolves to a different contract, and
+    plan/apply take its entries as they are (no request per instrument). --check verifies
+    every entry against the gateway and writes nothing. Connects read-only. Exit 0 written
+    (or, with --check, every entry agrees), 1 error (unknown or ambiguous instrument; with
+    --check, an entry that disagrees or is missing). (Not related to `reconcile unlock`,
+    which releases an account lease.)
     """
     from reconciler.app.gateway import gateway_settings
-    from reconciler.app.operations import CycleError, lock_instruments
+    from reconciler.app.operations import CycleError, check_lock, lock_instruments
     from reconciler.desired.lockfile import LOCK_FILENAME, render_lock
     from reconciler.model.clock import SystemClock
     from reconciler.model.settings import SettingsError
 
     settings = load_settings_or_fail()
     desired = load_desired_or_fail(directory)
+    if check:
+        try:
+            with gateway_settings(gateway, settings) as gw:
+                problems = _run(check_lock(desired, gw, clock=SystemClock()))
+        except (SettingsError, CycleError) as exc:
+            fail(str(exc))
+        for line in problems:
+            click.echo(line, err=True)
+        if problems:
+            fail(f"{len(problems)} lockfile problem(s); re-run `reconcile lock` and review")
+        click.echo(f"Lockfile agrees with the gateway ({len(desired.lock)} instrument(s)).")
+        return
     try:
         with gateway_settings(gateway, settings) as gw:
             entries = _run(lock_instruments(desired, gw, clock=SystemClock()))
