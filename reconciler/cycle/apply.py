@@ -9,7 +9,7 @@ through callbacks the caller supplies. See ARCHITECTURE.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +92,12 @@ async def apply_cycle(
     reports_dir: str | None = None,
     warnings: Sequence[str] = (),
     window: TradingWindow | None = None,
+    connecting: Awaitable[TradingPort[Any]] | None = None,
 ) -> ApplyOutcome:
     """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
+
+    `connecting`: a connection already on its way (the CLI starts it before reading the
+    desired state and the store); by default the cycle connects once it is recorded.
 
     With `window` (the Schedule's guard minutes) nothing is sent unless every instrument
     with an order is inside its market window (`reconciler.cycle.window`); the plan is still
@@ -134,6 +138,7 @@ async def apply_cycle(
         check_reports_dir(reports_dir)  # before the first order, not after the last
         run = _ApplyRun(desired, settings, clock, store, chosen, facts, progress)
         run.window = window
+        run.connecting = connecting
         applied = await run.run(plan_file, approve, tolerance)
         facts.status = applied.status
     report = cycle.report
@@ -179,6 +184,7 @@ class _ApplyRun:
         self.facts = facts
         self.progress = progress
         self.window: TradingWindow | None = None
+        self.connecting: Awaitable[TradingPort[Any]] | None = None
 
     async def run(
         self,
@@ -188,9 +194,15 @@ class _ApplyRun:
     ) -> _Applied:
         halt = self.store.current_halt()
         self.halt_reason = halt.reason if halt else None
-        self.broker = await connect(
-            self.settings, readonly=not self.settings.orders_enabled, clock=self.clock
-        )
+        if self.connecting is None:
+            self.broker = await connect(
+                self.settings, readonly=not self.settings.orders_enabled, clock=self.clock
+            )
+        else:
+            try:
+                self.broker = await self.connecting
+            except BrokerError as exc:
+                raise CycleError(str(exc)) from exc
         try:
             gates = self._check_gates()
             with self._lock():

@@ -200,21 +200,17 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
     (orders planned but none filled, or every needed order denied).
     """
     from reconciler.app.gateway import gateway_settings
-    from reconciler.cycle import CycleError, Refused, apply_cycle
-    from reconciler.decide.staleness import StalenessTolerance
     from reconciler.model.clock import SystemClock
     from reconciler.model.settings import SettingsError
-    from reconciler.render.plan import plan_header, plan_summary, render_json, render_plan_text
 
     settings = load_settings_or_fail()
-    desired = load_desired_or_fail(directory)
-    plan_file = _load_plan_file_or_fail(planfile) if planfile else None
     clock = SystemClock()
-    store = open_store_or_fail(settings, clock)
     progress = _progress_printer()
     interactive = sys.stdin.isatty()
 
     def approve(plan) -> bool:
+        from reconciler.render.plan import plan_header, plan_summary, render_plan_text
+
         # With --format json stdout carries only the report; the plan goes to stderr.
         if auto_approve:
             # Nobody reads the full tables before the orders go: rendering them would only
@@ -240,6 +236,52 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
         )
         return answer.strip() == "yes"
 
+    def load():
+        """Everything but the gateway: read while the connection is being made."""
+        from reconciler import cycle
+
+        desired = load_desired_or_fail(directory)
+        plan_file = _load_plan_file_or_fail(planfile) if planfile else None
+        return cycle, desired, plan_file, open_store_or_fail(settings, clock)
+
+    async def connect_then_apply(gw):
+        import asyncio
+        import contextlib
+
+        from reconciler.broker import Broker, library
+
+        # The gateway first: its handshake and start-up sync travel while the desired state,
+        # the plan file and the store are read on a worker thread (nothing is sent before
+        # the cycle's gates and lock, as before). The client library is imported here, not
+        # on the thread, so the first message does not wait for the loading.
+        library.load(None)
+        connecting = asyncio.ensure_future(
+            Broker.connect(gw, readonly=not gw.orders_enabled, clock=clock)
+        )
+        try:
+            cycle, desired, plan_file, store = await asyncio.to_thread(load)
+            from reconciler.decide.staleness import StalenessTolerance
+
+            return await cycle.apply_cycle(
+                desired,
+                gw,
+                clock=clock,
+                store=store,
+                plan_file=plan_file,
+                approve=approve,
+                progress=progress,
+                accounts=accounts,
+                tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
+                reports_dir=settings.effective_reports_dir,
+                connecting=connecting,
+            )
+        finally:
+            # Whatever ended the command early, the connection does not outlive it.
+            if not connecting.done():
+                connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await (await connecting).disconnect()
+
     if not settings.orders_enabled:
         click.echo(
             "ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.",
@@ -247,36 +289,29 @@ def apply_command(planfile, directory, auto_approve, max_plan_age, fmt, gateway,
         )
     try:
         with gateway_settings(gateway, settings) as gw:
-            outcome = _run(
-                apply_cycle(
-                    desired,
-                    gw,
-                    clock=clock,
-                    store=store,
-                    plan_file=plan_file,
-                    approve=approve,
-                    progress=progress,
-                    accounts=accounts,
-                    tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
-                    reports_dir=settings.effective_reports_dir,
-                )
-            )
+            outcome = _run(connect_then_apply(gw))
     except SettingsError as exc:
         fail(str(exc))
-    except Refused as exc:
-        getattr(progress, "close", lambda: None)()
-        for reason in exc.reasons:
-            click.echo(f"refused: {reason}", err=True)
-        sys.exit(EXIT_REFUSED)
-    except CycleError as exc:
-        getattr(progress, "close", lambda: None)()
-        fail(str(exc))
+    except Exception as exc:
+        from reconciler.cycle import CycleError, Refused
+
+        if isinstance(exc, Refused):
+            getattr(progress, "close", lambda: None)()
+            for reason in exc.reasons:
+                click.echo(f"refused: {reason}", err=True)
+            sys.exit(EXIT_REFUSED)
+        if isinstance(exc, CycleError):
+            getattr(progress, "close", lambda: None)()
+            fail(str(exc))
+        raise
+    from reconciler.render.plan import render_json, render_plan_text
+
     getattr(progress, "close", lambda: None)()
     report = outcome.report
     if fmt == "json":
         click.echo(render_json(report.to_dict()), nl=False)
     else:
-        if plan_file is not None or not outcome.plan.orders:
+        if planfile or not outcome.plan.orders:
             click.echo(render_plan_text(outcome.plan), nl=False)
         _echo_apply_summary(report)
     if report.report_files_error:
