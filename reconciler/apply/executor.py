@@ -55,8 +55,10 @@ __all__ = [
     "slippage_bps",
 ]
 
-# INTENTs committed together at least (more when the pacing window lets more out at once).
+# INTENTs committed in the first group (the first order waits for it), and at most ahead of
+# the sending (one second's worth at the default 45 messages/s).
 INTENT_BATCH = 6
+INTENT_LOOKAHEAD = 45
 # The out-of-band halt is read at least this often while orders work.
 HALT_POLL_SECONDS = 1.0
 
@@ -318,41 +320,64 @@ class Executor(Generic[HandleT]):
         outcomes: list[OrderOutcome] = []
         # Orders whose INTENT is committed and that wait for their turn in the pacing window.
         ready: collections.deque[tuple[PlannedOrder, str, OrderOutcome]] = collections.deque()
-        position = 0
-        burst = INTENT_BATCH
-        while position < len(orders) or ready:
-            committing = None
-            if position < len(orders) and len(ready) < burst:
-                # The next window's INTENTs are committed (on a worker thread: the event loop
-                # keeps reading the gateway) while the current window drains; none of these
-                # orders is sent before the commit returned.
-                batch = orders[position : position + burst]
-                position += len(batch)
-                sendable = self._admit(batch, outcomes)
-                if sendable:
-                    committing = asyncio.ensure_future(asyncio.to_thread(self._commit, sendable))
-            slots = await self.broker.send_slots()
-            if committing is not None:
-                await committing
-                ready.extend(sendable)
-            burst = max(INTENT_BATCH, slots)
-            for _ in range(min(slots, len(ready))):
-                order, ref, outcome = ready.popleft()
-                stop = self._stop_sending()
-                if stop is None and self.halted is not None:
-                    stop = f"halted ({self.halted})"
-                if stop is not None:
-                    outcome.message = f"not sent: {stop}"
-                    self._order_done(outcome)
+        changed = asyncio.Event()
+        committing_done = False
+
+        async def commit_ahead() -> None:
+            # INTENTs are committed ahead of the sending, on a worker thread (the event loop
+            # keeps reading the gateway), up to INTENT_LOOKAHEAD orders: a slow disk then
+            # makes the groups bigger instead of the sending slower. The first group is
+            # small, so the first order does not wait for a large commit.
+            nonlocal committing_done
+            position = 0
+            try:
+                while position < len(orders):
+                    while len(ready) >= INTENT_LOOKAHEAD:
+                        changed.clear()
+                        await changed.wait()
+                    take = INTENT_BATCH if position == 0 else INTENT_LOOKAHEAD - len(ready)
+                    batch = orders[position : position + take]
+                    position += len(batch)
+                    sendable = self._admit(batch, outcomes)
+                    if sendable:
+                        await asyncio.to_thread(self._commit, sendable)
+                        ready.extend(sendable)
+                        changed.set()
+            finally:
+                committing_done = True
+                changed.set()
+
+        producer = asyncio.create_task(commit_ahead())
+        try:
+            while ready or not committing_done:
+                if not ready:
+                    changed.clear()
+                    await changed.wait()
                     continue
-                handle = await self._send(order, ref, outcome)
-                if handle is None:
-                    self._order_done(outcome)
-                    continue
-                followed = _Followed(order, ref, handle, outcome)
-                placed.append(followed)
-                following.append(asyncio.create_task(self._follow(followed)))
+                slots = await self.broker.send_slots()
+                for _ in range(min(slots, len(ready))):
+                    order, ref, outcome = ready.popleft()
+                    # None of these is sent before its INTENT commit returned (write-ahead).
+                    stop = self._stop_sending()
+                    if stop is None and self._check_halt() is not None:
+                        stop = f"halted ({self.halted})"
+                    if stop is not None:
+                        outcome.message = f"not sent: {stop}"
+                        self._order_done(outcome)
+                        continue
+                    handle = await self._send(order, ref, outcome)
+                    if handle is None:
+                        self._order_done(outcome)
+                        continue
+                    followed = _Followed(order, ref, handle, outcome)
+                    placed.append(followed)
+                    following.append(asyncio.create_task(self._follow(followed)))
+                changed.set()
+        finally:
+            if not producer.done():
+                producer.cancel()
         await asyncio.gather(*following)
+        await producer  # a commit that failed is raised here, after the sent orders' outcomes
         unresolved = [f for f in placed if f.ask_broker]
         if unresolved:
             await self._look_up(unresolved)

@@ -30,6 +30,7 @@ from reconciler.cycle.common import (
     resolve_and_snapshot,
     selected_accounts,
     skip_breaks,
+    target_instruments,
 )
 from reconciler.cycle.record import RecordedCycle, ReportFacts
 from reconciler.cycle.window import window_decisions
@@ -374,7 +375,7 @@ class _ApplyRun:
         self.store.record_plan(_plan_json(plan))
         self.store.record_actual_state(self.cycle_id, actual)
         self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
-        outside = self._outside_window(plan, actual)
+        outside = await self._outside_window(plan, actual)
         approved = plan_file is not None or not plan.orders or approve(plan)
         dry_run = not self.settings.orders_enabled
         outcomes = await self._execute(plan, actual, approved, dry_run, outside)
@@ -388,13 +389,14 @@ class _ApplyRun:
                 self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
         return _Applied(plan, dry_run, gates, approved, status)
 
-    def _outside_window(self, plan: Plan, actual: ActualState) -> list[str]:
+    async def _outside_window(self, plan: Plan, actual: ActualState) -> list[str]:
         """Why the plan's orders may not go out now: each traded instrument outside its
         market window. Empty when they may (or when this cycle checks no window)."""
         if self.window is None or not plan.orders:
             return []
         contracts = {info.con_id: info for info in self.resolved.values()}
         contracts.update(actual.contracts)
+        await self._hours_of_traded(plan, contracts)
         traded = list({o.con_id: contracts.get(o.con_id) for o in plan.orders}.items())
         unknown = [con_id for con_id, info in traded if info is None]
         decisions = window_decisions(
@@ -408,6 +410,25 @@ class _ApplyRun:
         for line in closed:
             self.progress(f"outside the trading window: {line}")
         return closed
+
+    async def _hours_of_traded(self, plan: Plan, contracts: dict[int, ContractInfo]) -> None:
+        """Contract details (liquidHours, time zone) for traded instruments taken from the
+        trusted lockfile, which has no hours: asked by conId, so their lock entries are
+        verified against the gateway as well (a mismatch stops the cycle)."""
+        traded = {o.con_id for o in plan.orders}
+        keys = {
+            key
+            for key, info in self.resolved.items()
+            if info.con_id in traded and not contracts[info.con_id].liquid_hours
+        }
+        wanted = [i for i in target_instruments(self.desired, self.accounts) if i.key in keys]
+        if not wanted:
+            return
+        try:
+            fresh = await self.broker.resolve(wanted, lock=self.desired.lock)
+        except BrokerError as exc:
+            raise CycleError(str(exc)) from exc
+        contracts.update({info.con_id: info for info in fresh.values()})
 
     def _settle(
         self,

@@ -150,6 +150,7 @@ class Run:
     ok: bool = False
     messages: dict[str, int] = field(default_factory=dict)
     startup: float | None = None
+    startup_cpu: float | None = None
     store_seconds: float | None = None
     store_detail: str = ""
     timeline: str = ""
@@ -181,6 +182,29 @@ def client_check(sim, targets_file: Path, work: Path) -> tuple[bool, str]:
         capture_output=True, text=True, timeout=120, env=environment(work, CHECK_CLIENT_ID),
     )
     return done.returncode == 0, (done.stdout.strip() or done.stderr[-300:])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used (Linux /proc), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            parts = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_at_first_message(sim, mark: int, proc: subprocess.Popen) -> float | None:
+    """The apply process's CPU time when its first message reached the gateway: start-up
+    cost independent of how loaded the machine is (a benchmark may poll)."""
+    seen = mark
+    while proc.poll() is None:
+        entries = list(sim.journal)
+        if any(e["dir"] == "in" and e["client_id"] == APPLY_CLIENT_ID for e in entries[seen:]):
+            return cpu_seconds(proc.pid)
+        seen = len(entries)
+        time.sleep(0.002)
+    return None
 
 
 def timeline(entries: list[dict], spawned: float, seconds: float) -> str:
@@ -225,14 +249,17 @@ def run_apply(size: int, latency: bool) -> Run:
             env["BENCH_STORE_TIMES"] = str(times_file)
             spawned = time.time()
             started = time.perf_counter()
-            done = subprocess.run(
+            proc = subprocess.Popen(
                 [sys.executable, str(HERE / "timed_cli.py"), "apply", "--dir", str(desired),
                  "--auto-approve", "--gateway", gateway],
-                capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, cwd=work,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work,
             )
+            startup_cpu = cpu_at_first_message(sim, mark, proc)
+            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+            done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
             seconds = time.perf_counter() - started
             entries = journal_since(sim, mark, APPLY_CLIENT_ID)
-            run = Run(seconds=seconds, messages=kinds(entries))
+            run = Run(seconds=seconds, messages=kinds(entries), startup_cpu=startup_cpu)
             if entries:
                 first = dt.datetime.fromisoformat(entries[0]["t"]).timestamp()
                 run.startup = first - spawned
@@ -319,9 +346,11 @@ def apply_rows(size: int, latency: bool, sequential: bool) -> list[dict]:
                 f"{share:.1%} ({applied.store_detail})", "<= 10%", share <= 0.10,
             ))
         if applied.startup is not None:
+            cpu = ("" if applied.startup_cpu is None
+                   else f" wall ({applied.startup_cpu:.2f} s CPU of the process by then)")
             rows.append(row(
                 f"apply start-up to first gateway message, {label}",
-                f"{applied.startup:.2f} s", "< 0.5 s", applied.startup < 0.5,
+                f"{applied.startup:.2f} s{cpu}", "< 0.5 s", applied.startup < 0.5,
             ))
     if sequential:
         seq = run_sequential(size, latency)
