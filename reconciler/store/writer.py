@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from reconciler.store.engine import write_tx
+from reconciler.store.ledger import HEAD_CACHE
 
 Job = Callable[[Connection], Any]
 BARRIER = None  # a flush's marker: completes once everything before it is written
@@ -109,14 +110,22 @@ class LedgerWriter:
             return
         try:
             with write_tx(self._engine) as conn:
-                for index, (job, _future) in enumerate(batch):
-                    if job is BARRIER:
-                        continue
-                    try:
-                        with conn.begin_nested():
-                            outcomes[index] = (True, job(conn))
-                    except Exception as exc:  # this job only; the savepoint undid it
-                        outcomes[index] = (False, exc)
+                head: dict[str, Any] = {}
+                conn.info[HEAD_CACHE] = head
+                try:
+                    for index, (job, _future) in enumerate(batch):
+                        if job is BARRIER:
+                            continue
+                        before = dict(head)
+                        try:
+                            with conn.begin_nested():
+                                outcomes[index] = (True, job(conn))
+                        except Exception as exc:  # this job only; the savepoint undid it
+                            outcomes[index] = (False, exc)
+                            head.clear()
+                            head.update(before)
+                finally:
+                    conn.info.pop(HEAD_CACHE, None)
         except BaseException as exc:  # the transaction itself failed: nothing committed
             for _job, future in batch:
                 future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))

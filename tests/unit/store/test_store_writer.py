@@ -90,3 +90,23 @@ def test_a_fill_recorded_later_is_recorded_once_with_its_partial_event(store):
     assert kinds == ["INTENT", "PARTIAL"]
     [recorded] = store.list_fills()
     assert recorded.commission == 1.0  # the repeat brought the commission, recorded once
+
+
+def test_a_job_failing_after_its_event_leaves_the_chain_whole_for_the_jobs_after_it(store):
+    from reconciler.store import ledger
+
+    gate = threading.Event()
+    store._defer(lambda conn: gate.wait(5))  # the jobs below share one transaction
+
+    def append_then_fail(conn):
+        ledger.append_event(conn, at=store._now(), kind="STATUS", payload={"undone": True})
+        raise RuntimeError("after its event")
+
+    store.append_event_later("STATUS", payload={"n": 1})
+    store._defer(append_then_fail)
+    store.append_event_later("STATUS", payload={"n": 2})
+    gate.set()
+    with pytest.raises(RuntimeError, match="after its event"):
+        store.flush()
+    assert [e.payload for e in store.recent_events(limit=5)] == [{"n": 2}, {"n": 1}]
+    assert store.verify_ledger().ok
