@@ -1,6 +1,7 @@
 """Every performance figure of the reconciler in one table, measured in one run.
 
-Usage: python tests/bench/run_all.py [--quick] [--sizes 200,1000] [--skip-sequential]
+Usage: python tests/bench/run_all.py [--quick] [--sizes 200,1000] [--latency both|on|off]
+       [--skip-sequential] [--skip-others] [--max-msg-rate R]
 
 For each size N (200 and 1,000 instruments; `--quick`: 200 only) and each latency (none, and
 ack 50 ms / fill 300 ms), a fresh simulator (in a thread of this process, IB's pacing rule
@@ -223,7 +224,7 @@ def timeline(entries: list[dict], spawned: float, seconds: float) -> str:
     return ", ".join(parts)
 
 
-def run_apply(size: int, latency: bool) -> Run:
+def run_apply(size: int, latency: bool, rate: float | None = None) -> Run:
     from reconciler.sim import run_in_thread
 
     targets = targets_for(size)
@@ -247,6 +248,8 @@ def run_apply(size: int, latency: bool) -> Run:
             mark = len(sim.journal)
             env = environment(work, APPLY_CLIENT_ID)
             env["BENCH_STORE_TIMES"] = str(times_file)
+            if rate is not None:
+                env["RECONCILER_MAX_MSG_RATE"] = f"{rate:g}"
             spawned = time.time()
             started = time.perf_counter()
             proc = subprocess.Popen(
@@ -312,10 +315,14 @@ def floor_seconds(size: int) -> float:
     return (2 * size + FLOOR_OTHER) / RATE
 
 
-def apply_rows(size: int, latency: bool, sequential: bool) -> list[dict]:
+def apply_rows(
+    size: int, latency: bool, sequential: bool, rate: float | None = None
+) -> list[dict]:
     label = f"N={size}, " + ("ack 50 ms / fill 300 ms" if latency else "zero latency")
+    if rate is not None:
+        label += f", RECONCILER_MAX_MSG_RATE={rate:g}"
     rows = []
-    applied = run_apply(size, latency)
+    applied = run_apply(size, latency, rate)
     essential = 2 * size
     rows.append(row(
         f"apply, {label}",
@@ -411,15 +418,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="no sequential-script runs (apply figures only)")
     parser.add_argument("--skip-others", action="store_true",
                         help="no planner / steady-state / validate rows")
+    parser.add_argument("--latency", choices=["both", "on", "off"], default="both",
+                        help="which simulator latency settings to run")
+    parser.add_argument("--max-msg-rate", type=float, default=None,
+                        help="RECONCILER_MAX_MSG_RATE for the apply runs (default: its default)")
     args = parser.parse_args(argv)
     sizes = [200] if args.quick else [int(s) for s in (args.sizes or "200,1000").split(",")]
     started = time.perf_counter()
     rows: list[dict] = []
     for size in sizes:
-        for latency in (True, False):
+        latencies = {"both": (True, False), "on": (True,), "off": (False,)}[args.latency]
+        for latency in latencies:
             print(f"... N={size} {'with' if latency else 'without'} latency", file=sys.stderr,
                   flush=True)
-            rows.extend(apply_rows(size, latency, not args.skip_sequential))
+            rows.extend(apply_rows(size, latency, not args.skip_sequential, args.max_msg_rate))
     if not args.skip_others:
         rows.extend(other_rows())
     print(f"Machine: {machine()}; {dt.date.today().isoformat()}; "
