@@ -170,10 +170,23 @@ def append_event(
             row_hash=row_hash,
         )
     )
-    conn.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash))
-    if cache is not None:
-        cache["head"] = (seq, row_hash)
+    if cache is None:
+        conn.execute(
+            update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash)
+        )
+    else:
+        cache["head"] = (seq, row_hash)  # written once, by `write_cached_head`, at the end
     return EventRow(seq, at, kind, order_ref, account, plain, head_hash, row_hash)
+
+
+def write_cached_head(conn: Connection) -> None:
+    """Store the head a writer transaction kept on its connection (before it commits)."""
+    cache = conn.info.get(HEAD_CACHE)
+    if cache and "head" in cache:
+        seq, row_hash = cache["head"]
+        conn.execute(
+            update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash)
+        )
 
 
 def row_to_event(row: Any) -> EventRow:

@@ -2,8 +2,9 @@
 
 Responsible for running write jobs (a function of an open write transaction) on one thread,
 in the order they were submitted, several per transaction: everything queued when the thread
-looks is written in one transaction (group commit), each job inside its own savepoint so one
-failing job does not undo the others. A job's future is completed only after its transaction
+looks is written in one transaction (group commit; the ledger head is read once per group
+and stored once at its end); when one job fails, the group is rolled back and written again
+job by job, so only that job fails. A job's future is completed only after its transaction
 committed, so a caller that waits on it knows the row is durable (the write-ahead INTENT).
 Must not decide what is written or when a caller may proceed: the `Store` does.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from reconciler.store.engine import write_tx
-from reconciler.store.ledger import HEAD_CACHE
+from reconciler.store.ledger import HEAD_CACHE, write_cached_head
 
 Job = Callable[[Connection], Any]
 BARRIER = None  # a flush's marker: completes once everything before it is written
@@ -103,39 +104,40 @@ class LedgerWriter:
             self.cpu_seconds += time.thread_time() - cpu
 
     def _write(self, batch: list[tuple[Job | None, Future[Any]]]) -> None:
-        outcomes: list[tuple[bool, Any]] = [(True, None)] * len(batch)
-        if all(job is BARRIER for job, _ in batch):
-            for _job, future in batch:
-                future.set_result(None)
-            return
-        try:
-            with write_tx(self._engine) as conn:
-                head: dict[str, Any] = {}
-                conn.info[HEAD_CACHE] = head
-                try:
-                    for index, (job, _future) in enumerate(batch):
-                        if job is BARRIER:
-                            continue
-                        before = dict(head)
-                        try:
-                            with conn.begin_nested():
-                                outcomes[index] = (True, job(conn))
-                        except Exception as exc:  # this job only; the savepoint undid it
-                            outcomes[index] = (False, exc)
-                            head.clear()
-                            head.update(before)
-                finally:
-                    conn.info.pop(HEAD_CACHE, None)
-        except BaseException as exc:  # the transaction itself failed: nothing committed
-            for _job, future in batch:
-                future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
-            if not isinstance(exc, Exception):
+        jobs = [(job, future) for job, future in batch if job is not BARRIER]
+        if jobs:
+            try:
+                results = self._transaction([job for job, _ in jobs])
+            except Exception:
+                # One job failed and the group was rolled back: each job again in its own
+                # transaction, so only the failing one fails.
+                for job, future in jobs:
+                    try:
+                        [result] = self._transaction([job])
+                    except Exception as exc:
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+            except BaseException as exc:
+                for _job, future in batch:
+                    future.set_exception(RuntimeError(f"the ledger writer stopped: {exc!r}"))
                 raise
-            return
-        self.transactions += 1
-        self.jobs_written += sum(job is not BARRIER for job, _ in batch)
-        for (_job, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if ok:
-                future.set_result(value)
             else:
-                future.set_exception(value)
+                for (_job, future), result in zip(jobs, results, strict=True):
+                    future.set_result(result)
+        for job, future in batch:
+            if job is BARRIER:
+                future.set_result(None)
+
+    def _transaction(self, jobs: list[Job]) -> list[Any]:
+        """Run `jobs` in one write transaction; their results once it committed."""
+        with write_tx(self._engine) as conn:
+            conn.info[HEAD_CACHE] = {}
+            try:
+                results = [job(conn) for job in jobs]
+                write_cached_head(conn)
+            finally:
+                conn.info.pop(HEAD_CACHE, None)
+        self.transactions += 1
+        self.jobs_written += len(jobs)
+        return results
