@@ -287,3 +287,13 @@ def test_readme_documents_the_master_switch_off_by_default_like_env_example():
     named = {n for line in table for n in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])}
     configuration = {n for n in named if n.startswith(PREFIXES)}
     assert len(configuration) > 15 and configuration <= KNOWN_VARIABLES
+
+
+def test_max_msg_rate_defaults_to_45_and_takes_a_lower_budget():
+    assert load_settings({}, dotenv_path=None).max_msg_rate == 45.0
+    assert load_settings({"RECONCILER_MAX_MSG_RATE": "40"}, dotenv_path=None).max_msg_rate == 40.0
+
+
+def test_max_msg_rate_above_ibs_limit_is_refused_naming_the_variable():
+    with pytest.raises(SettingsError, match="RECONCILER_MAX_MSG_RATE='60' must be at most 50"):
+        load_settings({"RECONCILER_MAX_MSG_RATE": "60"}, dotenv_path=None)
