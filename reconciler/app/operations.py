@@ -38,6 +38,24 @@ async def lock_instruments(
     return lock_entries(resolved)
 
 
+async def check_lock(desired: DesiredState, settings: Settings, *, clock: Clock) -> list[str]:
+    """Every committed lock entry verified against the gateway by conId (a contract-details
+    request each, which cycles do not make); the disagreements, one line each (none: ok)."""
+    from reconciler.broker.errors import BrokerError, LockMismatch, ResolutionError
+
+    broker = await connect(settings, readonly=True, clock=clock)
+    try:
+        await broker.resolve(target_instruments(desired), lock=desired.lock)
+    except (LockMismatch, ResolutionError) as exc:
+        return [p.render() for p in exc.problems]
+    except BrokerError as exc:
+        raise CycleError(str(exc)) from exc
+    finally:
+        await broker.disconnect()
+    missing = [i.key for i in target_instruments(desired) if i.key not in desired.lock]
+    return [f"{key}: not in the lockfile (run `reconcile lock`)" for key in missing]
+
+
 @dataclass(frozen=True)
 class WorkingOrder:
     """A reconciler order the gateway still lists as working."""

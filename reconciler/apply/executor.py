@@ -1,8 +1,10 @@
 """Execution: the only part that changes the world.
 
 Responsible for sending a plan's orders and following them to a final answer: the INTENT row
-is committed before each order is sent (write-ahead), orderRef is the plan's deterministic
-leg reference, sends are paced by one token bucket, sells go first and buys once cash allows,
+is committed before each order is sent (write-ahead; the INTENTs of the orders that fit in
+the current pacing window are committed together, then those orders are sent), orderRef is
+the plan's deterministic leg reference, sends are paced by the broker session's one sliding
+window (`reconciler.broker.pacing`), sells go first and buys once cash allows,
 orders left working at their TTL are cancelled, and the out-of-band halt is honoured before
 every send and at least every `halt_poll` seconds while orders work (working orders are then
 cancelled). Nothing more is sent once the gateway reported 1100 during the session
@@ -19,13 +21,14 @@ risk, or print: progress goes to a callback.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Generic, Protocol, runtime_checkable
 
-from reconciler.apply.journal import OrderJournal, fill_dict, record_fills, unique_fills
+from reconciler.apply.journal import FillRecorder, OrderJournal, fill_dict, unique_fills
 from reconciler.apply.outcome import (
     FILLED,
     REJECTED,
@@ -53,7 +56,10 @@ __all__ = [
     "slippage_bps",
 ]
 
-DEFAULT_MESSAGES_PER_SECOND = 45.0
+# INTENTs committed in the first group (the first order waits for it), and at most ahead of
+# the sending (one second's worth at the default 45 messages/s).
+INTENT_BATCH = 6
+INTENT_LOOKAHEAD = 45
 # The out-of-band halt is read at least this often while orders work.
 HALT_POLL_SECONDS = 1.0
 
@@ -206,20 +212,17 @@ class Executor(Generic[HandleT]):
         clock: Clock,
         cycle_id: int,
         progress: Progress = lambda _msg: None,
-        messages_per_second: float = DEFAULT_MESSAGES_PER_SECOND,
         cancel_grace_seconds: float = CANCEL_GRACE_SECONDS,
         halt_poll_seconds: float = HALT_POLL_SECONDS,
         size_increments: Mapping[int, float] | None = None,
     ) -> None:
-        from aiolimiter import AsyncLimiter
-
         self.plan = plan
         self.broker = broker
         self.store = store
         self.clock = clock
         self.cycle_id = cycle_id
         self.progress = progress
-        self.limiter = AsyncLimiter(max(1.0, messages_per_second), 1.0)
+        self.fills = FillRecorder(store)
         self.cancel_grace = cancel_grace_seconds
         self.halt_poll = halt_poll_seconds
         self.notes: list[str] = []
@@ -273,6 +276,7 @@ class Executor(Generic[HandleT]):
                 f"halted during the apply ({self.halted}): no further orders were sent and "
                 "working orders were cancelled"
             )
+        self.store.flush()  # every event of this apply committed before its outcomes count
         return sorted(outcomes, key=lambda o: o.leg)
 
     def _not_sent(self, order: PlannedOrder, message: str) -> OrderOutcome:
@@ -324,65 +328,126 @@ class Executor(Generic[HandleT]):
         return reason
 
     async def _run_phase(self, orders: Sequence[PlannedOrder]) -> list[OrderOutcome]:
+        following: list[asyncio.Task[None]] = []
         placed: list[_Followed[HandleT]] = []
         outcomes: list[OrderOutcome] = []
-        for order in orders:
-            ref = order_ref(self.plan.plan_id, order.leg)
-            outcome = not_sent_outcome(self.plan.plan_id, order)
-            outcomes.append(outcome)
-            if self._check_halt(force=True) is not None:
-                outcome.message = f"not sent: halted ({self.halted})"
-                self._order_done(outcome)
-                continue
-            stop = self._stop_sending()
-            if stop is not None:
-                outcome.message = f"not sent: {stop}"
-                self._order_done(outcome)
-                continue
-            handle = await self._send(order, ref, outcome)
-            if handle is not None:
-                placed.append(_Followed(order, ref, handle, outcome))
-            else:
-                self._order_done(outcome)
-        await asyncio.gather(*(self._follow(f) for f in placed))
+        # Orders whose INTENT is committed and that wait for their turn in the pacing window.
+        ready: collections.deque[tuple[PlannedOrder, str, OrderOutcome]] = collections.deque()
+        changed = asyncio.Event()
+        committing_done = False
+
+        async def commit_ahead() -> None:
+            # INTENTs are committed ahead of the sending, on a worker thread (the event loop
+            # keeps reading the gateway), up to INTENT_LOOKAHEAD orders: a slow disk then
+            # makes the groups bigger instead of the sending slower. The first group is
+            # small, so the first order does not wait for a large commit.
+            nonlocal committing_done
+            position = 0
+            try:
+                while position < len(orders):
+                    while len(ready) >= INTENT_LOOKAHEAD:
+                        changed.clear()
+                        await changed.wait()
+                    take = INTENT_BATCH if position == 0 else INTENT_LOOKAHEAD - len(ready)
+                    batch = orders[position : position + take]
+                    position += len(batch)
+                    sendable = self._admit(batch, outcomes)
+                    if sendable:
+                        await asyncio.to_thread(self._commit, sendable)
+                        ready.extend(sendable)
+                        changed.set()
+            finally:
+                committing_done = True
+                changed.set()
+
+        producer = asyncio.create_task(commit_ahead())
+        try:
+            while ready or not committing_done:
+                if not ready:
+                    changed.clear()
+                    await changed.wait()
+                    continue
+                slots = await self.broker.send_slots()
+                for _ in range(min(slots, len(ready))):
+                    order, ref, outcome = ready.popleft()
+                    # None of these is sent before its INTENT commit returned (write-ahead).
+                    stop = self._stop_sending()
+                    if stop is None and self._check_halt() is not None:
+                        stop = f"halted ({self.halted})"
+                    if stop is not None:
+                        outcome.message = f"not sent: {stop}"
+                        self._order_done(outcome)
+                        continue
+                    handle = await self._send(order, ref, outcome)
+                    if handle is None:
+                        self._order_done(outcome)
+                        continue
+                    followed = _Followed(order, ref, handle, outcome)
+                    placed.append(followed)
+                    following.append(asyncio.create_task(self._follow(followed)))
+                changed.set()
+        finally:
+            if not producer.done():
+                producer.cancel()
+        await asyncio.gather(*following)
+        await producer  # a commit that failed is raised here, after the sent orders' outcomes
         unresolved = [f for f in placed if f.ask_broker]
         if unresolved:
             await self._look_up(unresolved)
         return outcomes
 
-    async def _send(self, order: PlannedOrder, ref: str, outcome: OrderOutcome) -> HandleT | None:
-        from reconciler.broker.errors import BrokerError
+    def _admit(
+        self, batch: Sequence[PlannedOrder], outcomes: list[OrderOutcome]
+    ) -> list[tuple[PlannedOrder, str, OrderOutcome]]:
+        """The orders of `batch` that may still go (the halt read once per batch)."""
+        halted = self._check_halt(force=True) is not None
+        sendable = []
+        for order in batch:
+            outcome = not_sent_outcome(self.plan.plan_id, order)
+            outcomes.append(outcome)
+            if halted:
+                outcome.message = f"not sent: halted ({self.halted})"
+                self._order_done(outcome)
+                continue
+            sendable.append((order, order_ref(self.plan.plan_id, order.leg), outcome))
+        return sendable
 
-        # Write-ahead: the INTENT is committed before the order can reach the broker, so a
-        # crash after this line leaves a record that recovery resolves instead of resending.
-        self.store.record_intent(
-            {**asdict(order), "client_id": self.broker.client_id},
-            order_ref=ref,
+    def _commit(self, sendable: Sequence[tuple[PlannedOrder, str, OrderOutcome]]) -> None:
+        # Write-ahead: the INTENTs are durable before any of these orders can reach the
+        # broker, so a crash after this line leaves records that recovery resolves instead
+        # of resending.
+        self.store.record_intents(
+            [({**asdict(o), "client_id": self.broker.client_id}, ref) for o, ref, _ in sendable],
             plan_id=self.plan.plan_id,
             cycle_id=self.cycle_id,
         )
-        log.info(
-            "order intent",
-            order_ref=ref,
-            account=order.account,
-            side=order.side,
-            quantity=order.quantity,
-            instrument=order.key,
-            order_type=order.order_type,
-            limit_price=order.limit_price,
-            reason=order.reason,
-        )
+        for order, ref, _ in sendable:
+            log.info(
+                "order intent",
+                order_ref=ref,
+                account=order.account,
+                side=order.side,
+                quantity=order.quantity,
+                instrument=order.key,
+                order_type=order.order_type,
+                limit_price=order.limit_price,
+                reason=order.reason,
+            )
+
+    async def _send(self, order: PlannedOrder, ref: str, outcome: OrderOutcome) -> HandleT | None:
+        """Send one order whose INTENT is committed."""
+        from reconciler.broker.errors import BrokerError
+
         self.progress(
             f"send  {ref} {order.account} {order.side} {order.quantity:g} {order.key} "
             f"{order.order_type}{'' if order.limit_price is None else f' @ {order.limit_price:g}'}"
         )
         try:
-            async with self.limiter:
-                handle = await self.broker.place_order(order, order_ref=ref)
+            handle = await self.broker.place_order(order, order_ref=ref)
         except BrokerError as exc:
             outcome.status = REJECTED
             outcome.message = str(exc)
-            self.store.append_event(
+            self.store.append_event_later(
                 "REJ", order_ref=ref, account=order.account, payload={"message": str(exc)}
             )
             log.warning("order rejected", order_ref=ref, account=order.account, error=str(exc))
@@ -394,7 +459,7 @@ class Executor(Generic[HandleT]):
         from reconciler.broker.errors import BrokerError
 
         f = followed
-        journal = OrderJournal(self.store, f.order, f.ref, f.handle)
+        journal = OrderJournal(self.store, f.order, f.ref, f.handle, self.fills)
         watcher = asyncio.create_task(journal.watch())
         try:
             await self._wait_then_cancel(f)
@@ -416,7 +481,7 @@ class Executor(Generic[HandleT]):
                 f"outcome unknown: stopping ({SHUTDOWN.reason}) before its final answer; "
                 "resolved at the next run by orderRef, never resent"
             )
-            self.store.append_event(
+            self.store.append_event_later(
                 "STATUS",
                 order_ref=f.ref,
                 account=f.order.account,
@@ -485,8 +550,7 @@ class Executor(Generic[HandleT]):
             self.progress(f"ttl   {f.ref}: {f.order.ttl_seconds:g}s passed, cancelling the rest")
             f.note = f"TTL {f.order.ttl_seconds:g}s reached, rest cancelled"
         try:
-            async with self.limiter:
-                await self.broker.cancel_order(f.handle)
+            await self.broker.cancel_order(f.handle)
         except Exception as exc:  # the final answer decides; keep the reason
             f.note += f" (cancel failed: {exc})"
         await self.broker.wait_order(f.handle, timeout=self.cancel_grace)
@@ -545,7 +609,7 @@ class Executor(Generic[HandleT]):
     ) -> None:
         order, ref, outcome, handle = f.order, f.ref, f.outcome, f.handle
         outcome.perm_id = handle.perm_id
-        record_fills(self.store, ref, order.account, fills)
+        self.fills.record_all(ref, order.account, fills)
         outcome.fills = [fill_dict(x) for x in fills]
         shares = float(sum(x.shares for x in fills))
         outcome.filled = float(verdict.filled)
@@ -559,7 +623,7 @@ class Executor(Generic[HandleT]):
         error = handle.error
         outcome.message = _message(f.note, verdict, source, handle)
         if outcome.filled > 0:
-            self.store.append_event(
+            self.store.append_event_later(
                 "PNL_SNAPSHOT",
                 order_ref=ref,
                 account=order.account,
@@ -583,13 +647,15 @@ class Executor(Generic[HandleT]):
         }
         if verdict.kind is not None:  # final
             # The final event comes last so an order's latest ledger event is its outcome.
-            self.store.append_event(
+            self.store.append_event_later(
                 verdict.kind, order_ref=ref, account=order.account, payload=payload
             )
         else:
             # No final answer: the INTENT stays unresolved and the next cycle's recovery
             # resolves it from the broker; it is never resent.
-            self.store.append_event("STATUS", order_ref=ref, account=order.account, payload=payload)
+            self.store.append_event_later(
+                "STATUS", order_ref=ref, account=order.account, payload=payload
+            )
         self._order_done(outcome)
         level, event = _OUTCOME_EVENTS.get(outcome.status, ("warning", "order outcome unknown"))
         getattr(log, level)(

@@ -3,8 +3,12 @@
 Responsible for turning what the broker reports about an order in flight into ledger events:
 the first acknowledgement as ACK, every later status change as STATUS, gateway errors, each
 fill once (PARTIAL, de-duplicated by execId) and commissions that arrive after their fill;
-and `record_fills`, which records executions read from the broker the same way. Must not
-decide an order's outcome (that is `reconciler.apply.outcome`), talk to the broker or print.
+`FillRecorder`, which sends each fill and each commission of a cycle to the store once (the
+same fill arrives as an execution, again with its commission report, and again in the final
+outcome); and `record_fills`, which records executions read from the broker the same way.
+Events go to the store's background writer (`append_event_later`): written in order, off
+the event loop; only the INTENT must be durable before an order leaves. Must not decide an
+order's outcome (that is `reconciler.apply.outcome`), talk to the broker or print.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ class OrderJournal:
     ACK_STATUSES = frozenset({"PreSubmitted", "Submitted", "Filled", "PendingCancel"})
 
     def __init__(
-        self, store: OrderLedgerPort, order: PlannedOrder, ref: str, handle: OrderHandlePort
+        self,
+        store: OrderLedgerPort,
+        order: PlannedOrder,
+        ref: str,
+        handle: OrderHandlePort,
+        fills: FillRecorder | None = None,
     ) -> None:
         self.store = store
+        self.fills = fills or FillRecorder(store)
         self.order = order
         self.ref = ref
         self.handle = handle
@@ -53,7 +63,7 @@ class OrderJournal:
             kind = "STATUS"
             if not self.acked and event.status in self.ACK_STATUSES and perm_id:
                 self.acked, kind = True, "ACK"
-            self.store.append_event(
+            self.store.append_event_later(
                 kind,
                 order_ref=self.ref,
                 account=account,
@@ -75,14 +85,8 @@ class OrderJournal:
                 remaining=event.remaining,
                 perm_id=perm_id,
             )
-        elif event.kind == "fill" and event.fill is not None:
-            record_fills(self.store, self.ref, account, [event.fill])
-        elif event.kind == "commission" and event.fill is not None:
-            record_fills(self.store, self.ref, account, [event.fill])
-            if event.fill.commission is not None:
-                self.store.record_commission(
-                    event.fill.exec_id, event.fill.commission, event.fill.commission_currency
-                )
+        elif event.kind in ("fill", "commission") and event.fill is not None:
+            self.fills.record(self.ref, account, event.fill)
         elif event.kind == "error":
             log.warning(
                 "order error from the gateway",
@@ -91,12 +95,58 @@ class OrderJournal:
                 code=event.error_code,
                 message=event.message,
             )
-            self.store.append_event(
+            self.store.append_event_later(
                 "STATUS",
                 order_ref=self.ref,
                 account=account,
                 payload={"error_code": event.error_code, "message": event.message},
             )
+
+
+class FillRecorder:
+    """Each fill, and each commission, of one apply sent to the store once (by execId).
+
+    The store de-duplicates by execId as well (a fill recorded by an earlier process); this
+    keeps the repeats of one process from costing a write each."""
+
+    def __init__(self, store: OrderLedgerPort) -> None:
+        self.store = store
+        self._seen: dict[str, bool] = {}  # execId -> its commission was recorded
+
+    def record(self, ref: str, account: str, f: Execution) -> None:
+        had_commission = self._seen.get(f.exec_id)
+        if had_commission is None:
+            self._seen[f.exec_id] = f.commission is not None
+            log.info(
+                "order fill",
+                order_ref=ref,
+                account=account,
+                exec_id=f.exec_id,
+                shares=f.shares,
+                price=f.price,
+                commission=f.commission,
+            )
+            self.store.record_fill_later(
+                partial_event=fill_dict(f),
+                exec_id=f.exec_id,
+                order_ref=ref,
+                account=account,
+                con_id=f.con_id,
+                symbol=f.symbol,
+                side=f.side,
+                shares=f.shares,
+                price=f.price,
+                time=f.time,
+                commission=f.commission,
+                commission_currency=f.commission_currency,
+            )
+        elif not had_commission and f.commission is not None:
+            self._seen[f.exec_id] = True
+            self.store.record_commission_later(f.exec_id, f.commission, f.commission_currency)
+
+    def record_all(self, ref: str, account: str, fills: Iterable[Execution]) -> None:
+        for f in fills:
+            self.record(ref, account, f)
 
 
 def fill_dict(fill: Execution) -> dict[str, Any]:

@@ -9,10 +9,10 @@ Must not cancel, place or record anything, and must not print.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from reconciler.model.actual import Execution
+from reconciler.model.actual import CompletedOrder, Execution, OpenOrder
 from reconciler.model.ports import BrokerPort, OrderLedgerPort
 
 REF_PREFIX = "rc-"
@@ -44,6 +44,23 @@ async def orphan_orders(
 ) -> list[OrphanOrder]:
     """rc- orders of `accounts` at the broker (working, completed today, or executed today by
     this client id) with no event in the ledger, working ones first."""
+    return find_orphans(
+        await broker.open_orders(),
+        await broker.completed_orders(),
+        await broker.executions(),
+        store,
+        accounts,
+    )
+
+
+def find_orphans(
+    open_orders: Iterable[OpenOrder],
+    completed_orders: Iterable[CompletedOrder],
+    executions: Iterable[Execution],
+    store: OrderLedgerPort,
+    accounts: Sequence[str],
+) -> list[OrphanOrder]:
+    """`orphan_orders` from what the broker already answered (e.g. the cycle's snapshot)."""
     wanted = set(accounts)
     found: dict[str, OrphanOrder] = {}
 
@@ -57,18 +74,18 @@ async def orphan_orders(
             and not store.order_events(ref)
         )
 
-    for o in await broker.open_orders():
+    for o in open_orders:
         if unknown(o.order_ref, o.account):
             found[o.order_ref] = OrphanOrder(
                 o.order_ref, o.account, o.symbol, o.side, o.quantity, o.filled, o.status, True
             )
-    for c in await broker.completed_orders():
+    for c in completed_orders:
         if unknown(c.order_ref, c.account):
             found[c.order_ref] = OrphanOrder(
                 c.order_ref, c.account, c.symbol, c.side, c.quantity, c.filled, c.status, False
             )
     executed: dict[str, list[Execution]] = {}
-    for e in await broker.executions():
+    for e in executions:
         if e.order_ref in executed or unknown(e.order_ref, e.account):
             executed.setdefault(e.order_ref, []).append(e)
     for ref, fills in executed.items():

@@ -39,6 +39,7 @@ from reconciler.model.actual import (
     Execution,
     OpenOrder,
     OrderTrail,
+    Position,
     Quote,
 )
 from reconciler.model.clock import Clock, SystemClock
@@ -97,7 +98,7 @@ class Broker:
         cid = settings.client_id if client_id is None else client_id
         link = Connectivity()
         try:
-            ib, latency = await open_ib(
+            ib, latency, sender = await open_ib(
                 lib,
                 connectivity=link,
                 host=settings.gateway_host,
@@ -105,12 +106,20 @@ class Broker:
                 client_id=cid,
                 timeout=limit,
                 readonly=readonly,
+                message_rate=settings.max_msg_rate,
             )
         except BrokerError:
             STATS.connect_failed()
             raise
-        STATS.connected(ib)
-        session = GatewaySession(ib, lib, timeout=limit, connectivity=link)
+        STATS.connected()
+        session = GatewaySession(
+            ib,
+            lib,
+            timeout=limit,
+            connectivity=link,
+            sender=sender,
+            positions_synced=lib.__name__ == "ib_async",
+        )
         return cls(
             session,
             settings=settings,
@@ -131,8 +140,30 @@ class Broker:
         for handle in self._handles.values():
             handle.detach()
         self._handles.clear()
-        STATS.closing(self._session.ib, link_ok=not self._session.connectivity.lost)
+        STATS.closing(
+            messages_sent=sum(self._session.message_counts.values()),
+            pacing_waits=self._session.pacing_waits,
+            link_ok=not self._session.connectivity.lost,
+        )
         self._session.close()
+
+    @property
+    def session(self) -> GatewaySession:
+        """The gateway session (its `message_counts` and `pacing_waits` count what was sent)."""
+        return self._session
+
+    @property
+    def message_counts(self) -> dict[str, int]:
+        return self._session.message_counts
+
+    @property
+    def pacing_waits(self) -> int:
+        return self._session.pacing_waits
+
+    async def send_slots(self) -> int:
+        """Wait until an order may leave without queueing behind the pacing window; returns
+        how many messages may leave now (the executor commits that many INTENTs at once)."""
+        return await self._session.send_slots()
 
     @property
     def request_timeout(self) -> float:
@@ -187,8 +218,12 @@ class Broker:
         self,
         instruments: Sequence[Instrument],
         lock: Mapping[str, LockedInstrument] | None = None,
+        *,
+        trust_lock: bool = False,
     ) -> dict[str, ContractInfo]:
-        """ContractInfo by Instrument.key; lock entries are looked up by conId and checked.
+        """ContractInfo by Instrument.key; lock entries are looked up by conId and checked,
+        or with `trust_lock` taken as committed without a request (see
+        `contracts.trusted_lock_entry` for where they are verified instead).
 
         Raises ResolutionError listing every unknown, ambiguous or conflicting instrument
         (LockMismatch when the only problems are lock entries that no longer match).
@@ -205,9 +240,22 @@ class Broker:
                         f"named two ways in the desired state ({seen} vs {instrument})",
                     )
                 )
-        results, failures = await gather_checked(
-            {key: self._resolve_one(inst, (lock or {}).get(key)) for key, inst in unique.items()}
+        lock = lock or {}
+        results: dict[str, Any] = {}
+        if trust_lock:
+            results = {
+                key: rules.trusted_lock_entry(inst, lock[key])
+                for key, inst in unique.items()
+                if key in lock
+            }
+        fetched, failures = await gather_checked(
+            {
+                key: self._resolve_one(inst, lock.get(key))
+                for key, inst in unique.items()
+                if key not in results
+            }
         )
+        results.update(fetched)
         if failures:
             raise BrokerError("; ".join(failures))
         resolved: dict[str, ContractInfo] = {}
@@ -275,6 +323,17 @@ class Broker:
             managed=self.managed_accounts,
             market_data_type=self.market_data_type,
         )
+
+    async def positions(self, accounts: Sequence[str]) -> dict[str, tuple[Position, ...]]:
+        """Every position of `accounts` (non-zero), from one positions request."""
+        wanted = tuple(dict.fromkeys(accounts))
+        self.require_accounts(wanted)
+        answer = await self._session.request("positions", self._ib.reqPositionsAsync)
+        found: dict[str, list[Position]] = {a: [] for a in wanted}
+        for p in answer:
+            if p.account in found and float(p.position) != 0:
+                found[p.account].append(convert.position(p))
+        return {a: tuple(found[a]) for a in wanted}
 
     async def quotes(self, infos: Iterable[ContractInfo]) -> dict[int, Quote]:
         """One fresh quote per contract (by conId); prices None when none arrived."""

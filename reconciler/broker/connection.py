@@ -32,6 +32,7 @@ from reconciler.broker.errors import (
     RequestTimeout,
     StartupSyncIncomplete,
 )
+from reconciler.broker.pacing import DEFAULT_MESSAGE_RATE, PacedSender, SlidingWindowPacer
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -43,13 +44,10 @@ MAX_MARKET_DATA_LINES = 90
 MAX_CONTRACT_DETAIL_REQUESTS = 40
 
 # The gateway disconnects a client that sends more than 50 messages in any second (error 100).
-# The client library's throttle lets MaxRequests messages out back to back, then waits for the
-# window to pass: 45 per 1.1 s meant bursts of 45, and when the gateway reads one burst late
-# (a GC pause, a busy host) and the next on time, it counts up to 90 in one second. Small
-# bursts at the same average rate (40/s) keep any 1 s the gateway sees under 50 even when it
-# reads up to ~0.2 s late (tests/bench/bench_plan_cli.py shows the effect).
-PACING_MAX_MESSAGES = 5
-PACING_INTERVAL = 0.125
+# The client library's own throttle lets MaxRequests messages out back to back, then waits
+# for the window to pass: bursts that a gateway reading one burst late counts together with
+# the next. `reconciler.broker.pacing` replaces it with a sliding window of the configured
+# budget (RECONCILER_MAX_MSG_RATE, default 45/s) that also caps each eighth of a second.
 
 CLIENT_ID_IN_USE = 326
 CONNECTIVITY_LOST = 1100
@@ -102,7 +100,8 @@ async def open_ib(
     timeout: float,
     readonly: bool,
     connectivity: Connectivity | None = None,
-) -> tuple[Any, float]:
+    message_rate: float = DEFAULT_MESSAGE_RATE,
+) -> tuple[Any, float, PacedSender]:
     """Connect a new client; returns (IB, seconds it took). Raises a BrokerError.
 
     A gateway without its link to IBKR says 1100 during the handshake, before any session
@@ -110,8 +109,10 @@ async def open_ib(
     """
     ib = lib.IB()
     ib.TimezoneTWS = library.gateway_timezone()
-    ib.client.MaxRequests = PACING_MAX_MESSAGES
-    ib.client.RequestsInterval = PACING_INTERVAL
+    loop = asyncio.get_running_loop()
+    sender = PacedSender(
+        ib.client, SlidingWindowPacer(message_rate), now=loop.time, call_later=loop.call_later
+    )
     clash = asyncio.Event()
     seen: list[tuple[int, str]] = []
     api_started = False
@@ -141,6 +142,11 @@ async def open_ib(
     )
     if lib.__name__ == "ib_async":
         kwargs["raiseSyncErrors"] = True
+        # Only positions at start-up (and the account stream, which the portfolio prices
+        # come from): every cycle's snapshot asks for open orders of all clients, today's
+        # executions, completed orders and account values itself, once.
+        startup = lib.StartupFetch
+        kwargs["fetchFields"] = startup.POSITIONS | startup.ACCOUNT_UPDATES
     started = time.perf_counter()
     connecting = asyncio.ensure_future(ib.connectAsync(**kwargs))
     clashed = asyncio.ensure_future(clash.wait())
@@ -165,7 +171,7 @@ async def open_ib(
             )
     error = connecting.exception()
     if error is None:
-        return ib, time.perf_counter() - started
+        return ib, time.perf_counter() - started, sender
     ib.disconnect()
     if any(code == CLIENT_ID_IN_USE for code, _ in seen):
         raise ClientIdInUse(client_id, host, port) from None
@@ -193,11 +199,17 @@ class GatewaySession:
         *,
         timeout: float,
         connectivity: Connectivity | None = None,
+        sender: PacedSender | None = None,
+        positions_synced: bool = False,
     ) -> None:
         self.ib = ib
         self.lib = lib
         self.timeout = timeout
         self.connectivity = connectivity or Connectivity()
+        self.sender = sender
+        # The start-up sync fetched every position and the subscription keeps them current
+        # (ib_async with raiseSyncErrors: an incomplete sync fails the connect).
+        self.positions_synced = positions_synced
         self._req_errors: dict[int, list[tuple[int, str]]] = {}
         self._order_listeners: dict[int, Callable[[int, str], None]] = {}
         self._close_listeners: dict[int, Callable[[], None]] = {}
@@ -206,6 +218,26 @@ class GatewaySession:
         self._contracts: dict[int, Any] = {}
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnected
+
+    @property
+    def message_counts(self) -> dict[str, int]:
+        """API messages sent over this session, by kind (e.g. {"placeOrder": 200})."""
+        return self.sender.message_counts if self.sender is not None else {}
+
+    @property
+    def pacing_waits(self) -> int:
+        """How many times sending had to wait for the pacing window."""
+        return self.sender.pacing_waits if self.sender is not None else 0
+
+    async def send_slots(self) -> int:
+        """Wait until at least one message may leave without queueing; how many may now."""
+        if self.sender is None:
+            return 1
+        while True:
+            slots = self.sender.capacity()
+            if slots > 0:
+                return slots
+            await asyncio.sleep(self.sender.delay())
 
     # ------------------------------------------------------------ events
 

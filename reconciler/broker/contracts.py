@@ -11,13 +11,13 @@ library module is passed in where an IB object is built).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
 from reconciler.broker import convert
 from reconciler.broker.errors import ResolutionProblem
-from reconciler.model.actual import ContractInfo
+from reconciler.model.actual import ContractInfo, Position
 from reconciler.model.desired import Instrument, LockedInstrument
 
 UNKNOWN_CONTRACT = 200  # "No security definition has been found for the request"
@@ -139,6 +139,46 @@ def _mismatch(key: str, field: str, a: object, b: object, source: str) -> Resolu
         return ResolutionProblem(key, "lock", message, field=field, locked=a, gateway=b)
     message = f"lock disagrees with the desired state: {field} {source} {a!r}, lock has {b!r}"
     return ResolutionProblem(key, "lock", message, field=field, locked=b, gateway=a)
+
+
+def trusted_lock_entry(
+    instrument: Instrument, locked: LockedInstrument
+) -> ContractInfo | list[ResolutionProblem]:
+    """A committed lock entry taken as it is (no request): the contract it names, or how it
+    disagrees with the desired state. The gateway's side is verified by `reconcile lock
+    --check`, by the held positions (`held_lock_problems`) and, for traded instruments in a
+    scheduled window, by their contract details."""
+    info = ContractInfo(
+        con_id=locked.con_id,
+        symbol=locked.symbol,
+        sec_type=locked.sec_type,
+        exchange=locked.exchange,
+        primary_exchange=locked.primary_exchange,
+        currency=locked.currency,
+        min_tick=locked.min_tick,
+        size_increment=locked.size_increment,
+    )
+    return lock_differences(instrument, locked, info) or info
+
+
+def held_lock_problems(
+    lock: Mapping[str, LockedInstrument], positions: Iterable[Position]
+) -> list[ResolutionProblem]:
+    """Where a held position's contract (which the gateway sends with every position)
+    contradicts the lock entry of the same conId: symbol, security type or currency."""
+    by_con_id = {entry.con_id: entry for entry in lock.values()}
+    problems: list[ResolutionProblem] = []
+    seen: set[int] = set()
+    for p in positions:
+        entry = by_con_id.get(p.con_id)
+        if entry is None or p.con_id in seen:
+            continue
+        seen.add(p.con_id)
+        for name in ("symbol", "sec_type", "currency"):
+            was, now = getattr(entry, name), getattr(p, name)
+            if (was or "") != (now or ""):
+                problems.append(_mismatch(entry.key, name, was, now, "gateway"))
+    return problems
 
 
 def lock_missing(key: str, con_id: int) -> ResolutionProblem:

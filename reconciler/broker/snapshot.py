@@ -66,16 +66,24 @@ async def take_snapshot(
 
     fetches: dict[str, Any] = {
         "server time": session.request("server time", ib.reqCurrentTimeAsync),
-        "positions": session.request("positions", ib.reqPositionsAsync),
         "open orders": session.request("open orders (all clients)", ib.reqAllOpenOrdersAsync),
         "executions": session.request("today's executions", ib.reqExecutionsAsync),
         "completed orders": session.request(
             "completed orders", lambda: ib.reqCompletedOrdersAsync(False)
         ),
     }
+    if session.positions_synced:
+        # The start-up sync's complete positions, kept current by their subscription: asking
+        # again right after connecting would be a duplicate request. Later snapshots ask.
+        session.positions_synced = False
+        synced = list(ib.positions())
+    else:
+        fetches["positions"] = session.request("positions", ib.reqPositionsAsync)
     for account in accounts:
         fetches[f"values:{account}"] = session.account_values(account)
     results, problems = await gather_checked(fetches)
+    if "positions" not in fetches:
+        results["positions"] = synced
     _stop_if(problems, session, mark)
 
     positions = [

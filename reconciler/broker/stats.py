@@ -1,7 +1,7 @@
 """Counters of this process's gateway sessions, for the metrics the app publishes.
 
 Responsible for counting what every session did at the boundary (connections tried and
-failed, messages sent, waits of the client library's request throttle) and for remembering
+failed, messages sent, waits of the session's pacer) and for remembering
 whether the last connection succeeded and whether the gateway's link to IBKR was up when the
 last session ended. One process-wide `STATS`, like the Prometheus counters it feeds; the app
 reads it with `snapshot()` after each cycle. Must not decide anything or talk to the gateway.
@@ -40,32 +40,19 @@ class GatewayStats:
                 values[name] = values[name] + value if isinstance(value, _Add) else value
             self._counts = GatewayCounts(**values)
 
-    def connected(self, ib: Any) -> None:
-        """A session opened: count it and the client library's throttle waits from now on."""
+    def connected(self) -> None:
+        """A session opened."""
         self._update(connects=_Add(1), last_connect_ok=True)
-        throttle = getattr(getattr(ib, "client", None), "throttleStart", None)
-        if throttle is not None:
-            throttle += self._pacing_wait
 
     def connect_failed(self) -> None:
         self._update(connects=_Add(1), connect_failures=_Add(1), last_connect_ok=False)
 
-    def closing(self, ib: Any, *, link_ok: bool) -> None:
-        """A session is about to close: add the messages it sent (the client counts them)."""
-        client = getattr(ib, "client", None)
-        conn = getattr(client, "conn", None)
-        sent = int(getattr(conn, "numMsgSent", 0) or 0)
-        throttle = getattr(client, "throttleStart", None)
-        if throttle is not None:
-            throttle -= self._pacing_wait
-        self._update(messages_sent=_Add(sent), last_link_ok=link_ok)
-
-    def pacing_wait(self) -> None:
-        """One wait of a request pacer (the client library's throttle, or ours)."""
-        self._update(pacing_waits=_Add(1))
-
-    def _pacing_wait(self, *_: Any) -> None:
-        self.pacing_wait()
+    def closing(self, *, messages_sent: int, pacing_waits: int, link_ok: bool) -> None:
+        """A session is about to close: add what its pacer sent and how often it held a
+        message back (the pacer counts both; the client library's throttle is off)."""
+        self._update(
+            messages_sent=_Add(messages_sent), pacing_waits=_Add(pacing_waits), last_link_ok=link_ok
+        )
 
     def snapshot(self) -> GatewayCounts:
         with self._lock:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.apply.executor import Executor, OrderOutcome, not_sent_outcome, recover
 from reconciler.apply.gates import GateInputs, GateResult, evaluate_gates, refused
-from reconciler.apply.orphans import orphan_orders
+from reconciler.apply.orphans import find_orphans
 from reconciler.apply.recovery import record_inflight_fills
 from reconciler.broker.errors import BrokerError
 from reconciler.cycle.common import (
@@ -32,10 +32,11 @@ from reconciler.cycle.common import (
     resolve_and_snapshot,
     selected_accounts,
     skip_breaks,
+    target_instruments,
 )
 from reconciler.cycle.record import RecordedCycle, ReportFacts, account_balances
 from reconciler.cycle.window import window_decisions
-from reconciler.decide.drift import LedgerBreak
+from reconciler.decide.drift import FillDelta, LedgerBreak, state_after_fills
 from reconciler.decide.planner import build_plan, new_plan_id
 from reconciler.decide.risk import RiskContext, recheck_plan
 from reconciler.decide.staleness import StalenessTolerance, stale_reasons
@@ -98,11 +99,14 @@ async def apply_cycle(
     warnings: Sequence[str] = (),
     window: TradingWindow | None = None,
     lock_timeout: float = 0.0,
+    connecting: Awaitable[TradingPort[Any]] | None = None,
 ) -> ApplyOutcome:
     """Plan (or check a saved plan), pass the gates, take the lock, execute, report.
 
     `lock_timeout` seconds are waited for an account lock another writer holds (0: refuse at
-    once), like Terraform's -lock-timeout.
+    once), like Terraform's -lock-timeout. `connecting`: a connection already on its way
+    (the CLI starts it before reading the desired state and the store); by default the
+    cycle connects once it is recorded.
 
     With `window` (the Schedule's guard minutes) nothing is sent unless every instrument
     with an order is inside its market window (`reconciler.cycle.window`); the plan is still
@@ -144,6 +148,7 @@ async def apply_cycle(
         run = _ApplyRun(desired, settings, clock, store, chosen, facts, progress)
         run.window = window
         run.lock_timeout = lock_timeout
+        run.connecting = connecting
         applied = await run.run(plan_file, approve, tolerance)
         facts.status = applied.status
     report = cycle.report
@@ -194,6 +199,7 @@ class _ApplyRun:
         self.progress = progress
         self.window: TradingWindow | None = None
         self.lock_timeout = 0.0
+        self.connecting: Awaitable[TradingPort[Any]] | None = None
 
     async def run(
         self,
@@ -203,9 +209,15 @@ class _ApplyRun:
     ) -> _Applied:
         halt = self.store.current_halt()
         self.halt_reason = halt.reason if halt else None
-        self.broker = await connect(
-            self.settings, readonly=not self.settings.orders_enabled, clock=self.clock
-        )
+        if self.connecting is None:
+            self.broker = await connect(
+                self.settings, readonly=not self.settings.orders_enabled, clock=self.clock
+            )
+        else:
+            try:
+                self.broker = await self.connecting
+            except BrokerError as exc:
+                raise CycleError(str(exc)) from exc
         try:
             gates = self._check_gates()
             with await self._wait_for_lock():
@@ -383,9 +395,12 @@ class _ApplyRun:
             self.facts.recovery = await recover(
                 self.broker, self.store, self.accounts, clock=self.clock, progress=self.progress
             )
-            await self._refuse_orphans()
         actual, fresh = await self._snapshot_and_plan(new_plan_id(self.clock.now()))
         self.facts.balances_before = account_balances(actual, self.accounts)
+        if self.settings.orders_enabled:
+            # From the snapshot's open orders, completed orders and executions: asking the
+            # gateway for them a second time just before would be duplicate requests.
+            self._refuse_orphans(actual)
         breaks = self._record_breaks(actual)
         fresh = skip_breaks(fresh, breaks)
         if plan_file is not None:
@@ -403,7 +418,7 @@ class _ApplyRun:
         self.store.record_plan(_plan_json(plan))
         self.store.record_actual_state(self.cycle_id, actual)
         self.store.record_denials(self.cycle_id, plan.plan_id, plan.decisions)
-        outside = self._outside_window(plan, actual)
+        outside = await self._outside_window(plan, actual)
         approved = plan_file is not None or not plan.orders or approve(plan)
         dry_run = not self.settings.orders_enabled
         outcomes = await self._execute(plan, actual, approved, dry_run, outside)
@@ -412,18 +427,19 @@ class _ApplyRun:
         status = self._settle(plan, approved, dry_run, orders, outside)
         if approved and not dry_run and not outside:
             if outcomes:
-                await self._drift_after(plan)
+                await self._drift_after(plan, actual, outcomes)
             for account, snapshot in fresh.desired_snapshot.items():
                 self.store.record_desired_snapshot(account, self.cycle_id, snapshot)
         return _Applied(plan, dry_run, gates, approved, status)
 
-    def _outside_window(self, plan: Plan, actual: ActualState) -> list[str]:
+    async def _outside_window(self, plan: Plan, actual: ActualState) -> list[str]:
         """Why the plan's orders may not go out now: each traded instrument outside its
         market window. Empty when they may (or when this cycle checks no window)."""
         if self.window is None or not plan.orders:
             return []
         contracts = {info.con_id: info for info in self.resolved.values()}
         contracts.update(actual.contracts)
+        await self._hours_of_traded(plan, contracts)
         traded = list({o.con_id: contracts.get(o.con_id) for o in plan.orders}.items())
         unknown = [con_id for con_id, info in traded if info is None]
         decisions = window_decisions(
@@ -437,6 +453,25 @@ class _ApplyRun:
         for line in closed:
             self.progress(f"outside the trading window: {line}")
         return closed
+
+    async def _hours_of_traded(self, plan: Plan, contracts: dict[int, ContractInfo]) -> None:
+        """Contract details (liquidHours, time zone) for traded instruments taken from the
+        trusted lockfile, which has no hours: asked by conId, so their lock entries are
+        verified against the gateway as well (a mismatch stops the cycle)."""
+        traded = {o.con_id for o in plan.orders}
+        keys = {
+            key
+            for key, info in self.resolved.items()
+            if info.con_id in traded and not contracts[info.con_id].liquid_hours
+        }
+        wanted = [i for i in target_instruments(self.desired, self.accounts) if i.key in keys]
+        if not wanted:
+            return
+        try:
+            fresh = await self.broker.resolve(wanted, lock=self.desired.lock)
+        except BrokerError as exc:
+            raise CycleError(str(exc)) from exc
+        contracts.update({info.con_id: info for info in fresh.values()})
 
     def _settle(
         self,
@@ -464,9 +499,15 @@ class _ApplyRun:
         self.facts.result = outcome.apply_result(status, counts, not_closed, outside)
         return status
 
-    async def _refuse_orphans(self) -> None:
+    def _refuse_orphans(self, actual: ActualState) -> None:
         """Report rc- orders the broker has and the ledger lacks; refuse while any works."""
-        orphans = await orphan_orders(self.broker, self.store, self.accounts)
+        orphans = find_orphans(
+            actual.open_orders,
+            actual.completed_orders,
+            actual.executions,
+            self.store,
+            self.accounts,
+        )
         if not orphans:
             return
         self.facts.orphan_orders = [o.render() for o in orphans]
@@ -522,8 +563,43 @@ class _ApplyRun:
         self.facts.notes += executor.notes
         return outcomes
 
-    async def _drift_after(self, plan: Plan) -> None:
-        after, after_plan = await self._snapshot_and_plan(plan.plan_id + "-after")
+    async def _drift_after(
+        self, plan: Plan, actual: ActualState, outcomes: Sequence[OrderOutcome]
+    ) -> None:
+        """What is left to do after the orders, from this cycle's contracts and quotes, the
+        fills received and one positions request (no second snapshot)."""
+        try:
+            positions = await self.broker.positions(self.accounts)
+        except BrokerError as exc:
+            raise CycleError(f"positions after the apply could not be read: {exc}") from exc
+        by_ref = {order_ref(plan.plan_id, o.leg): o for o in plan.orders}
+        fills = [
+            FillDelta(
+                account=o.account,
+                con_id=by_ref[o.order_ref].con_id,
+                currency=by_ref[o.order_ref].currency,
+                side=o.side,
+                shares=float(f["shares"]),
+                price=float(f["price"]),
+                commission=float(f.get("commission") or 0.0),
+            )
+            for o in outcomes
+            if o.order_ref in by_ref
+            for f in o.fills
+        ]
+        after = state_after_fills(actual, positions, fills, now=self.clock.now())
+        after_plan = with_warnings(
+            build_plan(
+                self.desired,
+                after,
+                self.resolved,
+                self.limits,
+                now=self.clock.now(),
+                plan_id=plan.plan_id + "-after",
+                accounts=self.accounts,
+            ),
+            settings_warnings(self.settings),
+        )
         self.facts.plan_after = after_plan
         self.facts.balances_after = account_balances(after, self.accounts)
         # Fills of orders still unresolved (earlier cycles', or ours of unknown outcome) are

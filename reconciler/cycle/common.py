@@ -18,7 +18,8 @@ from typing import Any
 
 from reconciler.apply.gates import GateResult
 from reconciler.broker import Broker
-from reconciler.broker.errors import BrokerError
+from reconciler.broker.contracts import held_lock_problems
+from reconciler.broker.errors import BrokerError, LockMismatch
 from reconciler.decide.changes import account_documents, document_changes, merge_documents
 from reconciler.decide.drift import LedgerBreak, ledger_breaks
 from reconciler.decide.risk import EffectiveLimits, effective_limits
@@ -108,10 +109,18 @@ async def resolve_and_snapshot(
             f"(it manages {', '.join(broker.managed_accounts) or 'none'})"
         )
     try:
-        resolved = await broker.resolve(target_instruments(desired, accounts), lock=desired.lock)
+        # The committed lock is trusted within the cycle (no contract-details request per
+        # entry); held positions carry their contract and are checked against it below.
+        resolved = await broker.resolve(
+            target_instruments(desired, accounts), lock=desired.lock, trust_lock=True
+        )
         # No session reports lock mismatches as data: Broker.resolve raises LockMismatch.
         mismatches: list[str] = []
         actual = await broker.snapshot(accounts, resolved)
+        held = [p for state in actual.accounts.values() for p in state.positions]
+        problems = held_lock_problems(desired.lock, held)
+        if problems:
+            raise LockMismatch(problems)
     except SnapshotError as exc:
         raise CycleError(f"broker snapshot incomplete, nothing planned: {exc}") from exc
     except BrokerError as exc:

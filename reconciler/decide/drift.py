@@ -5,6 +5,8 @@ Responsible for
   targeted: quantity, reference price, market value in base currency, current and target
   weight of capital, drift, whether the instrument is inside its band, open orders in flight;
 - the band rules (`weight_in_band`, `quantity_in_band`) the planner trades by;
+- `state_after_fills`: the book after an apply from the cycle's snapshot, the fills received
+  and the positions reported now (no second snapshot);
 (What changed in the desired state itself is `reconciler.decide.changes`.)
 
 Must not plan orders, apply risk limits, do I/O or print. Pure functions of values.
@@ -26,14 +28,15 @@ Decisions (documented for reviewers):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.model.actual import (
     AccountState,
     ActualState,
     ContractInfo,
+    Position,
     Quote,
     in_flight_by_con_id,
 )
@@ -284,3 +287,72 @@ def ledger_breaks(
         if abs(expected - actual) > 1e-6:
             breaks.append(LedgerBreak(account, con_id, symbol, expected, actual))
     return breaks
+
+
+@dataclass(frozen=True)
+class FillDelta:
+    """One fill of this cycle, as the after-state needs it (commission in `currency`)."""
+
+    account: str
+    con_id: int
+    currency: str
+    side: str  # BUY | SELL
+    shares: float
+    price: float
+    commission: float = 0.0
+
+
+def state_after_fills(
+    before: ActualState,
+    positions: Mapping[str, Sequence[Position]],
+    fills: Sequence[FillDelta],
+    *,
+    now: Any,
+) -> ActualState:
+    """The book after an apply without a second snapshot: positions as the broker reports
+    them now (one request), cash moved by the fills received (price x shares and commission,
+    in the fill's currency), and NAV, gross position value and available funds moved by the
+    cash and by each position's change valued at this cycle's quotes. Quotes, contracts and
+    FX rates are the cycle's own. Accounts without positions given keep their state."""
+    accounts: dict[str, AccountState] = {}
+    for name, state in before.accounts.items():
+        if name not in positions:
+            accounts[name] = state
+            continue
+        cash = dict(state.cash)
+        cash_delta_base = 0.0
+        for f in fills:
+            if f.account != name:
+                continue
+            signed = f.shares if f.side == "BUY" else -f.shares
+            moved = -signed * f.price - f.commission
+            cash[f.currency] = cash.get(f.currency, 0.0) + moved
+            cash_delta_base += moved * (state.fx_rate(f.currency) or 0.0)
+        held_before = state.held_by_con_id()
+        held_after: dict[int, float] = {}
+        for p in positions[name]:
+            held_after[p.con_id] = held_after.get(p.con_id, 0.0) + p.quantity
+        value_delta = gross_delta = 0.0
+        for con_id in set(held_before) | set(held_after):
+            q0, q1 = held_before.get(con_id, 0.0), held_after.get(con_id, 0.0)
+            if q0 == q1:
+                continue
+            quote = before.quotes.get(con_id)
+            info = before.contracts.get(con_id)
+            price = quote.reference_price if quote is not None else None
+            rate = state.fx_rate(info.currency) if info is not None else None
+            if price is None or rate is None:
+                continue
+            value_delta += (q1 - q0) * price * rate
+            gross_delta += (abs(q1) - abs(q0)) * price * rate
+        accounts[name] = replace(
+            state,
+            cash=cash,
+            total_cash=state.total_cash + cash_delta_base,
+            net_liquidation=state.net_liquidation + cash_delta_base + value_delta,
+            gross_position_value=state.gross_position_value + gross_delta,
+            available_funds=state.available_funds + cash_delta_base,
+            buying_power=state.buying_power + cash_delta_base,
+            positions=tuple(positions[name]),
+        )
+    return replace(before, snapshot_time=now, accounts=accounts)

@@ -90,6 +90,20 @@ def _timeout(value: Any) -> Any:
     return seconds
 
 
+def _msg_rate(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    rate = parse_float("RECONCILER_MAX_MSG_RATE", value)
+    if not rate:  # unset, blank or 0: the default
+        raise PydanticUseDefault()
+    if rate > 50:
+        raise SettingsError(
+            f"RECONCILER_MAX_MSG_RATE={value!r} must be at most 50 (IB disconnects a client "
+            "that sends more than 50 messages in a second)"
+        )
+    return rate
+
+
 def _trading_mode(value: Any) -> Any:
     if not isinstance(value, str):
         return value
@@ -168,6 +182,9 @@ class Environment(BaseSettings):
     )
     connect_timeout: Annotated[float, BeforeValidator(_timeout)] = Field(
         10.0, validation_alias="IB_CONNECT_TIMEOUT"
+    )
+    max_msg_rate: Annotated[float, BeforeValidator(_msg_rate)] = Field(
+        45.0, gt=0, le=50, validation_alias="RECONCILER_MAX_MSG_RATE"
     )
     trading_mode: Annotated[Literal["paper", "live"], BeforeValidator(_trading_mode)] = Field(
         "paper", validation_alias="TRADING_MODE"

@@ -153,6 +153,8 @@ class BrokerPort(Protocol):
         self,
         instruments: Sequence[Instrument],
         lock: Mapping[str, LockedInstrument] | None = None,
+        *,
+        trust_lock: bool = False,
     ) -> Mapping[str, ContractInfo]:
         """ContractInfo by Instrument.key; raises on unknown, ambiguous or mismatched ones."""
         ...
@@ -164,6 +166,10 @@ class BrokerPort(Protocol):
         ...
 
     async def quotes(self, infos: Iterable[ContractInfo]) -> Mapping[int, Quote]: ...
+
+    async def positions(self, accounts: Sequence[str]) -> Mapping[str, Sequence[Position]]:
+        """Every non-zero position of `accounts`, from one positions request."""
+        ...
 
     async def open_orders(self) -> Sequence[OpenOrder]:
         """Working orders of every client id."""
@@ -202,6 +208,11 @@ class TradingPort(BrokerPort, Protocol[HandleT]):
         ...
 
     async def cancel_order(self, handle: HandleT) -> None: ...
+
+    async def send_slots(self) -> int:
+        """Wait until a message may leave without queueing for the pacing window; how many
+        may leave now."""
+        ...
 
     def link_problem(self) -> str | None:
         """Why nothing may be sent now (the gateway lost its link to IBKR), or None."""
@@ -299,6 +310,39 @@ class OrderLedgerPort(Protocol):
         account: str | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> object: ...
+
+    def record_intents(
+        self,
+        orders: Sequence[tuple[Mapping[str, Any], str]],
+        *,
+        plan_id: str | None,
+        cycle_id: int | None,
+    ) -> None:
+        """Commit several (order, orderRef) INTENTs together before any of them is sent."""
+        ...
+
+    def append_event_later(
+        self,
+        kind: str,
+        *,
+        order_ref: str | None = None,
+        account: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append by the background writer, in order; reads and direct writes wait for it."""
+        ...
+
+    def record_fill_later(
+        self, *, partial_event: Mapping[str, Any] | None = None, **fill: Any
+    ) -> None: ...
+
+    def record_commission_later(
+        self, exec_id: str, commission: float, currency: str | None = None
+    ) -> None: ...
+
+    def flush(self) -> None:
+        """Until every deferred write is committed; raises the first that failed."""
+        ...
 
     def order_events(self, order_ref: str) -> Sequence[object]: ...
 

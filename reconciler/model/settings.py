@@ -35,6 +35,8 @@ ENV_VARS: dict[str, str] = {
     "IB_MASTER_CLIENT_ID": "The gateway's configured master API client id, used by `halt "
     "--cancel-open` as a fallback to cancel orders whose owner does not (default unset).",
     "IB_CONNECT_TIMEOUT": "Seconds to wait for the connection and each request (default 10).",
+    "RECONCILER_MAX_MSG_RATE": "Messages per second sent to the gateway, in any 1 s window "
+    "(default 45; IB disconnects above 50).",
     "TRADING_MODE": "paper (default) or live.",
     "ORDERS_ENABLED": "true to let apply send orders (default false: dry run).",
     "LIVE_TRADING_OVERRIDE_FILE": "File that must exist for live trading.",
@@ -274,6 +276,7 @@ class Settings:
     readonly_client_id: int = DEFAULT_READONLY_CLIENT_ID
     master_client_id: int | None = None
     connect_timeout: float = 10.0
+    max_msg_rate: float = 45.0
     trading_mode: str = "paper"
     orders_enabled: bool = False
     live_override_file: str | None = None

@@ -10,10 +10,11 @@ Must not talk to a broker, print, or update/delete ledger rows, fills or halts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reconciler.model.clock import Clock, SystemClock
@@ -41,6 +42,7 @@ from reconciler.store.models import (
     RiskDenial,
     to_jsonable,
 )
+from reconciler.store.writer import LedgerWriter
 
 CYCLE_KINDS = frozenset({"plan", "apply", "demo", "run", "health"})
 UTC = dt.UTC
@@ -66,6 +68,54 @@ def _get(source: Any, name: str, default: Any = None) -> Any:
     return getattr(source, name, default)
 
 
+def _order_body(order: Mapping[str, Any] | Any, order_ref: str) -> dict[str, Any]:
+    body = to_jsonable(order)
+    if not isinstance(body, dict):
+        raise TypeError(f"order must be a mapping or dataclass, got {type(order).__name__}")
+    missing = [f for f in ("account", "symbol", "side", "quantity") if body.get(f) is None]
+    if missing:
+        raise ValueError(f"order {order_ref}: missing field(s) {', '.join(missing)}")
+    return body
+
+
+def _insert_intent(
+    conn: Connection,
+    body: dict[str, Any],
+    order_ref: str,
+    plan_id: str | None,
+    cycle_id: int | None,
+    now: dt.datetime,
+) -> None:
+    """The order row and its INTENT event, inside the caller's write transaction."""
+    conn.execute(
+        insert(OrderRow).values(
+            order_ref=order_ref,
+            plan_id=plan_id,
+            cycle_id=cycle_id,
+            leg=body.get("leg"),
+            account=body["account"],
+            con_id=body.get("con_id"),
+            symbol=body["symbol"],
+            side=body["side"],
+            quantity=float(body["quantity"]),
+            order_type=body.get("order_type"),
+            limit_price=body.get("limit_price"),
+            arrival_price=body.get("arrival_price"),
+            est_notional=body.get("est_notional"),
+            created_at=now,
+            body=body,
+        )
+    )
+    ledger.append_event(
+        conn,
+        at=now,
+        kind=ledger.INTENT,
+        order_ref=order_ref,
+        account=body["account"],
+        payload={"plan_id": plan_id, "cycle_id": cycle_id, "order": body},
+    )
+
+
 class Store:
     """Persistence for cycles, plans, orders, the event ledger, fills, positions, risk
     denials, locks and the halt switch. Synchronous; safe to share within a process."""
@@ -74,6 +124,58 @@ class Store:
         self.engine = engine
         self.clock = clock
         self._owns_engine = owns_engine
+        # Started by the first deferred write (an apply's order events); see store/writer.py.
+        self._writer: LedgerWriter | None = None
+        self._deferred_error: BaseException | None = None
+
+    # ------------------------------------------------------------------ the writer
+
+    def _ledger_writer(self) -> LedgerWriter:
+        if self._writer is None:
+            self._writer = LedgerWriter(self.engine)
+        return self._writer
+
+    @property
+    def writer(self) -> LedgerWriter | None:
+        """The background writer, once an apply started it (its `busy_seconds` is the time
+        it spent writing)."""
+        return self._writer
+
+    def flush(self) -> None:
+        """Wait until every deferred write is committed; raise the first that failed.
+
+        Every read and every direct write flushes first, so the store reads its own writes
+        and the hash chain keeps the order in which writes were asked for."""
+        if self._writer is not None:
+            self._writer.flush()
+        self._raise_deferred()
+
+    def _raise_deferred(self) -> None:
+        error, self._deferred_error = self._deferred_error, None
+        if error is not None:
+            raise error
+
+    def _defer(self, job: Any) -> None:
+        future = self._ledger_writer().submit(job)
+
+        def keep_error(done: Any) -> None:
+            error = done.exception()
+            if error is not None and self._deferred_error is None:
+                self._deferred_error = error
+
+        future.add_done_callback(keep_error)
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self.flush()
+        with read_tx(self.engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        self.flush()
+        with write_tx(self.engine) as conn:
+            yield conn
 
     @property
     def backend(self) -> str:
@@ -88,6 +190,9 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._owns_engine:
             self.engine.dispose()
 
@@ -119,7 +224,7 @@ class Store:
         payload: Mapping[str, Any] | None = None,
     ) -> ledger.EventRow:
         """Append one hash-chained event and commit it before returning."""
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             return ledger.append_event(
                 conn,
                 at=self._now(),
@@ -130,17 +235,17 @@ class Store:
             )
 
     def verify_ledger(self) -> ledger.VerifyResult:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return ledger.verify_chain(conn)
 
     def order_events(self, order_ref: str) -> list[ledger.EventRow]:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.order_events(conn, order_ref)
 
     def recent_events(
         self, *, account: str | None = None, limit: int = 50
     ) -> list[ledger.EventRow]:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.recent_events(conn, account, limit)
 
     # ------------------------------------------------------------------ write-ahead orders
@@ -155,49 +260,44 @@ class Store:
     ) -> None:
         """Write the order row and its INTENT event in one committed transaction. Call it
         before sending; if it raises, do not send. `order` is a PlannedOrder or its dict."""
-        body = to_jsonable(order)
-        if not isinstance(body, dict):
-            raise TypeError(f"order must be a mapping or dataclass, got {type(order).__name__}")
-        missing = [f for f in ("account", "symbol", "side", "quantity") if body.get(f) is None]
-        if missing:
-            raise ValueError(f"order {order_ref}: missing field(s) {', '.join(missing)}")
+        self.record_intents([(order, order_ref)], plan_id=plan_id, cycle_id=cycle_id)
+
+    def record_intents(
+        self,
+        orders: Sequence[tuple[Mapping[str, Any] | Any, str]],
+        *,
+        plan_id: str | None,
+        cycle_id: int | None,
+    ) -> None:
+        """`record_intent` for several (order, orderRef) pairs, committed together: when it
+        returns every INTENT is durable; when it raises, none is, and none may be sent.
+
+        While the background writer runs (an apply's order events), the INTENTs go through
+        it, after the events queued before them, in the same group commit."""
+        bodies = [(_order_body(order, ref), ref) for order, ref in orders]
+        if not bodies:
+            return
         now = self._now()
+
+        def write(conn: Connection) -> None:
+            for body, ref in bodies:
+                _insert_intent(conn, body, ref, plan_id, cycle_id, now)
+
         try:
-            with write_tx(self.engine) as conn:
-                conn.execute(
-                    insert(OrderRow).values(
-                        order_ref=order_ref,
-                        plan_id=plan_id,
-                        cycle_id=cycle_id,
-                        leg=body.get("leg"),
-                        account=body["account"],
-                        con_id=body.get("con_id"),
-                        symbol=body["symbol"],
-                        side=body["side"],
-                        quantity=float(body["quantity"]),
-                        order_type=body.get("order_type"),
-                        limit_price=body.get("limit_price"),
-                        arrival_price=body.get("arrival_price"),
-                        est_notional=body.get("est_notional"),
-                        created_at=now,
-                        body=body,
-                    )
-                )
-                ledger.append_event(
-                    conn,
-                    at=now,
-                    kind=ledger.INTENT,
-                    order_ref=order_ref,
-                    account=body["account"],
-                    payload={"plan_id": plan_id, "cycle_id": cycle_id, "order": body},
-                )
+            if self._writer is not None:
+                self._writer.run(write)  # after every write queued before it (FIFO)
+                self._raise_deferred()  # an earlier write that failed stops the sending too
+            else:
+                with self._write() as conn:
+                    write(conn)
         except IntegrityError as exc:
-            if self._order_exists(order_ref):
-                raise DuplicateIntent(order_ref) from None
+            for _body, ref in bodies:
+                if self._order_exists(ref):
+                    raise DuplicateIntent(ref) from None
             raise exc
 
     def _order_exists(self, order_ref: str) -> bool:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return (
                 conn.execute(select(OrderRow.id).where(OrderRow.order_ref == order_ref)).first()
                 is not None
@@ -205,7 +305,7 @@ class Store:
 
     def unresolved_intents(self, account: str | None = None) -> list[queries.UnresolvedIntent]:
         """Orders with an INTENT but no final outcome (FILL, CANCEL, REJ or RESOLVED) yet."""
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.unresolved_intents(conn, account)
 
     def record_fill(
@@ -226,16 +326,48 @@ class Store:
     ) -> bool:
         """Record an execution once; False when its execId was already recorded. Missing
         con_id/symbol/side are taken from the order row of `order_ref` when there is one."""
+        values = self._fill_values(
+            exec_id=exec_id,
+            order_ref=order_ref,
+            account=account,
+            con_id=con_id,
+            symbol=symbol,
+            side=side,
+            shares=shares,
+            price=price,
+            time=time,
+            commission=commission,
+            commission_currency=commission_currency,
+            perm_id=perm_id,
+        )
+        with self._write() as conn:
+            return self._insert_fill(conn, values)
+
+    def _fill_values(
+        self,
+        *,
+        exec_id: str,
+        order_ref: str | None,
+        account: str,
+        con_id: int | None = None,
+        symbol: str | None = None,
+        side: str | None = None,
+        shares: float,
+        price: float,
+        time: dt.datetime | None = None,
+        commission: float | None = None,
+        commission_currency: str | None = None,
+        perm_id: int | None = None,
+    ) -> dict[str, Any]:
         if not exec_id:
             raise ValueError("a fill needs its execId")
-        side = {"BOT": "BUY", "SLD": "SELL"}.get(side or "", side)
-        values = dict(
+        return dict(
             exec_id=exec_id,
             order_ref=order_ref or None,
             account=account,
             con_id=con_id,
             symbol=symbol,
-            side=side,
+            side={"BOT": "BUY", "SLD": "SELL"}.get(side or "", side),
             shares=float(shares),
             price=float(price),
             time=time,
@@ -244,26 +376,84 @@ class Store:
             perm_id=perm_id,
             recorded_at=self._now(),
         )
-        dialect_insert = self._dialect_insert()
-        with write_tx(self.engine) as conn:
-            if order_ref and (con_id is None or symbol is None or side is None):
-                order = conn.execute(
-                    select(OrderRow.con_id, OrderRow.symbol, OrderRow.side).where(
-                        OrderRow.order_ref == order_ref
+
+    def _insert_fill(self, conn: Connection, values: dict[str, Any]) -> bool:
+        order_ref = values["order_ref"]
+        if order_ref and (
+            values["con_id"] is None or values["symbol"] is None or values["side"] is None
+        ):
+            order = conn.execute(
+                select(OrderRow.con_id, OrderRow.symbol, OrderRow.side).where(
+                    OrderRow.order_ref == order_ref
+                )
+            ).first()
+            if order is not None:
+                values["con_id"] = (
+                    values["con_id"] if values["con_id"] is not None else (order.con_id)
+                )
+                values["symbol"] = values["symbol"] or order.symbol
+                values["side"] = values["side"] or order.side
+        statement = (
+            self._dialect_insert()(Fill)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["exec_id"])
+            .returning(Fill.id)
+        )
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT that returns rows.
+        return conn.execute(statement).first() is not None
+
+    def record_fill_later(
+        self, *, partial_event: Mapping[str, Any] | None = None, **fill: Any
+    ) -> None:
+        """`record_fill` by the background writer (not durable on return: the broker keeps
+        the executions, and recovery reads them back by orderRef). When the fill is new its
+        PARTIAL event (`partial_event`: the payload) is appended in the same transaction; when
+        it was known and carries a commission, the commission is recorded instead."""
+        values = self._fill_values(**fill)
+        account = fill["account"]
+
+        def write(conn: Connection) -> None:
+            if self._insert_fill(conn, dict(values)):
+                if partial_event is not None:
+                    ledger.append_event(
+                        conn,
+                        at=self._now(),
+                        kind=ledger.PARTIAL,
+                        order_ref=values["order_ref"],
+                        account=account,
+                        payload=partial_event,
                     )
-                ).first()
-                if order is not None:
-                    values["con_id"] = con_id if con_id is not None else order.con_id
-                    values["symbol"] = symbol or order.symbol
-                    values["side"] = side or order.side
-            statement = (
-                dialect_insert(Fill)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["exec_id"])
-                .returning(Fill.id)
+            elif values["commission"] is not None:
+                self._insert_commission(
+                    conn, values["exec_id"], values["commission"], values["commission_currency"]
+                )
+
+        self._defer(write)
+
+    def record_commission_later(
+        self, exec_id: str, commission: float, currency: str | None = None
+    ) -> None:
+        """`record_commission` by the background writer."""
+        self._defer(lambda conn: self._insert_commission(conn, exec_id, commission, currency))
+
+    def append_event_later(
+        self,
+        kind: str,
+        *,
+        order_ref: str | None = None,
+        account: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`append_event` by the background writer: appended in the order asked, committed
+        with the next group (any later read or direct write waits for it)."""
+        ledger.check_kind(kind)
+        at = self._now()
+        body = dict(payload or {})
+        self._defer(
+            lambda conn: ledger.append_event(
+                conn, at=at, kind=kind, order_ref=order_ref, account=account, payload=body
             )
-            # RETURNING, not rowcount: psycopg reports -1 for an INSERT that returns rows.
-            return conn.execute(statement).first() is not None
+        )
 
     def record_execution(self, execution: Any) -> bool:
         """`record_fill` from a reconciler.model.actual.Execution (or anything with its fields)."""
@@ -286,9 +476,14 @@ class Store:
         self, exec_id: str, commission: float, currency: str | None = None
     ) -> bool:
         """A commission report that arrived after its execution; False if already known."""
-        dialect_insert = self._dialect_insert()
+        with self._write() as conn:
+            return self._insert_commission(conn, exec_id, commission, currency)
+
+    def _insert_commission(
+        self, conn: Connection, exec_id: str, commission: float, currency: str | None
+    ) -> bool:
         statement = (
-            dialect_insert(FillCommission)
+            self._dialect_insert()(FillCommission)
             .values(
                 exec_id=exec_id,
                 commission=float(commission),
@@ -298,11 +493,10 @@ class Store:
             .on_conflict_do_nothing(index_elements=["exec_id"])
             .returning(FillCommission.exec_id)
         )
-        with write_tx(self.engine) as conn:
-            return conn.execute(statement).first() is not None
+        return conn.execute(statement).first() is not None
 
     def filled_quantity(self, order_ref: str) -> float:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.filled_quantity(conn, order_ref)
 
     # ------------------------------------------------------------------ cycles and plans
@@ -322,7 +516,7 @@ class Store:
         if kind not in CYCLE_KINDS:
             raise ValueError(f"cycle kind {kind!r} must be one of {sorted(CYCLE_KINDS)}")
         accounts = sorted(set(accounts))
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             cycle_id = conn.execute(
                 insert(Cycle)
                 .values(
@@ -364,7 +558,7 @@ class Store:
             changes["gates"] = to_jsonable(gates)
         if plan_id is not None:
             changes["plan_id"] = plan_id
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             result = conn.execute(
                 update(Cycle)
                 .where(Cycle.id == cycle_id, Cycle.finished_at.is_(None))
@@ -376,12 +570,12 @@ class Store:
                 raise ValueError(f"cycle {cycle_id} {reason}")
 
     def last_cycle(self, account: str | None = None) -> queries.CycleView | None:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             cycles = queries.list_cycles(conn, account, 1)
         return cycles[0] if cycles else None
 
     def get_cycle(self, cycle_id: int) -> queries.CycleView | None:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.get_cycle(conn, cycle_id)
 
     def record_plan(self, plan_json: Mapping[str, Any] | Any) -> str:
@@ -398,7 +592,7 @@ class Store:
         created_at = dt.datetime.fromisoformat(created) if isinstance(created, str) else None
         if created_at is None or created_at.tzinfo is None:
             created_at = self._now()
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             existing = conn.execute(select(PlanRow.body).where(PlanRow.plan_id == plan_id)).first()
             if existing is not None:
                 if existing.body != body:
@@ -416,7 +610,7 @@ class Store:
         return plan_id
 
     def get_plan(self, plan_id: str) -> dict[str, Any] | None:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             row = conn.execute(select(PlanRow.body).where(PlanRow.plan_id == plan_id)).first()
         return None if row is None else row.body
 
@@ -447,7 +641,7 @@ class Store:
             for p in positions
             if _get(p, "account", account) == account
         ]
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             snapshot_id = conn.execute(
                 insert(PositionSnapshot)
                 .values(cycle_id=cycle_id, account=account, at=self._now())
@@ -482,20 +676,20 @@ class Store:
             for d in decisions
         ]
         if rows:
-            with write_tx(self.engine) as conn:
+            with self._write() as conn:
                 conn.execute(insert(RiskDenial), rows)
         return len(rows)
 
     def list_denials(
         self, *, cycle_id: int | None = None, account: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.list_denials(conn, cycle_id, account, limit)
 
     def record_desired_snapshot(
         self, account: str, cycle_id: int | None, snapshot: Mapping[str, Any]
     ) -> None:
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             conn.execute(
                 insert(DesiredSnapshot).values(
                     account=account,
@@ -506,7 +700,7 @@ class Store:
             )
 
     def last_applied_desired_snapshot(self, account: str) -> dict[str, Any] | None:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.last_desired_snapshot(conn, account)
 
     # ------------------------------------------------------------------ locks
@@ -524,7 +718,7 @@ class Store:
 
     def unlock(self, lock_id: str, who: str = "operator") -> bool:
         """Operator override: drop the lease `lock_id` (recorded in the ledger)."""
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             removed = locks.unlock(conn, lock_id)
             if not removed:
                 return False
@@ -555,7 +749,7 @@ class Store:
         if not reason or not reason.strip():
             raise ValueError("a halt needs a reason")
         now = self._now()
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             halt_id = conn.execute(
                 insert(Halt)
                 .values(at=now, action="HALT", reason=reason, who=who, cancel_open=cancel_open)
@@ -574,7 +768,7 @@ class Store:
     def resume(self, who: str, reason: str | None = None) -> bool:
         """Lift the halt; False (and nothing written) when trading was not halted."""
         now = self._now()
-        with write_tx(self.engine) as conn:
+        with self._write() as conn:
             if queries.current_halt(conn) is None:
                 return False
             conn.execute(
@@ -588,31 +782,34 @@ class Store:
         return True
 
     def current_halt(self) -> queries.HaltState | None:
-        """The halt in force, or None. One indexed read: call it before every order."""
+        """The halt in force, or None. One indexed read: call it before every order.
+
+        It does not wait for this process's deferred writes: the halt is set by the
+        operator's own transaction, which a deferred order event cannot change."""
         with read_tx(self.engine) as conn:
             return queries.current_halt(conn)
 
     def halt_history(self, limit: int = 50) -> list[queries.HaltEvent]:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.halt_history(conn, limit)
 
     # ------------------------------------------------------------------ operator queries
 
     def list_orders(self, account: str | None = None, limit: int = 50) -> list[queries.OrderView]:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.list_orders(conn, account, limit)
 
     def list_fills(self, account: str | None = None, limit: int = 50) -> list[queries.FillView]:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.list_fills(conn, account, limit)
 
     def list_cycles(self, account: str | None = None, limit: int = 50) -> list[queries.CycleView]:
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.list_cycles(conn, account, limit)
 
     def net_fills_since(self, account: str, since: dt.datetime) -> dict[int, float]:
         """Signed shares per conId recorded after `since`: what the ledger says moved."""
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.net_fills_since(conn, account, since)
 
     def latest_positions(
@@ -620,20 +817,20 @@ class Store:
     ) -> list[queries.PositionView]:
         """Positions of each account's newest snapshot, by account and symbol; `limit` caps
         the number of rows (for `show positions --limit`)."""
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             rows = queries.latest_positions(conn, account)
         return rows if limit is None else rows[:limit]
 
     def last_snapshot_at(self, account: str) -> dt.datetime | None:
         """When the account's newest position snapshot was taken (also when it was flat,
         which `latest_positions` cannot show); None when there is none."""
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             return queries.last_positions_at(conn).get(account)
 
     def status_rows(self) -> list[queries.StatusRow]:
         """Per known account: last cycle, lock holder, halt, unresolved intents."""
         lock_by_account = {info.account: info for info in self.lock_holders()}
-        with read_tx(self.engine) as conn:
+        with self._read() as conn:
             halt = queries.current_halt(conn)
             unresolved = queries.unresolved_counts(conn)
             positions_at = queries.last_positions_at(conn)

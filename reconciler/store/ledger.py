@@ -48,6 +48,8 @@ RESUME = EventKind.RESUME
 UNLOCK = EventKind.UNLOCK
 
 KNOWN_KINDS = frozenset(EventKind)
+# Key of `Connection.info` under which a writer transaction keeps the ledger head it locked.
+HEAD_CACHE = "reconciler_ledger_head"
 # An order with one of these after its INTENT has a known, final outcome.
 FINAL_KINDS = tuple(str(kind) for kind in sorted(FINAL_EVENT_KINDS))
 
@@ -136,12 +138,19 @@ def append_event(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{kind} event payload is not plain JSON: {exc}") from None
     at = at.astimezone(UTC)
-    head = conn.execute(
-        select(LedgerHead.seq, LedgerHead.row_hash).where(LedgerHead.id == 1).with_for_update()
-    ).one()
-    seq = head.seq + 1
+    # Inside the background writer's transaction the head, once read (and locked), is kept
+    # on the connection: this transaction is then its only writer until it commits.
+    cache = conn.info.get(HEAD_CACHE)
+    if cache is not None and "head" in cache:
+        head_seq, head_hash = cache["head"]
+    else:
+        head = conn.execute(
+            select(LedgerHead.seq, LedgerHead.row_hash).where(LedgerHead.id == 1).with_for_update()
+        ).one()
+        head_seq, head_hash = head.seq, head.row_hash
+    seq = head_seq + 1
     row_hash = compute_row_hash(
-        head.row_hash,
+        head_hash,
         seq=seq,
         at=at,
         kind=kind,
@@ -157,12 +166,27 @@ def append_event(
             order_ref=order_ref,
             account=account,
             payload=payload_text,
-            prev_hash=head.row_hash,
+            prev_hash=head_hash,
             row_hash=row_hash,
         )
     )
-    conn.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash))
-    return EventRow(seq, at, kind, order_ref, account, plain, head.row_hash, row_hash)
+    if cache is None:
+        conn.execute(
+            update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash)
+        )
+    else:
+        cache["head"] = (seq, row_hash)  # written once, by `write_cached_head`, at the end
+    return EventRow(seq, at, kind, order_ref, account, plain, head_hash, row_hash)
+
+
+def write_cached_head(conn: Connection) -> None:
+    """Store the head a writer transaction kept on its connection (before it commits)."""
+    cache = conn.info.get(HEAD_CACHE)
+    if cache and "head" in cache:
+        seq, row_hash = cache["head"]
+        conn.execute(
+            update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash)
+        )
 
 
 def row_to_event(row: Any) -> EventRow:

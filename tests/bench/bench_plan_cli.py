@@ -18,7 +18,7 @@ simulator's built-in USD universe plus made-up listings added through the scenar
 - counts the API messages the client sent per run (the simulator's journal, incoming
   entries; the handshake is not paced and not counted) and prints the pacing floor:
   messages / the throttle the adapter sets on the client library
-  (`reconciler/broker/connection.py` PACING_MAX_MESSAGES per PACING_INTERVAL), beside the
+  (`reconciler/broker/pacing.py`, RECONCILER_MAX_MSG_RATE default 45/s), beside the
   library default (45/s) and the gateway's limit (50/s); and the most messages the gateway
   received in any 1 s;
 - times the pieces in-process through the library (settings + desired state + store,
@@ -52,7 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.broker.connection import PACING_INTERVAL, PACING_MAX_MESSAGES
+from reconciler.broker.pacing import DEFAULT_MESSAGE_RATE
 from reconciler.sim import run_in_thread
 from reconciler.sim.market import builtin_universe
 
@@ -331,7 +331,7 @@ async def split_in_process(sim, desired_dir: Path, work: Path) -> Split:
 
 def floor_seconds(messages: float) -> float:
     """Least time the adapter's client throttle needs to send `messages`."""
-    return messages / (PACING_MAX_MESSAGES / PACING_INTERVAL)
+    return messages / DEFAULT_MESSAGE_RATE
 
 
 class GatewayStalls:
@@ -394,7 +394,7 @@ def bench(size: int, runs: int, stall_ms: float) -> bool:
     messages = statistics.median(r.messages for r in timed)
     floor = floor_seconds(messages)
     best, median = min(walls), statistics.median(walls)
-    rate = PACING_MAX_MESSAGES / PACING_INTERVAL
+    rate = DEFAULT_MESSAGE_RATE
     breakdown = ", ".join(f"{MESSAGE_NAMES.get(k, f'id {k}')} {n}"
                           for k, n in sorted(timed[-1].by_kind.items(), key=lambda kv: -kv[1]))
     print(f"--- {size} instruments: 1 portfolio, {ACCOUNT} holds {len(range(0, size, 5))} "
@@ -403,7 +403,7 @@ def bench(size: int, runs: int, stall_ms: float) -> bool:
     print(f"  CLI wall time                : min {best:.2f} s, median {median:.2f} s over "
           f"{len(walls)} runs ({', '.join(f'{w:.2f}' for w in walls)})")
     print(f"  pacing floor                 : {floor:.2f} s = {messages:g} msgs / {rate:.1f} msg/s "
-          f"(adapter throttle {PACING_MAX_MESSAGES} per {PACING_INTERVAL:g} s; at the "
+          f"(adapter pacing: sliding window; at the "
           f"library default 45/s {messages / 45:.2f} s, at the gateway's 50/s "
           f"{messages / 50:.2f} s)")
     print(f"  peak at the gateway          : {max(r.peak_per_second for r in timed)} msgs in "

@@ -270,25 +270,35 @@ def apply_command(
     directory, planfile = _directory_and_plan(paths, dir_alias)
     wait = parse_duration_or_fail(lock_timeout, "--lock-timeout")
     from reconciler.app.gateway import gateway_settings
-    from reconciler.cycle import CycleError, Refused, apply_cycle
-    from reconciler.decide.staleness import StalenessTolerance
     from reconciler.model.clock import SystemClock
     from reconciler.model.settings import SettingsError
-    from reconciler.render.plan import render_json, render_plan_text
 
     settings = load_settings_or_fail()
-    desired = load_desired_or_fail(directory)
-    plan_file = load_plan_file_or_fail(planfile) if planfile else None
     clock = SystemClock()
-    store = open_store_or_fail(settings, clock)
     progress = _progress_printer()
     interactive = sys.stdin.isatty()
+    from reconciler.app.observing import Observer
+
+    # Before connecting: the gateway counters from here on are this cycle's.
+    observer = Observer(settings, clock)
+    started = clock.now()
+    loaded: dict = {}  # the desired state and the store, once read (on a worker thread)
 
     def approve(plan) -> bool:
+        from reconciler.render.plan import plan_header, plan_summary, render_plan_text
+
         # With --format json stdout carries only the report; the plan goes to stderr.
-        click.echo(render_plan_text(plan), nl=False, err=fmt == "json")
         if auto_approve:
+            # Nobody reads the full tables before the orders go: rendering them would only
+            # delay the first order. Each order's line follows as it is sent, and the whole
+            # plan is in the cycle report and the store.
+            click.echo(
+                f"{plan_header(plan)}\n{plan_summary(plan)} (auto-approved; the full plan is in "
+                "the cycle report)",
+                err=fmt == "json",
+            )
             return True
+        click.echo(render_plan_text(plan), nl=False, err=fmt == "json")
         if not interactive:
             click.echo(
                 "Not approved: stdin is not a terminal; use --auto-approve or a saved plan file.",
@@ -302,59 +312,99 @@ def apply_command(
         )
         return answer.strip() == "yes"
 
+    def load():
+        """Everything but the gateway: read while the connection is being made."""
+        from reconciler import cycle
+
+        desired = load_desired_or_fail(directory)
+        plan_file = load_plan_file_or_fail(planfile) if planfile else None
+        loaded["desired"] = desired
+        loaded["store"] = observer.store = open_store_or_fail(settings, clock)
+        return cycle, desired, plan_file, loaded["store"]
+
+    async def connect_then_apply(gw):
+        import asyncio
+        import contextlib
+
+        from reconciler.broker import Broker, library
+
+        # The gateway first: its handshake and start-up sync travel while the desired state,
+        # the plan file and the store are read on a worker thread (nothing is sent before
+        # the cycle's gates and lock, as before). The client library is imported here, not
+        # on the thread, so the first message does not wait for the loading.
+        library.load(None)
+        connecting = asyncio.ensure_future(
+            Broker.connect(gw, readonly=not gw.orders_enabled, clock=clock)
+        )
+        try:
+            cycle, desired, plan_file, store = await asyncio.to_thread(load)
+            from reconciler.decide.staleness import StalenessTolerance
+
+            return await cycle.apply_cycle(
+                desired,
+                gw,
+                clock=clock,
+                store=store,
+                plan_file=plan_file,
+                approve=approve,
+                progress=progress,
+                accounts=accounts,
+                tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
+                reports_dir=settings.effective_reports_dir,
+                lock_timeout=wait,
+                connecting=connecting,
+            )
+        finally:
+            # Whatever ended the command early, the connection does not outlive it.
+            if not connecting.done():
+                connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await (await connecting).disconnect()
+
     if not settings.orders_enabled:
         click.echo(
             "ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.",
             err=True,
         )
-    from reconciler.app.observing import Observer, facts_of
-
-    observer = Observer(settings, clock, store=store)
-    started = clock.now()
-
-    mine = accounts or [p.account for p in desired.portfolios]  # for a cycle that fails early
 
     def observe(**ended) -> None:
+        from reconciler.app.observing import facts_of
+
+        desired = loaded.get("desired")
+        # For a cycle that fails early: the accounts it was meant for.
+        mine = accounts or ([p.account for p in desired.portfolios] if desired else [])
         observer.cycle(
             facts_of("apply", started=started, finished=clock.now(), accounts=mine, **ended)
         )
 
     try:
         with gateway_settings(gateway, settings) as gw:
-            outcome = _run(
-                apply_cycle(
-                    desired,
-                    gw,
-                    clock=clock,
-                    store=store,
-                    plan_file=plan_file,
-                    approve=approve,
-                    progress=progress,
-                    accounts=accounts,
-                    tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
-                    reports_dir=settings.effective_reports_dir,
-                    lock_timeout=wait,
-                )
-            )
+            outcome = _run(connect_then_apply(gw))
     except SettingsError as exc:
         fail(str(exc))
-    except Refused as exc:
-        getattr(progress, "close", lambda: None)()
-        for reason in exc.reasons:
-            click.echo(f"refused: {reason}", err=True)
-        observe(refused=exc)
-        sys.exit(EXIT_REFUSED)
-    except CycleError as exc:
-        getattr(progress, "close", lambda: None)()
-        observe(error=exc)
-        fail(str(exc))
+    except Exception as exc:
+        from reconciler.cycle import CycleError, Refused
+
+        if isinstance(exc, Refused):
+            getattr(progress, "close", lambda: None)()
+            for reason in exc.reasons:
+                click.echo(f"refused: {reason}", err=True)
+            observe(refused=exc)
+            sys.exit(EXIT_REFUSED)
+        if isinstance(exc, CycleError):
+            getattr(progress, "close", lambda: None)()
+            observe(error=exc)
+            fail(str(exc))
+        raise
+    from reconciler.render.plan import render_json, render_plan_text
+
     getattr(progress, "close", lambda: None)()
     observe(outcome=outcome)
     report = outcome.report
     if fmt == "json":
         click.echo(render_json(report.to_dict()), nl=False)
     else:
-        if plan_file is not None or not outcome.plan.orders:
+        if planfile or not outcome.plan.orders:
             click.echo(render_plan_text(outcome.plan), nl=False)
         _echo_apply_summary(report)
     if report.report_files_error:
@@ -394,21 +444,41 @@ def _echo_apply_summary(report: CycleReport) -> None:
 @click.command("lock")
 @directory_argument()
 @gateway_option(client_id_help=READONLY_CLIENT_ID_HELP)
-def lock_command(directory, gateway):
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Verify the committed lockfile against the gateway (by conId) instead of writing it.",
+)
+def lock_command(directory, gateway, check):
     """Resolve every target instrument through the gateway and write instruments.lock.yaml.
 
-    Commit the lockfile: a symbol then never silently resolves to a different contract.
-    Connects read-only. Exit 0 written, 1 error (unknown or ambiguous instrument). (Not
-    related to `reconcile unlock`, which releases an account lease.)
+    Commit the lockfile: a symbol then never silently resolves to a different contract, and
+    plan/apply take its entries as they are (no request per instrument). --check verifies
+    every entry against the gateway and writes nothing. Connects read-only. Exit 0 written
+    (or, with --check, every entry agrees), 1 error (unknown or ambiguous instrument; with
+    --check, an entry that disagrees or is missing). (Not related to `reconcile unlock`,
+    which releases an account lease.)
     """
     from reconciler.app.gateway import gateway_settings
-    from reconciler.app.operations import CycleError, lock_instruments
+    from reconciler.app.operations import CycleError, check_lock, lock_instruments
     from reconciler.desired.lockfile import LOCK_FILENAME, render_lock
     from reconciler.model.clock import SystemClock
     from reconciler.model.settings import SettingsError
 
     settings = load_settings_or_fail(readonly=True)
     desired = load_desired_or_fail(directory)
+    if check:
+        try:
+            with gateway_settings(gateway, settings) as gw:
+                problems = _run(check_lock(desired, gw, clock=SystemClock()))
+        except (SettingsError, CycleError) as exc:
+            fail(str(exc))
+        for line in problems:
+            click.echo(line, err=True)
+        if problems:
+            fail(f"{len(problems)} lockfile problem(s); re-run `reconcile lock` and review")
+        click.echo(f"Lockfile agrees with the gateway ({len(desired.lock)} instrument(s)).")
+        return
     try:
         with gateway_settings(gateway, settings) as gw:
             entries = _run(lock_instruments(desired, gw, clock=SystemClock()))

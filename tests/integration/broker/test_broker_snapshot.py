@@ -152,6 +152,9 @@ async def test_snapshot_when_positions_never_end_then_snapshot_error_names_posit
     sim, client_lib
 ):
     async with await connected(sim, client_lib, timeout=0.5) as broker:
+        # The first snapshot after connecting may use the start-up sync's positions (complete,
+        # or the connect failed); every later one asks the gateway again.
+        await broker.snapshot(DEMO, [])
         sim.faults.withhold_position_end = True
         with pytest.raises(SnapshotError, match="positions"):
             await broker.snapshot(DEMO, [])

@@ -143,3 +143,35 @@ def test_connectivity_loss_during_a_request_is_reported_even_when_restored():
     assert state.problems_since(state.mark()) == []
     state.socket_closed = True
     assert state.problems_since(state.mark()) == ["the connection to the gateway closed"]
+
+
+LOCKED_VTI = LockedInstrument("VTI", 756733, "VTI", "STK", "SMART", "ARCA", "USD", 0.01, 1.0)
+
+
+def test_trusted_lock_entry_is_the_locked_contract_without_a_request():
+    assert contracts.trusted_lock_entry(Instrument("VTI"), LOCKED_VTI) == VTI
+
+
+def test_trusted_lock_entry_when_the_desired_state_names_another_currency_then_a_lock_problem():
+    [problem] = contracts.trusted_lock_entry(Instrument("VTI", currency="EUR"), LOCKED_VTI)
+    assert (problem.kind, problem.field) == ("lock", "currency")
+
+
+def test_held_lock_problems_when_a_held_con_id_is_another_symbol_then_names_the_field():
+    from reconciler.model.actual import Position
+
+    held = [Position("DU0000001", 756733, "VTIX", "STK", "USD", 3, 200.0)]
+    [problem] = contracts.held_lock_problems({"VTI": LOCKED_VTI}, held)
+    assert (problem.key, problem.field, problem.locked, problem.gateway) == (
+        "VTI", "symbol", "VTI", "VTIX"
+    )
+
+
+def test_held_lock_problems_when_positions_agree_or_are_not_locked_then_none():
+    from reconciler.model.actual import Position
+
+    held = [
+        Position("DU0000001", 756733, "VTI", "STK", "USD", 3, 200.0),
+        Position("DU0000001", 999, "BND", "STK", "USD", 3, 70.0),
+    ]
+    assert contracts.held_lock_problems({"VTI": LOCKED_VTI}, held) == []

@@ -316,3 +316,13 @@ def test_a_legacy_state_folder_in_the_working_directory_is_used_with_a_warning(
     settings = load_settings({"HOME": str(tmp_path)}, dotenv_path=None)
     assert settings.state_dir == ".reconciler"
     assert any("older versions" in w for w in settings_warnings(settings))
+
+
+def test_max_msg_rate_defaults_to_45_and_takes_a_lower_budget():
+    assert load_settings({}, dotenv_path=None).max_msg_rate == 45.0
+    assert load_settings({"RECONCILER_MAX_MSG_RATE": "40"}, dotenv_path=None).max_msg_rate == 40.0
+
+
+def test_max_msg_rate_above_ibs_limit_is_refused_naming_the_variable():
+    with pytest.raises(SettingsError, match="RECONCILER_MAX_MSG_RATE='60' must be at most 50"):
+        load_settings({"RECONCILER_MAX_MSG_RATE": "60"}, dotenv_path=None)
