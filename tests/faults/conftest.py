@@ -17,11 +17,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from apply_helpers import scenario, store_url, write_desired_state  # noqa: E402
-from invariants import assert_safe  # noqa: E402
-from library_cli import LibraryCli  # noqa: E402
+from apply_helpers import scenario, store_url, write_desired_state
+from invariants import assert_safe
+from library_cli import LibraryCli
 
-from reconciler.sim import run_in_thread  # noqa: E402
+from reconciler.sim import run_in_thread
 
 CLIENT_ID = 71
 

@@ -147,7 +147,11 @@ def violations(
         found.append(f"orderRef {ref} was placed more than once at the broker")
     for ref in sorted({r for r in broker.placed_refs if r} - set(ledger.orders)):
         found.append(f"orderRef {ref} reached the broker without an INTENT in the ledger")
-    ours = {ref: (r, shares) for ref, (r, shares) in broker.executions.items() if r.startswith(REF_PREFIX)}
+    ours = {
+        ref: (r, shares)
+        for ref, (r, shares) in broker.executions.items()
+        if r.startswith(REF_PREFIX)
+    }
     if ledger.fill_rows != len(ledger.fills):
         found.append(f"{ledger.fill_rows} fill rows for {len(ledger.fills)} execIds in the ledger")
     for exec_id, (ref, _) in ledger.fills.items():
@@ -176,7 +180,9 @@ def violations(
             if order.status in ("PreSubmitted", "Submitted") and settled:
                 found.append(f"{order.order_ref}: final in the ledger but working at the broker")
         elif settled and order.status in ("Filled", "Cancelled", "Inactive"):
-            found.append(f"{order.order_ref}: {order.status} at the broker, unresolved in the ledger")
+            found.append(
+                f"{order.order_ref}: {order.status} at the broker, unresolved in the ledger"
+            )
         if max_order_notional is not None and order.limit_price:
             notional = order.quantity * order.limit_price
             if notional > max_order_notional + EPSILON:

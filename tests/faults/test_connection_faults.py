@@ -48,7 +48,9 @@ def test_fault_connectivity_lost_while_orders_work_then_nothing_more_is_sent_and
     a fresh snapshot and converges without sending any order twice."""
     w = world(faulty(HOLDINGS, closed=("BND",)), TARGETS)
     apply = w.cli.apply()
-    wait_until(lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(apply))
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(apply)
+    )
     w.sim.call(w.sim.faults.lose_connectivity)
     w.sim.call(w.sim.faults.restore_connectivity, restored)
     open_market(w.sim)
@@ -72,7 +74,9 @@ def test_fault_fills_while_disconnected_are_recovered_from_executions(world, fau
     for that gap again."""
     w = world(faulty(HOLDINGS, closed=("BND",)), {"BND": 10})
     victim = w.cli.apply()
-    wait_until(lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(victim))
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(victim)
+    )
     victim.kill()
     [sell] = placed_orders(w.sim)
     open_market(w.sim)
@@ -91,9 +95,7 @@ def test_fault_fills_while_disconnected_are_recovered_from_executions(world, fau
     assert ledger.kinds_by_ref[sell.order_ref][-1] == "FILL"
 
 
-def test_fault_positions_request_that_never_ends_refuses_the_cycle_and_sends_nothing(
-    world, faulty
-):
+def test_fault_positions_request_that_never_ends_refuses_the_cycle_and_sends_nothing(world, faulty):
     """Fault: reqPositions is answered without positionEnd (`withholdPositionEnd`).
     Guarantee: missing data is an error, never "flat": the apply stops before planning with
     a message naming the positions request, sends no order and records no fill."""
@@ -127,7 +129,9 @@ def test_fault_pacing_pressure_of_200_orders_never_trips_error_100(world, faulty
 
     assert result.returncode == 0, result.explain()
     assert "error 100" not in result.stderr.lower() and " 100," not in result.stderr
-    out = [e for e in w.sim.journal.messages("out") if e["msg_id"] == 4 and "100" in e["fields"][3:4]]
+    out = [
+        e for e in w.sim.journal.messages("out") if e["msg_id"] == 4 and "100" in e["fields"][3:4]
+    ]
     assert not out, "the gateway answered error 100"
-    ledger, broker = w.safe(positions=targets)
+    _, broker = w.safe(positions=targets)
     assert len(broker.placed_refs) == 200

@@ -65,5 +65,5 @@ def test_fault_delayed_market_data_only_is_never_taken_for_live_prices(world, fa
     result = w.cli.finish(w.cli.apply("--format", "json"))
 
     assert result.returncode == 4, result.explain()
-    ledger, broker = w.safe(positions=HOLDINGS)
+    _, broker = w.safe(positions=HOLDINGS)
     assert [r for r in broker.placed_refs if r] == []

@@ -30,7 +30,9 @@ def test_fault_exec_details_and_order_status_delivered_twice_are_recorded_once(w
 
     assert result.returncode == 0, result.explain()
     assert {o["status"] for o in json.loads(result.stdout)["orders"]} == {"FILLED"}
-    live = [e for e in w.sim.journal.messages("out") if e["msg_id"] == 11 and "-1" in e["fields"][:3]]
+    live = [
+        e for e in w.sim.journal.messages("out") if e["msg_id"] == 11 and "-1" in e["fields"][:3]
+    ]
     assert len(live) == 2 * len(TARGETS), "the fault did not double the live execDetails"
     ledger, _ = w.safe(positions=TARGETS)
     assert ledger.fill_rows == len(TARGETS)
@@ -103,9 +105,7 @@ def test_fault_partial_fill_then_cancel_then_a_late_fill_while_pending_cancel_is
     assert len(ledger.fills) == 2
 
 
-def test_fault_103_duplicate_order_id_is_a_rejection_and_the_next_apply_converges(
-    world, faulty
-):
+def test_fault_103_duplicate_order_id_is_a_rejection_and_the_next_apply_converges(world, faulty):
     """Fault: the gateway answers the first order with 103 (duplicate order id) and does not
     accept it (`duplicateIdOnOrder: 1`). Guarantee: the order is recorded REJ with nothing
     filled, it is not retried under the same orderRef, and the next apply plans the gap
@@ -161,7 +161,9 @@ def test_fault_201_for_buying_power_taken_by_another_order_is_a_rejection(world,
     w = world(faulty(HOLDINGS, closed=("BND",), cash=20_000.0), {"BND": 10, "VEA": 100})
     # 19,000 shares of IAU bid at 1.00: it never fills, and holds 19,000 USD of buying power.
     apply = w.cli.apply("--format", "json")
-    wait_until(lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(apply))
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(apply)
+    )
     asyncio.run(place_order(w.sim.host, w.sim.port, "IAU", 19_000, 1.0))
     open_market(w.sim)
 

@@ -80,7 +80,12 @@ def test_fault_two_concurrent_applies_with_one_client_id_then_exactly_one_trades
     lost = w.cli.finish(loser)
     assert lost.returncode in (1, 3), lost.explain()
     assert winner.poll() is None, "both applies ended"
-    wait_until(lambda: len(placed_orders(w.sim)) == 2, timeout=30, what="the winner's orders", abort=exited(winner))
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == 2,
+        timeout=30,
+        what="the winner's orders",
+        abort=exited(winner),
+    )
     open_market(w.sim)
 
     done = w.cli.finish(winner)
@@ -135,8 +140,12 @@ def test_fault_gateway_killed_and_restarted_from_its_state_file_with_working_ord
     spec = faulty(HOLDINGS, closed=("BND", "VEA", "VWO"))
     w = world(spec, TARGETS, state_file=state)
     apply = w.cli.apply()
-    wait_until(lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(apply))
-    wait_until(lambda: "rc-" in state.read_text(encoding="utf-8"), timeout=10, what="the state file")
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the sell", abort=exited(apply)
+    )
+    wait_until(
+        lambda: "rc-" in state.read_text(encoding="utf-8"), timeout=10, what="the state file"
+    )
     crashed = tmp_path / "crashed-state.json"
     shutil.copyfile(state, crashed)
     refs_before = {o.order_ref for o in placed_orders(w.sim)}
@@ -148,7 +157,9 @@ def test_fault_gateway_killed_and_restarted_from_its_state_file_with_working_ord
     assert interrupted.returncode != 0 or "FILLED" not in interrupted.stdout, interrupted.explain()
     with run_in_thread(spec, state_file=crashed) as restarted:
         w.cli.gateway = f"{restarted.host}:{restarted.port}"
-        working = restarted.call(lambda: {o.order_ref for o in restarted.gateway.book.working_orders()})
+        working = restarted.call(
+            lambda: {o.order_ref for o in restarted.gateway.book.working_orders()}
+        )
         assert refs_before <= working, "the restored gateway lost the working orders"
         open_market(restarted)
         wait_until(lambda: all_done(restarted), timeout=10, what="the restored orders to fill")

@@ -108,7 +108,9 @@ def test_fault_store_deleted_while_orders_work_then_the_unknown_orders_refuse_th
     than trading the same gap again. The only invariant broken is the lost INTENT."""
     w = world(faulty({}, closed=("VEA",)), {"VEA": 10})
     victim = w.cli.apply()
-    wait_until(lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the buy", abort=exited(victim))
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == 1, timeout=30, what="the buy", abort=exited(victim)
+    )
     victim.kill()
     [orphan] = placed_orders(w.sim)
     (w.tmp_path / "store.db").unlink()

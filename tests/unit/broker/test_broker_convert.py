@@ -302,7 +302,7 @@ def test_account_state_when_several_problems_then_all_are_named(lib):
 def test_account_state_when_no_positions_but_gross_position_value_then_snapshot_error_not_flat(
     lib,
 ):
-    with pytest.raises(SnapshotError, match="positions report is empty.*never read as flat"):
+    with pytest.raises(SnapshotError, match=r"positions report is empty.*never read as flat"):
         convert.account_state("DU0000001", values(lib), [])
 
 
