@@ -1,9 +1,10 @@
 """Suite-wide rules and shared fixtures.
 
-Every test under tests/integration and tests/faults is marked `integration` (it drives a real client library
-over TCP, a real database server or subprocesses), so `pytest -m "not integration"` is the
-fast suite; and a test that is not marked `integration` (by folder, by decorator or by its
-`pytest.param` marks) fails if it opens a TCP connection, so the split stays true.
+Every test under tests/integration and tests/faults is marked `integration` (it drives a real
+client library over TCP, a real database server or subprocesses), so
+`pytest -m "not integration"` is the fast suite; and a test that is not marked `integration`
+(by folder, by decorator or by its `pytest.param` marks) fails if it opens a TCP connection,
+so the split stays true.
 
 The PostgreSQL fixtures live here because two folders use them: the store tests' PostgreSQL
 parametrisation (tests/unit/store, marked `integration` and `postgres` per param) and the

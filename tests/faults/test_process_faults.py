@@ -55,46 +55,6 @@ def placed_orders_refs(sim) -> list[str]:
     return list(broker_view(sim).placed_refs)
 
 
-@pytest.mark.parametrize(
-    ("store", "same_client_id"),
-    [
-        pytest.param("sqlite", True, id="sqlite-same-client-id"),
-        pytest.param("postgres", True, id="postgres-same-client-id", marks=pytest.mark.postgres),
-    ],
-)
-def test_fault_two_concurrent_applies_with_one_client_id_then_exactly_one_trades(
-    store, same_client_id, world, faulty
-):
-    """Fault: two applies start together with the same IB client id. Guarantee: exactly one
-    trades; the other is refused (exit 3, lock held) or turned away by the gateway (exit 1,
-    client id in use) before sending anything; every gap is traded once.
-    (Different client ids, SQLite and PostgreSQL: tests/integration/test_apply_concurrency.py.)"""
-    w = world(faulty({}, closed=("VEA", "VWO")), {"VEA": 10, "VWO": 10}, store=store)
-    first, second = w.cli.apply(), w.cli.apply()
-    wait_until(
-        lambda: first.poll() is not None or second.poll() is not None,
-        timeout=30,
-        what="one of the two applies to give up",
-    )
-    loser, winner = (first, second) if first.poll() is not None else (second, first)
-    lost = w.cli.finish(loser)
-    assert lost.returncode in (1, 3), lost.explain()
-    assert winner.poll() is None, "both applies ended"
-    wait_until(
-        lambda: len(placed_orders(w.sim)) == 2,
-        timeout=30,
-        what="the winner's orders",
-        abort=exited(winner),
-    )
-    open_market(w.sim)
-
-    done = w.cli.finish(winner)
-
-    assert done.returncode == 0, done.explain()
-    _, broker = w.safe(positions={"VEA": 10, "VWO": 10})
-    assert len([r for r in broker.placed_refs if r]) == 2
-
-
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_fault_apply_killed_at_a_random_point_then_rerun_converges_without_sending_twice(
     signum, world, faulty
