@@ -110,28 +110,64 @@ def test_fault_positions_request_that_never_ends_refuses_the_cycle_and_sends_not
     assert broker.placed_refs == () and ledger.orders == {}
 
 
+def two_account_desired_state(directory, accounts: dict[str, list[str]]) -> None:
+    """One Portfolio per account, each buying one share of each of its symbols."""
+    docs = []
+    for account, symbols in accounts.items():
+        rows = "\n".join(f"    - {{symbol: {s}, quantity: 1}}" for s in symbols)
+        docs.append(
+            f"""apiVersion: reconciler/v1
+kind: Portfolio
+metadata: {{name: book-{account.lower()}}}
+spec:
+  account: {account}
+  targets:
+{rows}
+  cashReserve: 1%
+  minTradeNotional: 0
+  unmanaged: ignore
+  execution: {{orderType: LMT, limitOffsetBps: 5, timeInForce: DAY, ttl: 60s}}
+  riskPolicy: default
+"""
+        )
+    docs.append(
+        """apiVersion: reconciler/v1
+kind: RiskPolicy
+metadata: {name: default}
+spec:
+  tradingState: ACTIVE
+  maxOrderNotional: 60000
+  maxPositionNotional: 80000
+  maxLeverage: 1.0
+  maxOrdersPerCycle: 500
+  maxCycleTurnover: 100%
+  maxDailyNotional: 500000
+  maxPriceAge: 30s
+  maxSpread: 1%
+"""
+    )
+    (directory / "portfolio.yaml").write_text("---\n".join(docs), encoding="utf-8")
+
+
 def test_fault_pacing_pressure_of_200_orders_never_trips_error_100(world, faulty):
     """Fault: the gateway enforces IB's 50 messages/second (`pacingLimit: 50`) while one apply
-    sends >= 200 orders. Guarantee: the reconciler paces itself: no error 100, no dropped
-    connection, every order placed once and filled, the book converges."""
-    symbols = [f"P{i:03d}" for i in range(200)]
-    spec = faulty({}, {"pacingLimit": 50}, cash=10_000_000.0)
+    sends 200 orders (100 instruments in each of two accounts). Guarantee: the reconciler
+    paces itself: no error 100, no dropped connection, every order placed once and filled,
+    both books converge."""
+    symbols = [f"P{i:03d}" for i in range(100)]
+    spec = faulty({}, {"pacingLimit": 50})
+    second = {**spec["accounts"][0], "id": "DU0000002"}
+    spec["accounts"].append(second)
     spec["instruments"] = [{"symbol": s, "price": 10.0} for s in symbols]
-    targets = {s: 1 for s in symbols}
-    w = world(spec, targets, ttl="60s")
-    portfolio = w.cli.desired_dir / "portfolio.yaml"
-    portfolio.write_text(
-        portfolio.read_text().replace("maxOrdersPerCycle: 20", "maxOrdersPerCycle: 500"),
-        encoding="utf-8",
-    )
+    w = world(spec, {})
+    two_account_desired_state(w.cli.desired_dir, {"DU0000001": symbols, "DU0000002": symbols})
 
     result = w.cli.finish(w.cli.apply(), timeout=120)
 
     assert result.returncode == 0, result.explain()
-    assert "error 100" not in result.stderr.lower() and " 100," not in result.stderr
-    out = [
-        e for e in w.sim.journal.messages("out") if e["msg_id"] == 4 and "100" in e["fields"][3:4]
-    ]
-    assert not out, "the gateway answered error 100"
+    errors = [e["fields"] for e in w.sim.journal.messages("out") if e["msg_id"] == 4]
+    assert not [f for f in errors if f[3] == "100"], "the gateway answered error 100"
+    targets = dict.fromkeys(symbols, 1.0)
     _, broker = w.safe(positions=targets)
-    assert len(broker.placed_refs) == 200
+    assert broker.positions["DU0000002"] == targets
+    assert len([r for r in broker.placed_refs if r]) == 200

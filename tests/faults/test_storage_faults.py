@@ -71,6 +71,16 @@ def fill_up(directory: Path) -> Path:
     return filler
 
 
+HEADROOM = 48 * 1024
+
+
+def create_store(url: str) -> None:
+    """A store with its schema (an empty ledger), made in this process."""
+    from reconciler.store import open_store
+
+    open_store(url).close()
+
+
 def retarget(w, targets: dict[str, float]) -> None:
     from apply_helpers import write_desired_state
 
@@ -81,12 +91,11 @@ def test_fault_store_read_only_then_nothing_is_sent_and_the_next_apply_converges
     """Fault: the store's directory is mounted read-only. Guarantee: the apply cannot write
     its INTENTs, so it sends nothing and exits 1 naming the store; once writable, the next
     apply trades and converges."""
-    w = world(faulty({"BND": 20}), {"BND": 20})
+    w = world(faulty({"BND": 20}), {"BND": 10, "VEA": 10})
     store_dir = w.tmp_path / "db"
     store_dir.mkdir()
     w.cli.db_url = f"sqlite:///{store_dir / 'store.db'}"
-    assert w.cli.finish(w.cli.apply()).returncode == 0  # the store exists, in sync
-    retarget(w, {"BND": 10, "VEA": 10})
+    create_store(w.cli.db_url)
 
     with read_only(store_dir):
         result = w.cli.finish(w.cli.apply())
@@ -168,25 +177,20 @@ def test_fault_reports_directory_unwritable_then_nothing_is_sent(world, faulty):
     assert ledger.orders == {} and [r for r in broker.placed_refs if r] == []
 
 
-@pytest.mark.parametrize("headroom", [0, 48 * 1024], ids=["full", "almost-full"])
-def test_fault_disk_full_for_the_store_then_nothing_is_sent_without_its_intent(
-    headroom, world, faulty
-):
-    """Fault: the store lives on a small filesystem that is full (or has 48 KiB left, so the
-    store opens and fills up during the cycle) when the apply starts.
+def test_fault_disk_full_for_the_store_then_nothing_is_sent_without_its_intent(world, faulty):
+    """Fault: the store lives on a small filesystem with 48 KiB left when the apply starts
+    (enough to open the store, not to record the cycle).
     Guarantee: no order reaches the broker without its INTENT committed: the apply fails
     (exit 1) before sending or leaves only orders it recorded; once space is freed the next
     apply resolves them and converges without sending any orderRef twice."""
-    w = world(faulty({"BND": 20}), {"BND": 20})
+    w = world(faulty({"BND": 20}), {"BND": 10, "VEA": 10})
     disk = w.tmp_path / "small"
     with small_filesystem(disk):
         w.cli.db_url = f"sqlite:///{disk / 'store.db'}"
-        assert w.cli.finish(w.cli.apply()).returncode == 0  # the store exists, in sync
-        retarget(w, {"BND": 10, "VEA": 10})
+        create_store(w.cli.db_url)
         filler = fill_up(disk)
-        if headroom:
-            with filler.open("r+b") as out:
-                out.truncate(max(0, filler.stat().st_size - headroom))
+        with filler.open("r+b") as out:
+            out.truncate(max(0, filler.stat().st_size - HEADROOM))
 
         full = w.cli.finish(w.cli.apply())
 
