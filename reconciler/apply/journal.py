@@ -3,14 +3,17 @@
 Responsible for turning what the broker reports about an order in flight into ledger events:
 the first acknowledgement as ACK, every later status change as STATUS, gateway errors, each
 fill once (PARTIAL, de-duplicated by execId) and commissions that arrive after their fill;
-and `record_fills`, which records executions read from the broker the same way. Must not
+`record_fills`, which records executions read from the broker the same way; and
+`record_late_fills`, which records a snapshot's executions of our orders that the ledger
+lacks whatever the order's ledger state (IB may report a fill after the order's final
+status). Must not
 decide an order's outcome (that is `reconciler.apply.outcome`), talk to the broker or print.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from reconciler.model.actual import Execution
@@ -119,6 +122,26 @@ def record_fills(store: OrderLedgerPort, ref: str, account: str, fills: Iterable
                 account=account,
                 payload=fill_dict(f),
             )
+    return new
+
+
+def record_late_fills(
+    store: OrderLedgerPort, executions: Iterable[Execution], accounts: Collection[str]
+) -> list[Execution]:
+    """Record the executions of the reconciler's own orders (orderRefs the ledger knows) that
+    it lacks, even of orders whose outcome is already final: a fill that crossed the cancel
+    can be reported after the order's Cancelled status, and an order's filled quantity is
+    the sum of its executions. Returns the executions that were new."""
+    known: dict[str, bool] = {}
+    new: list[Execution] = []
+    for execution in executions:
+        ref = execution.order_ref
+        if not ref or execution.account not in accounts:
+            continue
+        if ref not in known:
+            known[ref] = bool(store.order_events(ref))
+        if known[ref] and record_fills(store, ref, execution.account, [execution]):
+            new.append(execution)
     return new
 
 

@@ -35,6 +35,9 @@ Faults:
   them (the account values still show what is held): an empty report is not "flat".
 - late_fill_on_cancel: a cancel of a working order is answered PendingCancel, then one more
   fill arrives (up to the instrument's liquidity), then the rest is Cancelled (202).
+- fill_after_cancel: a cancel of a working order is confirmed (Cancelled, 202) at once, and
+  one more fill that was on its way (up to the instrument's liquidity) is reported just
+  after it: an execution of an order already Cancelled, as IB may send.
 - unknown_on_cancel: every cancel is answered 10147 (order id not found) and changes nothing:
   the order keeps working, as when a gateway lost track of a client's order ids.
 - duplicate_id_on_order: the Kth placeOrder (counted across clients) is answered 103
@@ -70,6 +73,7 @@ class Faults:
     duplicate_order_status: bool = False
     empty_positions: bool | set[str] = False
     late_fill_on_cancel: bool = False
+    fill_after_cancel: bool = False
     unknown_on_cancel: bool = False
     duplicate_id_on_order: int | None = None
     ignore_requests: set[int] = field(default_factory=set)
@@ -98,6 +102,7 @@ class Faults:
         self.duplicate_order_status = False
         self.empty_positions = False
         self.late_fill_on_cancel = False
+        self.fill_after_cancel = False
         self.unknown_on_cancel = False
         self.duplicate_id_on_order = None
         self.ignore_requests = set()
@@ -169,6 +174,8 @@ class Faults:
             self.empty_positions = value if isinstance(value, bool) else set(value)
         if "lateFillOnCancel" in spec:
             self.late_fill_on_cancel = bool(spec["lateFillOnCancel"])
+        if "fillAfterCancel" in spec:
+            self.fill_after_cancel = bool(spec["fillAfterCancel"])
         if "unknownOnCancel" in spec:
             self.unknown_on_cancel = bool(spec["unknownOnCancel"])
         if "duplicateIdOnOrder" in spec:

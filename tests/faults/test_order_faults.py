@@ -105,6 +105,31 @@ def test_fault_partial_fill_then_cancel_then_a_late_fill_while_pending_cancel_is
     assert len(ledger.fills) == 2
 
 
+def test_fault_a_fill_reported_after_the_cancel_was_confirmed_is_recorded_not_a_ledger_break(
+    world, faulty
+):
+    """Fault: the buy fills 4 of 10; its TTL cancel is confirmed (Cancelled, 202) and then
+    one more execution of 4 arrives for the Cancelled order (`fillAfterCancel`). Guarantee:
+    that execution is recorded once, by the apply or at the latest by the next cycle before
+    it plans; the order's filled quantity becomes the broker's 8; no LEDGER_BREAK and no
+    second order for the 4 shares already bought."""
+    spec = faulty({}, {"fillAfterCancel": True}, liquidity=4, fillInterval=30)
+    w = world(spec, {"VEA": 10}, ttl="2s")
+
+    first = w.cli.finish(w.cli.apply())
+    w.sim.call(w.sim.faults.clear)
+    again = w.cli.finish(w.cli.apply("--format", "json"))
+
+    assert first.returncode == 0, first.explain()
+    assert again.returncode == 0, again.explain()
+    ledger, broker = w.safe(positions={"VEA": 10})
+    first_ref = broker.ours()[0].order_ref
+    assert ledger.orders[first_ref].filled_quantity == 8
+    assert "BREAK" not in ledger.event_kinds, again.explain()
+    [second] = json.loads(again.stdout)["orders"]
+    assert second["quantity"] == 2, second
+
+
 def test_fault_103_duplicate_order_id_is_a_rejection_and_the_next_apply_converges(world, faulty):
     """Fault: the gateway answers the first order with 103 (duplicate order id) and does not
     accept it (`duplicateIdOnOrder: 1`). Guarantee: the order is recorded REJ with nothing

@@ -3,7 +3,7 @@ placing, modifying, cancelling, acknowledging after latency, filling, expiring, 
 
 Responsible for placeOrder (book acceptance, ack and fill latency, the dropAfterOrders and
 withholdAcks and duplicateIdOnOrder faults), cancelOrder and reqGlobalCancel (202, 10147, 10148; the
-lateFillOnCancel and unknownOnCancel faults), reqOpenOrders,
+lateFillOnCancel, fillAfterCancel and unknownOnCancel faults), reqOpenOrders,
 reqAllOpenOrders, reqCompletedOrders, reqExecutions and reqIds; for pushing openOrder,
 orderStatus, execDetails and commissionReport to the order's own client; for working the
 book on each market tick (market open, DAY expiry, fills) and for resuming working orders
@@ -225,6 +225,7 @@ class OrderHandlers:
         if faults.late_fill_on_cancel and order is not None and order.is_working:
             self._pending_cancel(session, order)
             return
+        fill_after = faults.fill_after_cancel and order is not None and order.is_working
         try:
             order = self.gateway.book.cancel(session.client_id, order_id, self.gateway.clock.now())
         except BookError as exc:
@@ -232,6 +233,14 @@ class OrderHandlers:
             return
         session.send(m.order_status(order))
         session.error(order_id, 202, "Order Canceled - reason:")
+        if fill_after:
+            self.gateway.later(0.2, self._fill_after_cancel, order)
+
+    def _fill_after_cancel(self, order: SimOrder) -> None:
+        fill = self.gateway.book.late_fill(order, self.gateway.clock.now())
+        if fill is not None:
+            self._emit_fill(fill)
+        self.gateway.after_change()
 
     def _pending_cancel(self, session: Session, order: SimOrder) -> None:
         """lateFillOnCancel: PendingCancel now; a moment later one more fill, then Cancelled."""
