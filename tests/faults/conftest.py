@@ -35,6 +35,13 @@ class FaultCli(LibraryCli):
     def env(self, client_id: int | None = None) -> dict[str, str]:
         return {**super().env(client_id), **self.extra_env}
 
+    def finish(self, proc, timeout: float = 60.0):
+        """The process's result; whatever the fault, a `reconcile` that ends by itself ends
+        with a message, never a traceback."""
+        result = super().finish(proc, timeout)
+        assert "Traceback (most recent call last)" not in result.stderr, result.explain()
+        return result
+
 
 @dataclass
 class World:

@@ -137,6 +137,7 @@ def test_fault_two_concurrent_applies_with_one_client_id_then_exactly_one_trades
     loser, winner = (first, second) if first.poll() is not None else (second, first)
     lost = w.cli.finish(loser)
     assert lost.returncode in (1, 3), lost.explain()
+    assert "Traceback" not in lost.stderr, lost.explain()
     assert winner.poll() is None, "both applies ended"
     wait_until(
         lambda: len(placed_orders(w.sim)) == 2,

@@ -110,7 +110,7 @@ def test_fault_positions_request_that_never_ends_refuses_the_cycle_and_sends_not
     assert broker.placed_refs == () and ledger.orders == {}
 
 
-def two_account_desired_state(directory, accounts: dict[str, list[str]]) -> None:
+def per_account_desired_state(directory, accounts: dict[str, list[str]]) -> None:
     """One Portfolio per account, each buying one share of each of its symbols."""
     docs = []
     for account, symbols in accounts.items():
@@ -149,18 +149,20 @@ spec:
     (directory / "portfolio.yaml").write_text("---\n".join(docs), encoding="utf-8")
 
 
+ACCOUNTS = ("DU0000001", "DU0000002", "DU0000003", "DU0000004")
+
+
 def test_fault_pacing_pressure_of_200_orders_never_trips_error_100(world, faulty):
     """Fault: the gateway enforces IB's 50 messages/second (`pacingLimit: 50`) while one apply
-    sends 200 orders (100 instruments in each of two accounts). Guarantee: the reconciler
-    paces itself: no error 100, no dropped connection, every order placed once and filled,
-    both books converge."""
-    symbols = [f"P{i:03d}" for i in range(100)]
+    sends 200 orders (50 instruments in each of four accounts: few requests besides the
+    orders). Guarantee: the reconciler paces itself: no error 100, no dropped connection,
+    every order placed once and filled, every book converges."""
+    symbols = [f"P{i:03d}" for i in range(50)]
     spec = faulty({}, {"pacingLimit": 50})
-    second = {**spec["accounts"][0], "id": "DU0000002"}
-    spec["accounts"].append(second)
+    spec["accounts"] += [{**spec["accounts"][0], "id": account} for account in ACCOUNTS[1:]]
     spec["instruments"] = [{"symbol": s, "price": 10.0} for s in symbols]
     w = world(spec, {})
-    two_account_desired_state(w.cli.desired_dir, {"DU0000001": symbols, "DU0000002": symbols})
+    per_account_desired_state(w.cli.desired_dir, dict.fromkeys(ACCOUNTS, symbols))
 
     result = w.cli.finish(w.cli.apply(), timeout=120)
 
@@ -169,5 +171,5 @@ def test_fault_pacing_pressure_of_200_orders_never_trips_error_100(world, faulty
     assert not [f for f in errors if f[3] == "100"], "the gateway answered error 100"
     targets = dict.fromkeys(symbols, 1.0)
     _, broker = w.safe(positions=targets)
-    assert broker.positions["DU0000002"] == targets
+    assert all(broker.positions[account] == targets for account in ACCOUNTS)
     assert len([r for r in broker.placed_refs if r]) == 200
