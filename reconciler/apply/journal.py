@@ -6,8 +6,8 @@ fill once (PARTIAL, de-duplicated by execId) and commissions that arrive after t
 `record_fills`, which records executions read from the broker the same way; and
 `record_late_fills`, which records a snapshot's executions of our orders that the ledger
 lacks whatever the order's ledger state (IB may report a fill after the order's final
-status). Must not
-decide an order's outcome (that is `reconciler.apply.outcome`), talk to the broker or print.
+status). Must not decide an order's outcome (that is `reconciler.apply.outcome`), talk to
+the broker or print.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Order requests of the simulated gateway and the order life cycle that follows them:
 placing, modifying, cancelling, acknowledging after latency, filling, expiring, replaying.
 
-Responsible for placeOrder (book acceptance, ack and fill latency, the dropAfterOrders and
-withholdAcks and duplicateIdOnOrder faults), cancelOrder and reqGlobalCancel (202, 10147, 10148; the
-lateFillOnCancel, fillAfterCancel and unknownOnCancel faults), reqOpenOrders,
+Responsible for placeOrder (book acceptance, ack and fill latency, the dropAfterOrders,
+withholdAcks and duplicateIdOnOrder faults), cancelOrder and reqGlobalCancel (202, 10147,
+10148; the lateFillOnCancel, fillAfterCancel and unknownOnCancel faults), reqOpenOrders,
 reqAllOpenOrders, reqCompletedOrders, reqExecutions and reqIds; for pushing openOrder,
 orderStatus, execDetails and commissionReport to the order's own client; for working the
 book on each market tick (market open, DAY expiry, fills) and for resuming working orders
