@@ -1,9 +1,10 @@
 """Suite-wide rules and shared fixtures.
 
-Every test under tests/integration is marked `integration` (it drives a real client library
-over TCP, a real database server or subprocesses), so `pytest -m "not integration"` is the
-fast suite; and a test that is not marked `integration` (by folder, by decorator or by its
-`pytest.param` marks) fails if it opens a TCP connection, so the split stays true.
+Every test under tests/integration and tests/faults is marked `integration` (it drives a real
+client library over TCP, a real database server or subprocesses), so
+`pytest -m "not integration"` is the fast suite; and a test that is not marked `integration`
+(by folder, by decorator or by its `pytest.param` marks) fails if it opens a TCP connection,
+so the split stays true.
 
 The PostgreSQL fixtures live here because two folders use them: the store tests' PostgreSQL
 parametrisation (tests/unit/store, marked `integration` and `postgres` per param) and the
@@ -20,12 +21,15 @@ from pathlib import Path
 import pg_server
 import pytest
 
-INTEGRATION_DIR = Path(__file__).parent / "integration"
+# Folders whose every test is an integration test: the end-to-end tests and the fault
+# catalogue (the real CLI against the simulator).
+INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "faults")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if any(folder in parents for folder in INTEGRATION_DIRS):
             item.add_marker(pytest.mark.integration)
 
 

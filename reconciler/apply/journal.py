@@ -5,7 +5,10 @@ the first acknowledgement as ACK, every later status change as STATUS, gateway e
 fill once (PARTIAL, de-duplicated by execId) and commissions that arrive after their fill;
 `FillRecorder`, which sends each fill and each commission of a cycle to the store once (the
 same fill arrives as an execution, again with its commission report, and again in the final
-outcome); and `record_fills`, which records executions read from the broker the same way.
+outcome); `record_fills`, which records executions read from the broker the same way; and
+`record_late_fills`, which records a snapshot's executions of our orders that the ledger
+lacks whatever the order's ledger state (IB may report a fill after the order's final
+status).
 Events go to the store's background writer (`append_event_later`): written in order, off
 the event loop; only the INTENT must be durable before an order leaves. Must not decide an
 order's outcome (that is `reconciler.apply.outcome`), talk to the broker or print.
@@ -14,7 +17,7 @@ order's outcome (that is `reconciler.apply.outcome`), talk to the broker or prin
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from reconciler.model.actual import Execution
@@ -197,6 +200,26 @@ def record_fills(store: OrderLedgerPort, ref: str, account: str, fills: Iterable
                 account=account,
                 payload=fill_dict(f),
             )
+    return new
+
+
+def record_late_fills(
+    store: OrderLedgerPort, executions: Iterable[Execution], accounts: Collection[str]
+) -> list[Execution]:
+    """Record the executions of the reconciler's own orders (orderRefs the ledger knows) that
+    it lacks, even of orders whose outcome is already final: a fill that crossed the cancel
+    can be reported after the order's Cancelled status, and an order's filled quantity is
+    the sum of its executions. Returns the executions that were new."""
+    known: dict[str, bool] = {}
+    new: list[Execution] = []
+    for execution in executions:
+        ref = execution.order_ref
+        if not ref or execution.account not in accounts:
+            continue
+        if ref not in known:
+            known[ref] = bool(store.order_events(ref))
+        if known[ref] and record_fills(store, ref, execution.account, [execution]):
+            new.append(execution)
     return new
 
 

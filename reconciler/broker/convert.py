@@ -32,6 +32,8 @@ from reconciler.model.actual import (
 UNSET_DOUBLE = sys.float_info.max
 UNSET_INTEGER = 2**31 - 1
 BASE = "BASE"
+# Account value of holdings (base currency) above which an empty positions report is a gap.
+HELD_VALUE_TOLERANCE = 1.0
 
 FINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 WORKING_STATUSES = frozenset(
@@ -307,6 +309,15 @@ def account_state(
             problems.append(f"{account}: {tags[0]} not reported")
         else:
             fields[name] = found
+
+    gross = fields.get("gross_position_value", 0.0)
+    if not held and abs(gross) >= HELD_VALUE_TOLERANCE:
+        # Gateways answer reqPositions with nothing at all while their position feed is
+        # still loading or after a reset; the account values still count the holdings.
+        problems.append(
+            f"{account}: the positions report is empty but GrossPositionValue is "
+            f"{gross:,.2f} {base}: positions are missing, never read as flat"
+        )
 
     total_cash = base_value("TotalCashValue")
     if total_cash is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler.apply.executor import Executor, OrderOutcome, not_sent_outcome, recover
 from reconciler.apply.gates import GateInputs, GateResult, evaluate_gates, refused
+from reconciler.apply.journal import record_late_fills
 from reconciler.apply.orphans import find_orphans
 from reconciler.apply.recovery import record_inflight_fills
 from reconciler.broker.errors import BrokerError
@@ -352,7 +353,17 @@ class _ApplyRun:
         )
         return actual, with_warnings(plan, settings_warnings(self.settings))
 
+    def _record_late_fills(self, actual: ActualState) -> None:
+        """Executions of our orders the ledger lacks (e.g. reported after the order's cancel
+        was confirmed) are recorded before the ledger is compared with the broker."""
+        for e in record_late_fills(self.store, actual.executions, self.accounts):
+            self.progress(
+                f"late fill {e.order_ref}: {e.side} {e.shares:g} {e.symbol} "
+                f"(execId {e.exec_id}) recorded"
+            )
+
     def _record_breaks(self, actual: ActualState) -> list[LedgerBreak]:
+        self._record_late_fills(actual)
         breaks = detect_breaks(self.store, actual, self.accounts)
         self._append_breaks(breaks, when=None, consequence="instrument skipped this cycle")
         self.facts.breaks = [b.render() for b in breaks]
@@ -608,6 +619,7 @@ class _ApplyRun:
             await record_inflight_fills(self.broker, self.store, self.accounts)
         except BrokerError as exc:  # then a break below may be one of ours arriving late
             self.progress(f"fills of unresolved orders not read ({exc})")
+        self._record_late_fills(after)
         # A position the ledger cannot explain is a break, never absorbed: the snapshot of an
         # account with a break is not recorded, so the next cycle checks against the last
         # snapshot the ledger agrees with (and late fills of ours, once recorded, explain it).

@@ -30,6 +30,18 @@ Faults:
   executions request times out).
 - duplicate_exec_details: every live fill's execDetails + commissionReport is sent twice
   (same execId), as gateways do after reconnects.
+- duplicate_order_status: every live orderStatus is sent twice (gateways repeat them).
+- empty_positions: True or a set of accounts; reqPositions(+Multi) reports no positions for
+  them (the account values still show what is held): an empty report is not "flat".
+- late_fill_on_cancel: a cancel of a working order is answered PendingCancel, then one more
+  fill arrives (up to the instrument's liquidity), then the rest is Cancelled (202).
+- fill_after_cancel: a cancel of a working order is confirmed (Cancelled, 202) at once, and
+  one more fill that was on its way (up to the instrument's liquidity) is reported just
+  after it: an execution of an order already Cancelled, as IB may send.
+- unknown_on_cancel: every cancel is answered 10147 (order id not found) and changes nothing:
+  the order keeps working, as when a gateway lost track of a client's order ids.
+- duplicate_id_on_order: the Kth placeOrder (counted across clients) is answered 103
+  (duplicate order id) and not accepted, as when an id was already used by another session.
 """
 
 from __future__ import annotations
@@ -58,6 +70,12 @@ class Faults:
     stale_symbols: set[str] = field(default_factory=set)
     duplicate_exec_details: bool = False
     withhold_position_end: bool = False
+    duplicate_order_status: bool = False
+    empty_positions: bool | set[str] = False
+    late_fill_on_cancel: bool = False
+    fill_after_cancel: bool = False
+    unknown_on_cancel: bool = False
+    duplicate_id_on_order: int | None = None
     ignore_requests: set[int] = field(default_factory=set)
     orders_seen: int = 0
     link_down: bool = False  # between 1100 and 1101/1102
@@ -81,12 +99,23 @@ class Faults:
         self.stale_symbols = set()
         self.duplicate_exec_details = False
         self.withhold_position_end = False
+        self.duplicate_order_status = False
+        self.empty_positions = False
+        self.late_fill_on_cancel = False
+        self.fill_after_cancel = False
+        self.unknown_on_cancel = False
+        self.duplicate_id_on_order = None
         self.ignore_requests = set()
 
     def market_data_missing(self, symbol: str) -> bool:
         if isinstance(self.no_market_data, bool):
             return self.no_market_data
         return symbol.upper() in self.no_market_data
+
+    def positions_hidden(self, account: str) -> bool:
+        if isinstance(self.empty_positions, bool):
+            return self.empty_positions
+        return account in self.empty_positions
 
     def is_stale(self, symbol: str) -> bool:
         return symbol.upper() in self.stale_symbols
@@ -138,6 +167,19 @@ class Faults:
             self.duplicate_exec_details = bool(spec["duplicateExecDetails"])
         if "withholdPositionEnd" in spec:
             self.withhold_position_end = bool(spec["withholdPositionEnd"])
+        if "duplicateOrderStatus" in spec:
+            self.duplicate_order_status = bool(spec["duplicateOrderStatus"])
+        if "emptyPositions" in spec:
+            value = spec["emptyPositions"]
+            self.empty_positions = value if isinstance(value, bool) else set(value)
+        if "lateFillOnCancel" in spec:
+            self.late_fill_on_cancel = bool(spec["lateFillOnCancel"])
+        if "fillAfterCancel" in spec:
+            self.fill_after_cancel = bool(spec["fillAfterCancel"])
+        if "unknownOnCancel" in spec:
+            self.unknown_on_cancel = bool(spec["unknownOnCancel"])
+        if "duplicateIdOnOrder" in spec:
+            self.duplicate_id_on_order = spec["duplicateIdOnOrder"]
         if "ignoreRequests" in spec:
             self.ignore_requests = {int(i) for i in spec["ignoreRequests"]}
 

@@ -18,9 +18,7 @@ from apply_helpers import (
     Cli,
     broker_orders,
     exited,
-    filled_quantity,
     ledger_event_kinds,
-    ledger_kinds,
     open_market,
     positions,
     scenario,
@@ -59,58 +57,8 @@ def make_cli(request, tmp_path):
         cli.close()
 
 
-def sim_executions(sim) -> dict[str, tuple[str, float]]:
-    """execId -> (orderRef, shares) of every execution at the simulator."""
-    return sim.call(
-        lambda: {e.exec_id: (e.order_ref, e.shares) for e in sim.gateway.broker.executions}
-    )
-
-
-def test_apply_when_acks_are_withheld_and_the_ttl_cancel_gets_10148_then_records_every_fill_as_filled(
-    make_cli,
-):
-    """The broker fills every order but never tells the client; at the TTL the cancel is
-    answered 10148 (already filled) and the client library flips the trade to Cancelled. The
-    executor must ask the broker and record FILLED with every fill, not CANCELLED 0/N."""
-    holdings, targets = {"BND": 20}, {"BND": 10, "VEA": 10, "VWO": 10}
-    spec = scenario(holdings)
-    spec["faults"] = {"withholdAcks": True}
-    with run_in_thread(spec) as sim:
-        cli = make_cli(sim, targets, ttl="2s")
-
-        result = cli.finish(cli.apply("--format", "json"))
-
-        assert result.returncode == 0, result.explain()
-        assert "10148" in result.stderr, "the scenario did not produce the 10148 cancel answer"
-        report = json.loads(result.stdout)
-        at_broker = {o.order_ref: o for o in broker_orders(sim)}
-        assert len(report["orders"]) == 3 and set(at_broker) == {
-            o["order_ref"] for o in report["orders"]
-        }
-        for order in report["orders"]:
-            ref = order["order_ref"]
-            assert at_broker[ref].status == "Filled", at_broker[ref]
-            assert order["status"] == "FILLED", order
-            assert order["filled"] == order["quantity"] == at_broker[ref].filled, order
-            kinds = ledger_kinds(cli.db_url, ref)
-            assert kinds[-1] == "FILL" and "CANCEL" not in kinds, (ref, kinds)
-            assert filled_quantity(cli.db_url, ref) == at_broker[ref].filled
-        # Buys were not shrunk: the sell's proceeds were known.
-        assert not any("scaled" in n for n in report.get("notes", [])), report.get("notes")
-        assert positions(sim) == targets
-
-        # Every execution at the broker is in the ledger exactly once (execId).
-        shown = cli.run("show", "fills", "--format", "json")
-        assert shown.returncode == 0, shown.explain()
-        ledger_fills = {row["exec_id"]: (row["order_ref"], row["shares"]) for row in shown.json()}
-        assert ledger_fills == sim_executions(sim)
-        assert "BREAK" not in ledger_event_kinds(cli.db_url)
-
-        # The next apply has nothing to do and nothing to recover.
-        again = cli.finish(cli.apply())
-        assert again.returncode == 0, again.explain()
-        assert "nothing to do" in again.stdout, again.explain()
-        assert "recover " not in again.stderr
+# The withheld-acks / 10148 scenario lives in the fault catalogue:
+# tests/faults/test_order_faults.py::test_fault_10148_on_the_ttl_cancel_of_a_filled_order_records_every_fill_as_filled
 
 
 async def _place_resting_order(host: str, port: int, symbol: str, quantity: float) -> None:

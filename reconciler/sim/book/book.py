@@ -344,6 +344,20 @@ class Book:
             return None
         return Fill(order, self._execute(order, inst, qty, price, now))
 
+    def late_fill(self, order: SimOrder, now: dt.datetime) -> Fill | None:
+        """One fill of a just-cancelled order at the current quote (the fillAfterCancel
+        fault: an execution that was on its way when the cancel was confirmed)."""
+        if order.is_working or order.remaining <= 0:
+            return None
+        inst = self._instrument(order.con_id)
+        quote = self.prices.quote(inst)
+        price = (quote.ask if order.is_buy else quote.bid) or quote.mark or inst.price
+        liquidity = inst.liquidity if inst.liquidity is not None else self.default_liquidity
+        qty = fill_quantity(order.remaining, liquidity, inst.size_increment)
+        if qty <= 0:
+            return None
+        return Fill(order, self._execute(order, inst, qty, price, now))
+
     def _commission(self, inst: Instrument, shares: float, value: float) -> float:
         schedule = self.commissions.get(inst.currency, self.commissions["*"])
         return schedule.for_quantity(shares, abs(value))

@@ -299,6 +299,18 @@ def test_account_state_when_several_problems_then_all_are_named(lib):
     assert any("GrossPositionValue" in p for p in caught.value.problems)
 
 
+def test_account_state_when_no_positions_but_gross_position_value_then_snapshot_error_not_flat(
+    lib,
+):
+    with pytest.raises(SnapshotError, match=r"positions report is empty.*never read as flat"):
+        convert.account_state("DU0000001", values(lib), [])
+
+
+def test_account_state_when_no_positions_and_no_gross_position_value_then_flat(lib):
+    rows = values(lib, overrides={("GrossPositionValue", "USD"): "0.00"})
+    assert convert.account_state("DU0000001", rows, []).positions == ()
+
+
 def test_account_state_when_model_code_values_then_ignored(lib):
     rows = [*values(lib), lib.AccountValue("DU0000001", "NetLiquidation", "1", "USD", "MODEL1")]
     assert convert.account_state("DU0000001", rows, HELD).net_liquidation == 155000

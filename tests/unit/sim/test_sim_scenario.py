@@ -166,3 +166,23 @@ def test_readme_scenario_example_loads(tmp_path):
     assert scenario.holidays == frozenset({dt.date(2026, 1, 19)})
     assert scenario.early_closes == {dt.date(2026, 11, 27): "13:00"}
     assert [a.account_id for a in scenario.accounts] == ["DU0000001"]
+
+
+def test_scenario_faults_of_the_fault_catalogue_set_their_switches():
+    from reconciler.sim.faults import Faults
+
+    faults = Faults()
+    faults.update(
+        {
+            "duplicateOrderStatus": True,
+            "emptyPositions": ["DU0000001"],
+            "lateFillOnCancel": True,
+            "unknownOnCancel": True,
+            "duplicateIdOnOrder": 2,
+        }
+    )
+    assert faults.duplicate_order_status and faults.late_fill_on_cancel
+    assert faults.unknown_on_cancel and faults.duplicate_id_on_order == 2
+    assert faults.positions_hidden("DU0000001") and not faults.positions_hidden("DU0000002")
+    faults.clear()
+    assert not faults.positions_hidden("DU0000001") and faults.duplicate_id_on_order is None

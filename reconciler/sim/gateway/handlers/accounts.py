@@ -58,6 +58,8 @@ class AccountHandlers:
         session.positions_sub = True
         book = self.gateway.book
         for account in self.gateway.managed_accounts:
+            if self.gateway.faults.positions_hidden(account):
+                continue
             for inst, qty, avg_cost in book.positions(account):
                 session.send(m.position(account, inst, qty, avg_cost))
         if not self.gateway.faults.withhold_position_end:
@@ -71,6 +73,8 @@ class AccountHandlers:
         account = fields[3] if len(fields) > 3 else ""
         model = fields[4] if len(fields) > 4 else ""
         for acc in self._accounts_for(account):
+            if self.gateway.faults.positions_hidden(acc):
+                continue
             for inst, qty, avg_cost in self.gateway.book.positions(acc):
                 session.send(m.position_multi(req_id, acc, inst, qty, avg_cost, model))
         session.send(m.position_multi_end(req_id))

@@ -1,8 +1,9 @@
 """Order requests of the simulated gateway and the order life cycle that follows them:
 placing, modifying, cancelling, acknowledging after latency, filling, expiring, replaying.
 
-Responsible for placeOrder (book acceptance, ack and fill latency, the dropAfterOrders and
-withholdAcks faults), cancelOrder and reqGlobalCancel (202, 10147, 10148), reqOpenOrders,
+Responsible for placeOrder (book acceptance, ack and fill latency, the dropAfterOrders,
+withholdAcks and duplicateIdOnOrder faults), cancelOrder and reqGlobalCancel (202, 10147,
+10148; the lateFillOnCancel, fillAfterCancel and unknownOnCancel faults), reqOpenOrders,
 reqAllOpenOrders, reqCompletedOrders, reqExecutions and reqIds; for pushing openOrder,
 orderStatus, execDetails and commissionReport to the order's own client; for working the
 book on each market tick (market open, DAY expiry, fills) and for resuming working orders
@@ -72,6 +73,9 @@ class OrderHandlers:
             )
             return
         faults.orders_seen += 1
+        if faults.duplicate_id_on_order == faults.orders_seen:
+            session.error(request.order_id, 103, f"Duplicate order id {request.order_id}")
+            return
         drop = (
             faults.drop_after_orders is not None and faults.orders_seen == faults.drop_after_orders
         )
@@ -154,6 +158,8 @@ class OrderHandlers:
             return
         to.send(m.open_order(to.version, order, self.gateway.universe.get(order.con_id)))
         to.send(m.order_status(order))
+        if self.gateway.faults.duplicate_order_status:
+            to.send(m.order_status(order))
 
     # ----- fills ------------------------------------------------------------------------
     def fill_once(self, order: SimOrder) -> Fill | None:
@@ -209,6 +215,17 @@ class OrderHandlers:
 
     def cancel_order(self, session: Session, fields: list[str]) -> None:
         order_id = to_int(fields[2])
+        faults = self.gateway.faults
+        if faults.unknown_on_cancel:
+            session.error(
+                order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found."
+            )
+            return
+        order = self.gateway.book.find(session.client_id, order_id)
+        if faults.late_fill_on_cancel and order is not None and order.is_working:
+            self._pending_cancel(session, order)
+            return
+        fill_after = faults.fill_after_cancel and order is not None and order.is_working
         try:
             order = self.gateway.book.cancel(session.client_id, order_id, self.gateway.clock.now())
         except BookError as exc:
@@ -216,6 +233,31 @@ class OrderHandlers:
             return
         session.send(m.order_status(order))
         session.error(order_id, 202, "Order Canceled - reason:")
+        if fill_after:
+            self.gateway.later(0.2, self._fill_after_cancel, order)
+
+    def _fill_after_cancel(self, order: SimOrder) -> None:
+        fill = self.gateway.book.late_fill(order, self.gateway.clock.now())
+        if fill is not None:
+            self._emit_fill(fill)
+        self.gateway.after_change()
+
+    def _pending_cancel(self, session: Session, order: SimOrder) -> None:
+        """lateFillOnCancel: PendingCancel now; a moment later one more fill, then Cancelled."""
+        working_status = order.status
+        order.status = "PendingCancel"
+        session.send(m.order_status(order))
+        order.status = working_status
+
+        def late_fill_then_cancel() -> None:
+            if order.is_working:
+                order.eligible = True
+                self.fill_once(order)  # ignores the fill latency: the fill was on its way
+            if order.is_working:
+                self._cancel_with_notice(order, "Cancelled by Trader")
+            self.gateway.after_change()
+
+        self.gateway.later(0.2, late_fill_then_cancel)
 
     def global_cancel(self, session: Session, fields: list[str]) -> None:
         for order in self.gateway.book.working_orders():

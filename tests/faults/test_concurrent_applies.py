@@ -1,6 +1,7 @@
-"""One writer per account (issue 5): of two `reconcile apply` runs started together on one
-account exactly one trades, the other exits 3; one started while the holder works is refused
-naming the holder; with the SQLite store and with PostgreSQL.
+"""Fault catalogue: two applies at once. One writer per account (issue 5): of two
+`reconcile apply` runs started together on one account exactly one trades, the other exits 3
+(or, with the same IB client id, is turned away by the gateway); one started while the
+holder works is refused naming the holder; with the SQLite store and with PostgreSQL.
 
 The simulator runs in this process; `reconcile` runs as real subprocesses over TCP. The
 winner's orders rest at the simulator (their instrument's session is closed), so it provably
@@ -27,6 +28,7 @@ from apply_helpers import (
     store_url,
     write_desired_state,
 )
+from invariants import assert_safe
 from waiting import wait_until
 
 from reconciler.sim import run_in_thread
@@ -114,3 +116,39 @@ def test_apply_when_two_start_together_then_exactly_one_trades_and_the_others_ex
         assert all(o.status == "Filled" for o in broker_orders(sim))
         assert positions(sim) == TARGETS
         assert cycle_statuses(db_url) == ["ok", "refused", "refused"]
+        assert_safe(db_url, sim, positions=TARGETS)
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_fault_two_concurrent_applies_with_one_client_id_then_exactly_one_trades(
+    store, world, faulty
+):
+    """Fault: two applies start together with the same IB client id. Guarantee: exactly one
+    trades; the other is refused (exit 3, lock held) or turned away by the gateway (exit 1,
+    client id in use) before sending anything; every gap is traded once.
+    (Different client ids: the test above.)"""
+    w = world(faulty({}, closed=("VEA", "VWO")), {"VEA": 10, "VWO": 10}, store=store)
+    first, second = w.cli.apply(), w.cli.apply()
+    wait_until(
+        lambda: first.poll() is not None or second.poll() is not None,
+        timeout=30,
+        what="one of the two applies to give up",
+    )
+    loser, winner = (first, second) if first.poll() is not None else (second, first)
+    lost = w.cli.finish(loser)
+    assert lost.returncode in (1, 3), lost.explain()
+    assert "Traceback" not in lost.stderr, lost.explain()
+    assert winner.poll() is None, "both applies ended"
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == 2,
+        timeout=30,
+        what="the winner's orders",
+        abort=exited(winner),
+    )
+    open_market(w.sim)
+
+    done = w.cli.finish(winner)
+
+    assert done.returncode == 0, done.explain()
+    _, broker = w.safe(positions={"VEA": 10, "VWO": 10})
+    assert len([r for r in broker.placed_refs if r]) == 2
