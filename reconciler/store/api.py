@@ -9,6 +9,7 @@ Must not talk to a broker, print, or update/delete ledger rows, fills or halts.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -133,6 +134,13 @@ class Store:
     def _ledger_writer(self) -> LedgerWriter:
         if self._writer is None:
             self._writer = LedgerWriter(self.engine)
+            # A command that exits without closing the store still drains the writer and
+            # closes its connections: the writer thread's SQLite connection would otherwise
+            # never close, leaving the WAL unmerged beside the database file (a copy of the
+            # file alone would then be older than the ledger it seems to be).
+            atexit.register(
+                _close_at_exit, self._writer, self.engine if self._owns_engine else None
+            )
         return self._writer
 
     @property
@@ -941,3 +949,11 @@ def open_store_readonly(url: str, *, clock: Clock | None = None) -> Store:
 
 
 __all__ = ["DuplicateIntent", "PlanConflict", "Store", "open_store", "open_store_readonly"]
+
+
+def _close_at_exit(writer: LedgerWriter, engine: Engine | None) -> None:
+    # Held here rather than through the Store, which may be gone while its writer thread
+    # (and so the engine and its connections) lives on.
+    writer.close()
+    if engine is not None:
+        engine.dispose()
