@@ -58,8 +58,8 @@ from reconciler.decide.risk import (
     NAV_UNKNOWN,
     PRICE_MISSING,
     EffectiveLimits,
+    Checker,
     RiskContext,
-    check_orders,
     open_order_unit,
 )
 from reconciler.decide.sizing import (
@@ -77,7 +77,14 @@ from reconciler.model.actual import (
     fingerprint_parts,
 )
 from reconciler.model.desired import DesiredState, Portfolio, Target, UnknownAccountError
-from reconciler.model.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
+from reconciler.model.plan import (
+    AccountPlan,
+    DriftRow,
+    Plan,
+    PlannedOrder,
+    RiskDecision,
+    evolve,
+)
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
 _EPS = 1e-9
@@ -164,21 +171,30 @@ def plan_account(
     sells = [o for o in priced if o.side == "SELL"]
     buys = [o for o in priced if o.side == "BUY"]
 
-    sells_ok, sell_decisions = check_orders(sells, ctx, limits)
+    checker = Checker(ctx, limits)
+    opened = checker.open_book()
+    sells_ok, sell_decisions = checker.run(sells, opened.copy())
     decisions.extend(sell_decisions)
-    final: tuple[PlannedOrder, ...] = sells_ok
+    final: list[PlannedOrder] = sells_ok
     budget: float | None = None
     if buys:
-        screened, screen_decisions = check_orders([*sells_ok, *buys], ctx, limits)
+        # The screen and the final pass both start with the accepted sells from the same
+        # book, so that prefix runs once and each pass continues from a copy of its book.
+        after_sells = opened
+        prefix, prefix_decisions = checker.run(sells_ok, after_sells)
+        screened, screen_decisions = checker.run(buys, after_sells.copy())
         decisions.extend(d for d in screen_decisions if d.side == "BUY")
         budget, budget_note = _cash_for_buys(portfolio, limits, account, ctx, sells_ok, capital)
         notes.append(budget_note)
         fitted = _fit_to_cash([o for o in screened if o.side == "BUY"], budget, ctx, notes)
-        final, final_decisions = check_orders([*sells_ok, *fitted], ctx, limits)
-        decisions.extend(final_decisions)
+        fitted_ok, fitted_decisions = checker.run(fitted, after_sells)
+        final = [*prefix, *fitted_ok]
+        decisions.extend(prefix_decisions)
+        decisions.extend(fitted_decisions)
 
     orders = tuple(
-        dataclasses.replace(order, leg=leg) for leg, order in enumerate(final, start=first_leg)
+        order if order.leg == leg else evolve(order, leg=leg)
+        for leg, order in enumerate(final, start=first_leg)
     )
     return AccountPlan(
         account=account.account,

@@ -9,6 +9,7 @@ loader in this package builds these, everything downstream only reads them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from dataclasses import dataclass, field
 
 from reconciler.model.instrument import instrument_key
@@ -37,7 +38,7 @@ class Instrument:
     currency: str = "USD"
     con_id: int | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Stable identity within a portfolio: the symbol, qualified when not a USD stock."""
         return instrument_key(self.symbol, self.sec_type, self.currency)

@@ -163,6 +163,18 @@ class Plan:
         }
 
 
+def evolve(value: Any, **changes: Any) -> Any:
+    """`dataclasses.replace` for the plan's flat value types, without re-running `__init__`
+    (a frozen dataclass sets each field through `object.__setattr__`, several times slower):
+    a copy of the instance dict with `changes` applied. Only for these types, which have no
+    `__post_init__` and no slots; `changes` must name fields."""
+    copy = object.__new__(type(value))
+    state = copy.__dict__
+    state.update(value.__dict__)
+    state.update(changes)
+    return copy
+
+
 def with_warnings(plan: Plan, warnings: Sequence[str]) -> Plan:
     """The same plan also carrying `warnings` (each once, in order of first appearance)."""
     merged = tuple(dict.fromkeys((*plan.warnings, *warnings)))
