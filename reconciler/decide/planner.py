@@ -84,6 +84,7 @@ from reconciler.model.plan import (
     PlannedOrder,
     RiskDecision,
     evolve,
+    make,
 )
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
@@ -110,15 +111,23 @@ def new_plan_id(now: dt.datetime, rng: random.Random | None = None) -> str:
 # ---------------------------------------------------------------- one account
 
 
-@dataclass(frozen=True)
 class _Proposal:
-    """An order the planner wants before pricing and risk."""
+    """An order the planner wants before pricing and risk. Its reason is written only for
+    the orders that pass risk (`reason()`): most text of a large plan would be thrown away."""
 
-    contract: ContractInfo
-    key: str
-    side: str
-    quantity: float
-    reason: str
+    __slots__ = ("contract", "key", "quantity", "side", "why")
+
+    def __init__(
+        self, contract: ContractInfo, key: str, side: str, quantity: float, why: Any
+    ) -> None:
+        self.contract = contract
+        self.key = key
+        self.side = side
+        self.quantity = quantity
+        self.why = why  # the text, or (portfolio, target, row) to write it from
+
+    def reason(self) -> str:
+        return self.why if isinstance(self.why, str) else _target_reason(*self.why)
 
 
 def plan_account(
@@ -162,11 +171,10 @@ def plan_account(
         if proposal is not None:
             proposals.append(proposal)
 
+    ordered = sorted(proposals, key=lambda p: (p.side != "SELL", p.key))
     priced = [
         _price(p, portfolio, ctx, account.account, leg)
-        for leg, p in enumerate(
-            sorted(proposals, key=lambda p: (p.side != "SELL", p.key)), start=first_leg
-        )
+        for leg, p in enumerate(ordered, start=first_leg)
     ]
     sells = [o for o in priced if o.side == "SELL"]
     buys = [o for o in priced if o.side == "BUY"]
@@ -193,7 +201,7 @@ def plan_account(
         decisions.extend(fitted_decisions)
 
     orders = tuple(
-        order if order.leg == leg else evolve(order, leg=leg)
+        evolve(order, leg=leg, reason=ordered[order.leg - first_leg].reason())
         for leg, order in enumerate(final, start=first_leg)
     )
     return AccountPlan(
@@ -284,7 +292,7 @@ def _towards_target(
             f"{portfolio.min_trade_notional:g}"
         )
         return None
-    return _Proposal(contract, row.key, side, quantity, _target_reason(portfolio, target, row))
+    return _Proposal(contract, row.key, side, quantity, (portfolio, target, row))
 
 
 def _liquidation(
@@ -401,7 +409,8 @@ def _price(
     unit_price = limit if limit is not None else _far_side(proposal.side, quote)
     fx = ctx.account.fx_rate(contract.currency)
     notional = estimate_notional(proposal.quantity, unit_price, fx, proposal.side)
-    return PlannedOrder(
+    return make(
+        PlannedOrder,
         leg=leg,
         account=account,
         key=proposal.key,
@@ -421,7 +430,7 @@ def _price(
         arrival_price=quote.reference_price,
         est_notional=notional,
         est_commission=estimate_commission(proposal.quantity, notional),
-        reason=proposal.reason,
+        reason="",  # written for the orders that pass risk
         min_trade_notional=portfolio.min_trade_notional,
     )
 

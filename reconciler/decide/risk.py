@@ -61,7 +61,7 @@ from reconciler.model.actual import (
     in_flight_by_con_id,
 )
 from reconciler.model.desired import RiskPolicy
-from reconciler.model.plan import Plan, PlannedOrder, RiskDecision
+from reconciler.model.plan import Plan, PlannedOrder, RiskDecision, make
 from reconciler.model.settings import parse_bool, parse_float
 
 # Codes, in the order the checks run.
@@ -740,7 +740,8 @@ def _decision(
     code: str, action: str, view: _View, allowed: float, detail: Mapping[str, Any]
 ) -> RiskDecision:
     order = view.order
-    return RiskDecision(
+    return make(
+        RiskDecision,
         code=code,
         action=action,
         account=order.account,

@@ -12,13 +12,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import json
 import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 # 2: the file carries an `integrity` seal (SHA-256 digest); version 1 files are refused.
 PLAN_FORMAT_VERSION = 2
@@ -173,6 +176,31 @@ def evolve(value: Any, **changes: Any) -> Any:
     state.update(value.__dict__)
     state.update(changes)
     return copy
+
+
+@functools.cache
+def _defaults(cls: type) -> dict[str, Any]:
+    return {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
+
+
+def make(cls: type[_T], **values: Any) -> _T:
+    """`cls(**values)` for the plan's flat value types without the frozen `__init__`'s
+    per-field `object.__setattr__` (the planner builds ~10^5 of them per large plan). Every
+    field without a plain default must be given, and only fields (checked by count)."""
+    made = object.__new__(cls)
+    state = made.__dict__
+    state.update(_defaults(cls))
+    state.update(values)
+    if len(state) != len(_field_names(cls)):
+        raise TypeError(f"{cls.__name__}: fields {sorted(state)} do not match its fields")
+    return made
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def with_warnings(plan: Plan, warnings: Sequence[str]) -> Plan:
