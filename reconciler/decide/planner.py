@@ -45,11 +45,9 @@ Rules (decided here, documented for reviewers):
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from reconciler.decide.drift import drift_table
@@ -57,8 +55,8 @@ from reconciler.decide.risk import (
     FX_RATE_MISSING,
     NAV_UNKNOWN,
     PRICE_MISSING,
-    EffectiveLimits,
     Checker,
+    EffectiveLimits,
     RiskContext,
     open_order_unit,
 )

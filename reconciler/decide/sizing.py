@@ -37,7 +37,6 @@ Rules (decided here, documented for reviewers):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence

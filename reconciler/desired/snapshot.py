@@ -51,7 +51,7 @@ _PORTFOLIO_FIELDS = tuple(f.name for f in fields(Portfolio) if f.name != "source
 
 
 def instrument_snapshot(instrument: Instrument) -> dict[str, Any]:
-    return dict(zip(_INSTRUMENT_FIELDS, _instrument_values(instrument)))
+    return dict(zip(_INSTRUMENT_FIELDS, _instrument_values(instrument), strict=True))
 
 
 def portfolio_snapshot(portfolio: Portfolio) -> dict[str, Any]:

@@ -9,8 +9,8 @@ loader in this package builds these, everything downstream only reads them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from reconciler.model.instrument import instrument_key
 

@@ -76,7 +76,7 @@ def test_optimised_planner_when_given_random_books_then_plans_equal_the_referenc
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_recheck_when_given_a_saved_plan_then_agrees_with_the_reference(scenario):
-    new, old = _both(scenario, None)
+    new, _ = _both(scenario, None)
     plan = loads(dumps(new))
     assert plan == new
     book = scenario.book

@@ -55,6 +55,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.model.actual import (
+    AccountState,
+    ActualState,
+    ContractInfo,
+    Quote,
+    fingerprint_parts,
+)
+from reconciler.model.desired import DesiredState, Portfolio, Target, UnknownAccountError
+from reconciler.model.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
 from reference_planner.drift import drift_table
 from reference_planner.risk import (
     FX_RATE_MISSING,
@@ -72,15 +81,6 @@ from reference_planner.sizing import (
     floor_to_increment,
     round_to_tick,
 )
-from reconciler.model.actual import (
-    AccountState,
-    ActualState,
-    ContractInfo,
-    Quote,
-    fingerprint_parts,
-)
-from reconciler.model.desired import DesiredState, Portfolio, Target, UnknownAccountError
-from reconciler.model.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
 _EPS = 1e-9

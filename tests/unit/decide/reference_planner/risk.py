@@ -53,7 +53,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reference_planner.sizing import floor_to_increment, resize, size_increment
 from reconciler.model.actual import (
     AccountState,
     ActualState,
@@ -66,6 +65,7 @@ from reconciler.model.actual import (
 from reconciler.model.desired import RiskPolicy
 from reconciler.model.plan import Plan, PlannedOrder, RiskDecision
 from reconciler.model.settings import parse_bool, parse_float
+from reference_planner.sizing import floor_to_increment, resize, size_increment
 
 # Codes, in the order the checks run.
 TRADING_HALTED = "TRADING_HALTED"
