@@ -21,6 +21,7 @@ from reconciler.broker import Broker
 from reconciler.broker.errors import BrokerError
 from reconciler.decide.drift import LedgerBreak, desired_changes, ledger_breaks
 from reconciler.decide.risk import EffectiveLimits, effective_limits
+from reconciler.decide.steady import quote_candidates, with_prices
 from reconciler.model.actual import ActualState, ContractInfo, SnapshotError
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState, Instrument, UnknownAccountError
@@ -97,8 +98,15 @@ def selected_accounts(desired: DesiredState, accounts: Sequence[str] | None) -> 
 
 
 async def resolve_and_snapshot(
-    broker: BrokerPort, desired: DesiredState, accounts: Sequence[str]
+    broker: BrokerPort,
+    desired: DesiredState,
+    accounts: Sequence[str],
+    *,
+    price_margin: float | None = None,
 ) -> tuple[Mapping[str, ContractInfo], ActualState, list[str]]:
+    """Resolve the targets and take the snapshot. With `price_margin` (steady state) the
+    snapshot takes no quotes; live quotes are asked only for the instruments that are not
+    clearly inside their band (`decide.steady`), the rest keep their portfolio price."""
     missing = [a for a in accounts if a not in broker.managed_accounts]
     if missing:
         raise CycleError(
@@ -109,7 +117,15 @@ async def resolve_and_snapshot(
         resolved = await broker.resolve(target_instruments(desired, accounts), lock=desired.lock)
         # No session reports lock mismatches as data: Broker.resolve raises LockMismatch.
         mismatches: list[str] = []
-        actual = await broker.snapshot(accounts, resolved)
+        if price_margin:
+            actual = await broker.snapshot(accounts, resolved, quotes=False)
+            portfolios = desired.portfolios_for(accounts)
+            wanted = quote_candidates(portfolios, actual, resolved, price_margin)
+            live = await broker.quotes([actual.contracts[c] for c in sorted(wanted)
+                                        if c in actual.contracts])
+            actual = with_prices(actual, live, wanted)
+        else:
+            actual = await broker.snapshot(accounts, resolved)
     except SnapshotError as exc:
         raise CycleError(f"broker snapshot incomplete, nothing planned: {exc}") from exc
     except BrokerError as exc:

@@ -570,6 +570,9 @@ def _quotes_used(
                 "time": quote.time.isoformat() if quote.time else None,
                 "market_data_type": quote.market_data_type,
                 "reference_price": quote.reference_price,
+                # live: a quote requested this cycle; portfolio: the account's portfolio
+                # market price (steady state, instruments clearly inside their band)
+                "price_source": quote.source,
             }
     return used
 

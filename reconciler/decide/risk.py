@@ -69,6 +69,7 @@ TRADING_HALTED = "TRADING_HALTED"
 TRADING_REDUCING_DENIES_INCREASE = "TRADING_REDUCING_DENIES_INCREASE"
 INSTRUMENT_RESTRICTED = "INSTRUMENT_RESTRICTED"
 PRICE_MISSING = "PRICE_MISSING"
+QUOTE_NOT_LIVE = "QUOTE_NOT_LIVE"
 PRICE_TIME_MISSING = "PRICE_TIME_MISSING"
 QUOTE_DELAYED = "QUOTE_DELAYED"
 PRICE_TOO_OLD = "PRICE_TOO_OLD"
@@ -447,6 +448,10 @@ def _check_restricted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book:
 def _check_price(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
     if v.quote is None or v.quote.reference_price is None or v.price is None:
         return _Deny(PRICE_MISSING, {"con_id": v.order.con_id, "symbol": v.order.symbol})
+    if v.quote.source != "live":
+        # A portfolio market price may keep an instrument out of a plan (steady state), never
+        # price an order that is sent.
+        return _Deny(QUOTE_NOT_LIVE, {"symbol": v.order.symbol, "source": v.quote.source})
     return None
 
 

@@ -57,6 +57,10 @@ class Quote:
     close: float | None
     time: dt.datetime | None  # when the quote was received (UTC)
     market_data_type: int = 1  # 1 live, 2 frozen, 3 delayed, 4 delayed frozen
+    # Where the price came from: "live" (a market-data request this cycle) or "portfolio"
+    # (the market price of the account's portfolio update, used only for instruments
+    # clearly inside their band; risk refuses to send an order priced by one).
+    source: str = "live"
 
     # Cached: a planner reads these figures many times per instrument. A frozen dataclass
     # without slots keeps them in the instance dict; they are not fields, so equality,
@@ -100,6 +104,9 @@ class Position:
     currency: str
     quantity: float
     avg_cost: float
+    # The market price of the account's portfolio update for this position (instrument
+    # currency), when the snapshot has one: what steady-state cycles value in-band holdings by.
+    market_price: float | None = None
 
     @property
     def key(self) -> str:

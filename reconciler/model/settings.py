@@ -56,6 +56,9 @@ ENV_VARS: dict[str, str] = {
     "EXEC_RISK_MAX_ORDER_NOTIONAL": "Tighter max notional per order (0 = no override).",
     "EXEC_RISK_MAX_POSITION_NOTIONAL": "Tighter max notional per position (0 = no override).",
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
+    "RECONCILER_PORTFOLIO_PRICE_MARGIN": "Steady state: skip the live quote of instruments "
+    "inside their band even if the price moved this fraction from the portfolio's market "
+    "price (e.g. 0.02); 0/empty (default): a live quote for every instrument.",
     "RECONCILER_IB_LIBRARY": "IB client library: ib_async (default) or ib_insync.",
     "IB_GATEWAY_TIMEZONE": "Zone of gateway timestamps that carry none (default UTC).",
     "RECONCILER_LOG_LEVEL": "INFO or DEBUG for more log lines on stderr (default WARNING); "
@@ -152,6 +155,9 @@ class Settings:
     git_branch: str = "main"
     git_poll: bool = True
     git_verify: bool = False
+    # Steady state (decide.steady): live quotes only for instruments not clearly inside their
+    # band by this margin around the portfolio market price; None = a quote for every one.
+    portfolio_price_margin: float | None = None
     risk_env: Mapping[str, str] = field(default_factory=dict)
     # Found while reading the environment and `.env` (unknown variables); see settings_warnings.
     load_warnings: tuple[str, ...] = ()

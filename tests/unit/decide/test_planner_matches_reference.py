@@ -68,7 +68,12 @@ def test_optimised_planner_when_given_random_books_then_plans_equal_the_referenc
         ]
         assert mine.notes == theirs.notes
         assert mine.cash_for_buys == theirs.cash_for_buys
-    assert new == old
+    # The optimised plan also states each price's source (all live here).
+    assert {q.pop("price_source") for q in map(dict, new.quotes.values())} <= {"live"}
+    sources = {k: dict(v) for k, v in new.quotes.items()}
+    for quote in sources.values():
+        quote.pop("price_source")
+    assert dataclasses.replace(new, quotes=sources) == old
     assert new.desired_snapshot == old.desired_snapshot
     assert new.warnings == old.warnings
 
