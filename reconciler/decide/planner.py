@@ -179,21 +179,28 @@ def plan_account(
 
     checker = Checker(ctx, limits)
     opened = checker.open_book()
-    sells_ok, sell_decisions = checker.run(sells, opened.copy())
+    clean_sells: set[int] = set()
+    sells_ok, sell_decisions = checker.run(sells, opened.copy(), clean=clean_sells)
     decisions.extend(sell_decisions)
     final: list[PlannedOrder] = sells_ok
     budget: float | None = None
     if buys:
         # The screen and the final pass both start with the accepted sells from the same
         # book, so that prefix runs once and each pass continues from a copy of its book.
+        # Orders a pass accepted unchanged are known to the next one (`Checker.run`).
         after_sells = opened
-        prefix, prefix_decisions = checker.run(sells_ok, after_sells)
-        screened, screen_decisions = checker.run(buys, after_sells.copy())
+        prefix, prefix_decisions = checker.run(
+            sells_ok, after_sells, known=frozenset(clean_sells)
+        )
+        clean_buys: set[int] = set()
+        screened, screen_decisions = checker.run(buys, after_sells.copy(), clean=clean_buys)
         decisions.extend(d for d in screen_decisions if d.side == "BUY")
         budget, budget_note = _cash_for_buys(portfolio, limits, account, ctx, sells_ok, capital)
         notes.append(budget_note)
         fitted = _fit_to_cash([o for o in screened if o.side == "BUY"], budget, ctx, notes)
-        fitted_ok, fitted_decisions = checker.run(fitted, after_sells)
+        fitted_ok, fitted_decisions = checker.run(
+            fitted, after_sells, known=frozenset(clean_buys)
+        )
         final = [*prefix, *fitted_ok]
         decisions.extend(prefix_decisions)
         decisions.extend(fitted_decisions)

@@ -676,16 +676,38 @@ class Checker:
         return _open_book(self.ctx, self.limits)
 
     def run(
-        self, orders: Iterable[PlannedOrder], book: _Book
+        self,
+        orders: Iterable[PlannedOrder],
+        book: _Book,
+        *,
+        known: frozenset[int] = frozenset(),
+        clean: set[int] | None = None,
     ) -> tuple[list[PlannedOrder], list[RiskDecision]]:
-        """`orders` through the chain, in order, updating `book`."""
+        """`orders` through the chain, in order, updating `book`.
+
+        `clean`, when given, collects the ids of the orders accepted as they were, with no
+        decision. A later run over the accepted orders of this run, from a copy of the same
+        starting book, may pass those ids as `known`: while every order so far was known,
+        the book before a known order is the one it was accepted from unchanged, so its
+        verdict is known (the checks read only the order, limits, context and book) and it
+        is recorded without running the chain. The first order not known ends the shortcut.
+        """
         ctx, limits, checks = self.ctx, self.limits, self.checks
         accepted: list[PlannedOrder] = []
         decisions: list[RiskDecision] = []
         quotes = ctx.quotes
         fx_rate = ctx.account.fx_rate
         effective = book.effective
+        shortcut = bool(known)
         for order in orders:
+            if shortcut:
+                if id(order) in known:
+                    quote = quotes[order.con_id]
+                    price = _highest_usable(order.limit_price, quote.ask, quote.reference_price)
+                    accepted.append(order)
+                    _record(order, price * fx_rate(order.currency), book)
+                    continue
+                shortcut = False
             quote = quotes.get(order.con_id)
             ref = None if quote is None else quote.reference_price
             view = _View(
@@ -697,10 +719,13 @@ class Checker:
                 fx_rate(order.currency),
                 effective.get(order.con_id, 0.0),
             )
+            taken = len(decisions)
             final = _run_checks(view, ctx, limits, book, decisions, checks)
             if final is not None:
                 accepted.append(final)
                 _record(final, view.unit, book)
+                if clean is not None and final is order and len(decisions) == taken:
+                    clean.add(id(order))
         return accepted, decisions
 
 
