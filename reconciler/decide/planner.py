@@ -190,7 +190,10 @@ def plan_account(
         # Orders a pass accepted unchanged are known to the next one (`Checker.run`).
         after_sells = opened
         prefix, prefix_decisions = checker.run(
-            sells_ok, after_sells, known=frozenset(clean_sells)
+            sells_ok,
+            after_sells,
+            known=frozenset(clean_sells),
+            accepted_before=frozenset(map(id, sells_ok)),
         )
         clean_buys: set[int] = set()
         screened, screen_decisions = checker.run(buys, after_sells.copy(), clean=clean_buys)
@@ -199,7 +202,10 @@ def plan_account(
         notes.append(budget_note)
         fitted = _fit_to_cash([o for o in screened if o.side == "BUY"], budget, ctx, notes)
         fitted_ok, fitted_decisions = checker.run(
-            fitted, after_sells, known=frozenset(clean_buys)
+            fitted,
+            after_sells,
+            known=frozenset(clean_buys),
+            accepted_before=frozenset(map(id, screened)),
         )
         final = [*prefix, *fitted_ok]
         decisions.extend(prefix_decisions)

@@ -681,16 +681,20 @@ class Checker:
         book: _Book,
         *,
         known: frozenset[int] = frozenset(),
+        accepted_before: frozenset[int] = frozenset(),
         clean: set[int] | None = None,
     ) -> tuple[list[PlannedOrder], list[RiskDecision]]:
         """`orders` through the chain, in order, updating `book`.
 
         `clean`, when given, collects the ids of the orders accepted as they were, with no
-        decision. A later run over the accepted orders of this run, from a copy of the same
-        starting book, may pass those ids as `known`: while every order so far was known,
-        the book before a known order is the one it was accepted from unchanged, so its
-        verdict is known (the checks read only the order, limits, context and book) and it
-        is recorded without running the chain. The first order not known ends the shortcut.
+        decision. A later run over the orders an earlier run accepted (`accepted_before`,
+        their ids), from a copy of the same starting book, may pass the clean ones as
+        `known`. While the book is in step with the earlier run's (every order so far
+        ended as the earlier run recorded it: denied orders never touched the book), a known
+        order meets the book it was accepted from unchanged, so its verdict is known (the
+        checks read only the order, limits, context and book) and it is recorded without
+        running the chain. Any other order runs the chain; the book stays in step only when
+        it was accepted before and is accepted unchanged again.
         """
         ctx, limits, checks = self.ctx, self.limits, self.checks
         accepted: list[PlannedOrder] = []
@@ -698,16 +702,14 @@ class Checker:
         quotes = ctx.quotes
         fx_rate = ctx.account.fx_rate
         effective = book.effective
-        shortcut = bool(known)
+        in_step = bool(known)
         for order in orders:
-            if shortcut:
-                if id(order) in known:
-                    quote = quotes[order.con_id]
-                    price = _highest_usable(order.limit_price, quote.ask, quote.reference_price)
-                    accepted.append(order)
-                    _record(order, price * fx_rate(order.currency), book)
-                    continue
-                shortcut = False
+            if in_step and id(order) in known:
+                quote = quotes[order.con_id]
+                price = _highest_usable(order.limit_price, quote.ask, quote.reference_price)
+                accepted.append(order)
+                _record(order, price * fx_rate(order.currency), book)
+                continue
             quote = quotes.get(order.con_id)
             ref = None if quote is None else quote.reference_price
             view = _View(
@@ -726,6 +728,7 @@ class Checker:
                 _record(final, view.unit, book)
                 if clean is not None and final is order and len(decisions) == taken:
                     clean.add(id(order))
+            in_step = in_step and final is order and id(order) in accepted_before
         return accepted, decisions
 
 
