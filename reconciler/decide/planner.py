@@ -569,10 +569,14 @@ def _quotes_used(
     actual: ActualState, account_plans: Sequence[AccountPlan]
 ) -> dict[str, dict[str, Any]]:
     used: dict[str, dict[str, Any]] = {}
+    seen: set[int | None] = {None}
     for account_plan in account_plans:
         for row in account_plan.drift:
-            quote = actual.quotes.get(row.con_id) if row.con_id is not None else None
-            if quote is None or str(row.con_id) in used:
+            if row.con_id in seen:
+                continue
+            seen.add(row.con_id)
+            quote = actual.quotes.get(row.con_id)
+            if quote is None:
                 continue
             used[str(row.con_id)] = {
                 "symbol": quote.symbol,
