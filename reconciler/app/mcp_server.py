@@ -39,6 +39,9 @@ RISK_CODES: dict[str, str] = {
     "orders that reduce the position are allowed.",
     "PRICE_MISSING": "No usable price for the instrument, so the order's notional cannot be "
     "checked: denied.",
+    "QUOTE_NOT_LIVE": "The order would be priced from the portfolio's market price (steady "
+    "state skips live quotes for instruments clearly in band); an order is only ever sent "
+    "on a live quote: denied.",
     "PRICE_TIME_MISSING": "The price has no timestamp, so its age cannot be checked: denied.",
     "QUOTE_DELAYED": "Only delayed or frozen market data was available; the RiskPolicy needs "
     "live data unless allowDelayedData: true.",

@@ -308,8 +308,12 @@ class Broker:
         self,
         accounts: Sequence[str],
         contracts: Mapping[str, ContractInfo] | Iterable[ContractInfo],
+        *,
+        quotes: bool = True,
     ) -> ActualState:
-        """Everything a cycle needs for `accounts`; complete or SnapshotError."""
+        """Everything a cycle needs for `accounts`; complete or SnapshotError. With
+        `quotes=False` no quote is requested and positions carry their portfolio market
+        price instead (steady state: the cycle asks `quotes` for the candidates)."""
         wanted = tuple(dict.fromkeys(accounts)) or self.managed_accounts
         self.require_accounts(wanted)
         infos = list(contracts.values()) if isinstance(contracts, Mapping) else list(contracts)
@@ -322,6 +326,7 @@ class Broker:
             gateway=self.gateway,
             managed=self.managed_accounts,
             market_data_type=self.market_data_type,
+            quotes=quotes,
         )
 
     async def positions(self, accounts: Sequence[str]) -> dict[str, tuple[Position, ...]]:

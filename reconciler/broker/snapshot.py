@@ -14,6 +14,7 @@ decide or place orders.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +59,7 @@ async def take_snapshot(
     managed: Sequence[str],
     market_data_type: int = LIVE,
     quote_timeout: float | None = None,
+    quotes: bool = True,
 ) -> ActualState:
     ib = session.ib
     started = clock.now()
@@ -91,15 +93,22 @@ async def take_snapshot(
         for p in results["positions"]
         if p.account in wanted and float(p.position) != 0
     ]
+    # --- steady state (issue 12 item 5): portfolio market prices on the positions --------
+    if not quotes:
+        positions = await _with_portfolio_prices(session, accounts, positions)
+    # --- end steady state ----------------------------------------------------------------
     infos: dict[int, ContractInfo] = {info.con_id: info for info in targets}
     held_missing = sorted({p.con_id for p in positions} - set(infos))
     held_infos, problems = await _held_contracts(session, held_missing, positions)
     _stop_if(problems, session, mark)
     infos.update(held_infos)
 
-    quotes, missing_quotes = await snapshot_quotes(
-        session, list(infos.values()), market_data_type, quote_timeout or session.timeout
-    )
+    if quotes:
+        found, missing_quotes = await snapshot_quotes(
+            session, list(infos.values()), market_data_type, quote_timeout or session.timeout
+        )
+    else:
+        found, missing_quotes = {}, []
 
     account_states = {}
     for account in accounts:
@@ -139,7 +148,7 @@ async def take_snapshot(
         server_time=server_time,
         managed_accounts=tuple(managed),
         accounts=account_states,
-        quotes=quotes,
+        quotes=found,
         contracts=dict(sorted(infos.items())),
         open_orders=tuple(sorted(open_orders, key=lambda o: (o.account, o.perm_id, o.order_id))),
         executions=executions,
@@ -147,6 +156,35 @@ async def take_snapshot(
         gateway=gateway,
         extra=extra,
     )
+
+
+async def _with_portfolio_prices(
+    session: GatewaySession, accounts: Sequence[str], positions: list[Any]
+) -> list[Any]:
+    """The positions with the market price of their account's portfolio update.
+
+    The client keeps the portfolio of the account it subscribed to (ib_async subscribes a
+    single-account gateway's account at connect and keeps it current); an account whose
+    portfolio it does not hold is asked for once (one request, one subscription at a time).
+    A position without a usable price keeps None: it will get a live quote.
+    """
+    ib = session.ib
+    prices: dict[tuple[str, int], float] = {}
+    for account in accounts:
+        held = {p.con_id for p in positions if p.account == account}
+        items = ib.portfolio(account)
+        if held - {int(i.contract.conId) for i in items}:
+            await session.request(
+                f"portfolio of {account}", lambda a=account: ib.reqAccountUpdatesAsync(a)
+            )
+            items = ib.portfolio(account)
+        for item in items:
+            price = convert.price(item.marketPrice)
+            if price is not None:
+                prices[(account, int(item.contract.conId))] = price
+    return [
+        dataclasses.replace(p, market_price=prices.get((p.account, p.con_id))) for p in positions
+    ]
 
 
 def _stop_if(problems: list[str], session: GatewaySession, mark: tuple[int, int]) -> None:

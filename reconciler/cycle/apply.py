@@ -337,7 +337,10 @@ class _ApplyRun:
 
     async def _snapshot_and_plan(self, plan_id: str) -> tuple[ActualState, Plan]:
         resolved, actual, mismatches = await resolve_and_snapshot(
-            self.broker, self.desired, self.accounts
+            self.broker,
+            self.desired,
+            self.accounts,
+            price_margin=self.settings.portfolio_price_margin,
         )
         self.resolved = resolved
         self.facts.lock_mismatches = list(mismatches)

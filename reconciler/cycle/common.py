@@ -23,6 +23,7 @@ from reconciler.broker.errors import BrokerError, LockMismatch
 from reconciler.decide.changes import account_documents, document_changes, merge_documents
 from reconciler.decide.drift import LedgerBreak, ledger_breaks
 from reconciler.decide.risk import EffectiveLimits, effective_limits
+from reconciler.decide.steady import quote_candidates, with_prices
 from reconciler.model.actual import ActualState, ContractInfo, SnapshotError
 from reconciler.model.clock import Clock
 from reconciler.model.desired import DesiredState, Instrument, UnknownAccountError
@@ -100,8 +101,15 @@ def selected_accounts(desired: DesiredState, accounts: Sequence[str] | None) -> 
 
 
 async def resolve_and_snapshot(
-    broker: BrokerPort, desired: DesiredState, accounts: Sequence[str]
+    broker: BrokerPort,
+    desired: DesiredState,
+    accounts: Sequence[str],
+    *,
+    price_margin: float | None = None,
 ) -> tuple[Mapping[str, ContractInfo], ActualState, list[str]]:
+    """Resolve the targets and take the snapshot. With `price_margin` (steady state) the
+    snapshot takes no quotes; live quotes are asked only for the instruments that are not
+    clearly inside their band (`decide.steady`), the rest keep their portfolio price."""
     missing = [a for a in accounts if a not in broker.managed_accounts]
     if missing:
         raise CycleError(
@@ -116,7 +124,15 @@ async def resolve_and_snapshot(
         )
         # No session reports lock mismatches as data: Broker.resolve raises LockMismatch.
         mismatches: list[str] = []
-        actual = await broker.snapshot(accounts, resolved)
+        if price_margin:
+            actual = await broker.snapshot(accounts, resolved, quotes=False)
+            portfolios = desired.portfolios_for(accounts)
+            wanted = quote_candidates(portfolios, actual, resolved, price_margin)
+            live = await broker.quotes([actual.contracts[c] for c in sorted(wanted)
+                                        if c in actual.contracts])
+            actual = with_prices(actual, live, wanted)
+        else:
+            actual = await broker.snapshot(accounts, resolved)
         held = [p for state in actual.accounts.values() for p in state.positions]
         problems = held_lock_problems(desired.lock, held)
         if problems:

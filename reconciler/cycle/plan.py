@@ -48,7 +48,9 @@ async def plan_cycle(
     if broker is None:
         broker = await connect(settings, readonly=True, clock=clock)
     try:
-        resolved, actual, mismatches = await resolve_and_snapshot(broker, desired, chosen)
+        resolved, actual, mismatches = await resolve_and_snapshot(
+            broker, desired, chosen, price_margin=settings.portfolio_price_margin
+        )
     finally:
         if own:
             await broker.disconnect()

@@ -41,7 +41,7 @@ from reconciler.model.actual import (
     in_flight_by_con_id,
 )
 from reconciler.model.desired import Band, Portfolio, Target
-from reconciler.model.plan import DriftRow
+from reconciler.model.plan import DriftRow, make
 
 BAND_EPS = 1e-9  # float slack: a book exactly on its band edge is inside
 
@@ -150,7 +150,8 @@ def _target_row(
 ) -> DriftRow:
     key = target.instrument.key
     if contract is None:
-        return DriftRow(
+        return make(
+        DriftRow,
             account=account.account, key=key, symbol=target.instrument.symbol, con_id=None,
             status="unresolved", quantity=0.0, price=None, market_value=None,
             current_weight=None, target_weight=target.weight, target_quantity=target.quantity,
@@ -185,7 +186,8 @@ def _target_row(
     drift = None
     if weight is not None and target_weight is not None:
         drift = round(weight - target_weight, 8)
-    return DriftRow(
+    return make(
+        DriftRow,
         account=account.account,
         key=key,
         symbol=contract.symbol,
@@ -229,7 +231,8 @@ def _unmanaged_row(
     price = reference_price(actual.quotes.get(con_id))
     value, weight, _ = _valuation(account, quantity, price, currency, capital, has_capital)
     liquidate = portfolio.unmanaged == "liquidate"
-    return DriftRow(
+    return make(
+        DriftRow,
         account=account.account,
         key=key,
         symbol=symbol,

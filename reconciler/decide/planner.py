@@ -45,11 +45,9 @@ Rules (decided here, documented for reviewers):
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from reconciler.decide.drift import drift_table
@@ -57,9 +55,9 @@ from reconciler.decide.risk import (
     FX_RATE_MISSING,
     NAV_UNKNOWN,
     PRICE_MISSING,
+    Checker,
     EffectiveLimits,
     RiskContext,
-    check_orders,
     open_order_unit,
 )
 from reconciler.decide.sizing import (
@@ -77,7 +75,15 @@ from reconciler.model.actual import (
     fingerprint_parts,
 )
 from reconciler.model.desired import DesiredState, Portfolio, Target, UnknownAccountError
-from reconciler.model.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
+from reconciler.model.plan import (
+    AccountPlan,
+    DriftRow,
+    Plan,
+    PlannedOrder,
+    RiskDecision,
+    evolve,
+    make,
+)
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
 _EPS = 1e-9
@@ -103,15 +109,23 @@ def new_plan_id(now: dt.datetime, rng: random.Random | None = None) -> str:
 # ---------------------------------------------------------------- one account
 
 
-@dataclass(frozen=True)
 class _Proposal:
-    """An order the planner wants before pricing and risk."""
+    """An order the planner wants before pricing and risk. Its reason is written only for
+    the orders that pass risk (`reason()`): most text of a large plan would be thrown away."""
 
-    contract: ContractInfo
-    key: str
-    side: str
-    quantity: float
-    reason: str
+    __slots__ = ("contract", "key", "quantity", "side", "why")
+
+    def __init__(
+        self, contract: ContractInfo, key: str, side: str, quantity: float, why: Any
+    ) -> None:
+        self.contract = contract
+        self.key = key
+        self.side = side
+        self.quantity = quantity
+        self.why = why  # the text, or (portfolio, target, row) to write it from
+
+    def reason(self) -> str:
+        return self.why if isinstance(self.why, str) else _target_reason(*self.why)
 
 
 def plan_account(
@@ -155,30 +169,51 @@ def plan_account(
         if proposal is not None:
             proposals.append(proposal)
 
+    ordered = sorted(proposals, key=lambda p: (p.side != "SELL", p.key))
     priced = [
         _price(p, portfolio, ctx, account.account, leg)
-        for leg, p in enumerate(
-            sorted(proposals, key=lambda p: (p.side != "SELL", p.key)), start=first_leg
-        )
+        for leg, p in enumerate(ordered, start=first_leg)
     ]
     sells = [o for o in priced if o.side == "SELL"]
     buys = [o for o in priced if o.side == "BUY"]
 
-    sells_ok, sell_decisions = check_orders(sells, ctx, limits)
+    checker = Checker(ctx, limits)
+    opened = checker.open_book()
+    clean_sells: set[int] = set()
+    sells_ok, sell_decisions = checker.run(sells, opened.copy(), clean=clean_sells)
     decisions.extend(sell_decisions)
-    final: tuple[PlannedOrder, ...] = sells_ok
+    final: list[PlannedOrder] = sells_ok
     budget: float | None = None
     if buys:
-        screened, screen_decisions = check_orders([*sells_ok, *buys], ctx, limits)
+        # The screen and the final pass both start with the accepted sells from the same
+        # book, so that prefix runs once and each pass continues from a copy of its book.
+        # Orders a pass accepted unchanged are known to the next one (`Checker.run`).
+        after_sells = opened
+        prefix, prefix_decisions = checker.run(
+            sells_ok,
+            after_sells,
+            known=frozenset(clean_sells),
+            accepted_before=frozenset(map(id, sells_ok)),
+        )
+        clean_buys: set[int] = set()
+        screened, screen_decisions = checker.run(buys, after_sells.copy(), clean=clean_buys)
         decisions.extend(d for d in screen_decisions if d.side == "BUY")
         budget, budget_note = _cash_for_buys(portfolio, limits, account, ctx, sells_ok, capital)
         notes.append(budget_note)
         fitted = _fit_to_cash([o for o in screened if o.side == "BUY"], budget, ctx, notes)
-        final, final_decisions = check_orders([*sells_ok, *fitted], ctx, limits)
-        decisions.extend(final_decisions)
+        fitted_ok, fitted_decisions = checker.run(
+            fitted,
+            after_sells,
+            known=frozenset(clean_buys),
+            accepted_before=frozenset(map(id, screened)),
+        )
+        final = [*prefix, *fitted_ok]
+        decisions.extend(prefix_decisions)
+        decisions.extend(fitted_decisions)
 
     orders = tuple(
-        dataclasses.replace(order, leg=leg) for leg, order in enumerate(final, start=first_leg)
+        evolve(order, leg=leg, reason=ordered[order.leg - first_leg].reason())
+        for leg, order in enumerate(final, start=first_leg)
     )
     return AccountPlan(
         account=account.account,
@@ -268,7 +303,7 @@ def _towards_target(
             f"{portfolio.min_trade_notional:g}"
         )
         return None
-    return _Proposal(contract, row.key, side, quantity, _target_reason(portfolio, target, row))
+    return _Proposal(contract, row.key, side, quantity, (portfolio, target, row))
 
 
 def _liquidation(
@@ -385,7 +420,8 @@ def _price(
     unit_price = limit if limit is not None else _far_side(proposal.side, quote)
     fx = ctx.account.fx_rate(contract.currency)
     notional = estimate_notional(proposal.quantity, unit_price, fx, proposal.side)
-    return PlannedOrder(
+    return make(
+        PlannedOrder,
         leg=leg,
         account=account,
         key=proposal.key,
@@ -405,7 +441,7 @@ def _price(
         arrival_price=quote.reference_price,
         est_notional=notional,
         est_commission=estimate_commission(proposal.quantity, notional),
-        reason=proposal.reason,
+        reason="",  # written for the orders that pass risk
         min_trade_notional=portfolio.min_trade_notional,
     )
 
@@ -533,10 +569,14 @@ def _quotes_used(
     actual: ActualState, account_plans: Sequence[AccountPlan]
 ) -> dict[str, dict[str, Any]]:
     used: dict[str, dict[str, Any]] = {}
+    seen: set[int | None] = {None}
     for account_plan in account_plans:
         for row in account_plan.drift:
-            quote = actual.quotes.get(row.con_id) if row.con_id is not None else None
-            if quote is None or str(row.con_id) in used:
+            if row.con_id in seen:
+                continue
+            seen.add(row.con_id)
+            quote = actual.quotes.get(row.con_id)
+            if quote is None:
                 continue
             used[str(row.con_id)] = {
                 "symbol": quote.symbol,
@@ -547,6 +587,9 @@ def _quotes_used(
                 "time": quote.time.isoformat() if quote.time else None,
                 "market_data_type": quote.market_data_type,
                 "reference_price": quote.reference_price,
+                # live: a quote requested this cycle; portfolio: the account's portfolio
+                # market price (steady state, instruments clearly inside their band)
+                "price_source": quote.source,
             }
     return used
 

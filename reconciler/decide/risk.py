@@ -61,7 +61,7 @@ from reconciler.model.actual import (
     in_flight_by_con_id,
 )
 from reconciler.model.desired import RiskPolicy
-from reconciler.model.plan import Plan, PlannedOrder, RiskDecision
+from reconciler.model.plan import Plan, PlannedOrder, RiskDecision, make
 from reconciler.model.settings import parse_bool, parse_float
 
 # Codes, in the order the checks run.
@@ -69,6 +69,7 @@ TRADING_HALTED = "TRADING_HALTED"
 TRADING_REDUCING_DENIES_INCREASE = "TRADING_REDUCING_DENIES_INCREASE"
 INSTRUMENT_RESTRICTED = "INSTRUMENT_RESTRICTED"
 PRICE_MISSING = "PRICE_MISSING"
+QUOTE_NOT_LIVE = "QUOTE_NOT_LIVE"
 PRICE_TIME_MISSING = "PRICE_TIME_MISSING"
 QUOTE_DELAYED = "QUOTE_DELAYED"
 PRICE_TOO_OLD = "PRICE_TOO_OLD"
@@ -261,8 +262,18 @@ class RiskContext:
         )
 
     def size_increment(self, con_id: int) -> float:
-        contract = self.contracts.get(con_id)
-        return size_increment(contract.size_increment if contract is not None else None)
+        found = self._increments.get(con_id)
+        if found is None:
+            contract = self.contracts.get(con_id)
+            found = size_increment(contract.size_increment if contract is not None else None)
+            self._increments[con_id] = found
+        return found
+
+    @functools.cached_property
+    def _increments(self) -> dict[int, float]:
+        # Memo of `size_increment`: a contract view chains two maps, and every order of a
+        # cycle asks several times.
+        return {}
 
     def fx_of(self, con_id: int) -> float | None:
         """Base-currency units per unit of the instrument's currency (its contract's, else its
@@ -282,8 +293,12 @@ class RiskContext:
 
 
 def _highest_usable(*prices: float | None) -> float | None:
-    usable = [p for p in prices if p is not None and math.isfinite(p) and p > 0]
-    return max(usable) if usable else None
+    best = None
+    for p in prices:
+        # 0 < p < inf: finite and positive (NaN fails both comparisons).
+        if p is not None and 0 < p < math.inf and (best is None or p > best):
+            best = p
+    return best
 
 
 def risk_price(order: PlannedOrder, quote: Quote | None) -> float | None:
@@ -326,35 +341,55 @@ class _Clip:
     detail: dict[str, Any]
 
 
-@dataclass
 class _Book:
-    """Running state of one `check_orders` call; never escapes it."""
+    """Running state of one `check_orders` call; never escapes it. `copy` lets the planner
+    run a common prefix of orders once and continue from it twice."""
 
-    effective: dict[int, float]
-    gross: float | None
-    daily: float | None
-    orders: int = 0
-    turnover: float = 0.0
+    __slots__ = ("daily", "effective", "gross", "orders", "turnover")
+
+    def __init__(
+        self,
+        effective: dict[int, float],
+        gross: float | None,
+        daily: float | None,
+        orders: int = 0,
+        turnover: float = 0.0,
+    ) -> None:
+        self.effective = effective
+        self.gross = gross
+        self.daily = daily
+        self.orders = orders
+        self.turnover = turnover
+
+    def copy(self) -> _Book:
+        return _Book(dict(self.effective), self.gross, self.daily, self.orders, self.turnover)
 
 
-@dataclass(frozen=True)
 class _View:
-    """One order as the checks see it, with its quantity at this point of the chain."""
+    """One order as the checks see it, with its quantity at this point of the chain (mutable:
+    a clip shrinks it in place; it never leaves `_run_checks`)."""
 
-    order: PlannedOrder
-    quantity: float
-    sign: int  # +1 buy, -1 sell
-    quote: Quote | None
-    price: float | None  # risk price, order currency
-    fx: float | None
-    effective: float  # effective position before this order
+    __slots__ = ("effective", "fx", "order", "price", "quantity", "quote", "sign", "unit")
 
-    @property
-    def unit(self) -> float | None:
-        """Risk value of one unit in base currency."""
-        if self.price is None or self.fx is None:
-            return None
-        return self.price * self.fx
+    def __init__(
+        self,
+        order: PlannedOrder,
+        quantity: float,
+        sign: int,  # +1 buy, -1 sell
+        quote: Quote | None,
+        price: float | None,  # risk price, order currency
+        fx: float | None,
+        effective: float,  # effective position before this order
+    ) -> None:
+        self.order = order
+        self.quantity = quantity
+        self.sign = sign
+        self.quote = quote
+        self.price = price
+        self.fx = fx
+        self.effective = effective
+        # Risk value of one unit in base currency.
+        self.unit = None if price is None or fx is None else price * fx
 
     @property
     def notional(self) -> float:
@@ -413,6 +448,10 @@ def _check_restricted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book:
 def _check_price(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
     if v.quote is None or v.quote.reference_price is None or v.price is None:
         return _Deny(PRICE_MISSING, {"con_id": v.order.con_id, "symbol": v.order.symbol})
+    if v.quote.source != "live":
+        # A portfolio market price may keep an instrument out of a plan (steady state), never
+        # price an order that is sent.
+        return _Deny(QUOTE_NOT_LIVE, {"symbol": v.order.symbol, "source": v.quote.source})
     return None
 
 
@@ -583,6 +622,30 @@ CHECKS = (
     _check_daily_notional,
 )
 
+# When a check can return a verdict at all under given limits: the others are left out of a
+# policy's chain once (`active_checks`), so an unset limit costs nothing per order.
+_ALWAYS = {_check_price, _check_fx}
+_ACTIVE_WHEN = {
+    _check_halted: lambda lim: lim.state == "HALTED",
+    _check_reducing: lambda lim: lim.state == "REDUCING",
+    _check_restricted: lambda lim: bool(lim.restricted.value),
+    _check_live_data: lambda lim: not lim.allow_delayed_data.value,
+    _check_price_age: lambda lim: lim.max_price_age_seconds.is_set,
+    _check_spread: lambda lim: lim.max_spread.is_set,
+    _check_order_notional: lambda lim: lim.max_order_notional.is_set,
+    _check_position_notional: lambda lim: lim.max_position_notional.is_set,
+    _check_nav: lambda lim: lim.max_leverage.is_set or lim.max_cycle_turnover.is_set,
+    _check_leverage: lambda lim: lim.max_leverage.is_set,
+    _check_orders_per_cycle: lambda lim: lim.max_orders_per_cycle.is_set,
+    _check_cycle_turnover: lambda lim: lim.max_cycle_turnover.is_set,
+    _check_daily_notional: lambda lim: lim.max_daily_notional.is_set,
+}
+
+
+def active_checks(limits: EffectiveLimits) -> tuple[Any, ...]:
+    """The checks of `CHECKS`, in order, that can give a verdict under `limits`."""
+    return tuple(c for c in CHECKS if c in _ALWAYS or _ACTIVE_WHEN[c](limits))
+
 
 # ---------------------------------------------------------------- running the checks
 
@@ -595,15 +658,78 @@ def check_orders(
     Survivors keep their legs and may be smaller than planned (a clip); every clip and
     denial comes back as a `RiskDecision`. Deterministic and O(orders + open orders).
     """
-    book = _open_book(ctx, limits)
-    accepted: list[PlannedOrder] = []
-    decisions: list[RiskDecision] = []
-    for order in orders:
-        final = _run_checks(order, ctx, limits, book, decisions)
-        if final is not None:
-            accepted.append(final)
-            _record(final, ctx, book)
+    checker = Checker(ctx, limits)
+    accepted, decisions = checker.run(orders, checker.open_book())
     return tuple(accepted), tuple(decisions)
+
+
+class Checker:
+    """`check_orders` in parts, for one account and policy: the chain of checks filtered
+    once, the running book opened once and copied where runs share a prefix of orders."""
+
+    def __init__(self, ctx: RiskContext, limits: EffectiveLimits) -> None:
+        self.ctx = ctx
+        self.limits = limits
+        self.checks = active_checks(limits)
+
+    def open_book(self) -> _Book:
+        return _open_book(self.ctx, self.limits)
+
+    def run(
+        self,
+        orders: Iterable[PlannedOrder],
+        book: _Book,
+        *,
+        known: frozenset[int] = frozenset(),
+        accepted_before: frozenset[int] = frozenset(),
+        clean: set[int] | None = None,
+    ) -> tuple[list[PlannedOrder], list[RiskDecision]]:
+        """`orders` through the chain, in order, updating `book`.
+
+        `clean`, when given, collects the ids of the orders accepted as they were, with no
+        decision. A later run over the orders an earlier run accepted (`accepted_before`,
+        their ids), from a copy of the same starting book, may pass the clean ones as
+        `known`. While the book is in step with the earlier run's (every order so far
+        ended as the earlier run recorded it: denied orders never touched the book), a known
+        order meets the book it was accepted from unchanged, so its verdict is known (the
+        checks read only the order, limits, context and book) and it is recorded without
+        running the chain. Any other order runs the chain; the book stays in step only when
+        it was accepted before and is accepted unchanged again.
+        """
+        ctx, limits, checks = self.ctx, self.limits, self.checks
+        accepted: list[PlannedOrder] = []
+        decisions: list[RiskDecision] = []
+        quotes = ctx.quotes
+        fx_rate = ctx.account.fx_rate
+        effective = book.effective
+        in_step = bool(known)
+        for order in orders:
+            if in_step and id(order) in known:
+                quote = quotes[order.con_id]
+                price = _highest_usable(order.limit_price, quote.ask, quote.reference_price)
+                accepted.append(order)
+                _record(order, price * fx_rate(order.currency), book)
+                continue
+            quote = quotes.get(order.con_id)
+            ref = None if quote is None else quote.reference_price
+            view = _View(
+                order,
+                order.quantity,
+                1 if order.side == "BUY" else -1,
+                quote,
+                None if ref is None else _highest_usable(order.limit_price, quote.ask, ref),
+                fx_rate(order.currency),
+                effective.get(order.con_id, 0.0),
+            )
+            taken = len(decisions)
+            final = _run_checks(view, ctx, limits, book, decisions, checks)
+            if final is not None:
+                accepted.append(final)
+                _record(final, view.unit, book)
+                if clean is not None and final is order and len(decisions) == taken:
+                    clean.add(id(order))
+            in_step = in_step and final is order and id(order) in accepted_before
+        return accepted, decisions
 
 
 def recheck_plan(
@@ -643,72 +769,64 @@ def recheck_plan(
     return dataclasses.replace(plan, accounts=tuple(accounts)), tuple(taken)
 
 
+def _decision(
+    code: str, action: str, view: _View, allowed: float, detail: Mapping[str, Any]
+) -> RiskDecision:
+    order = view.order
+    return make(
+        RiskDecision,
+        code=code,
+        action=action,
+        account=order.account,
+        key=order.key,
+        side=order.side,
+        requested_quantity=view.quantity,
+        allowed_quantity=allowed,
+        detail=dict(detail),
+    )
+
+
 def _run_checks(
-    order: PlannedOrder,
+    view: _View,
     ctx: RiskContext,
     limits: EffectiveLimits,
     book: _Book,
     decisions: list[RiskDecision],
+    checks: Sequence[Any] = CHECKS,
 ) -> PlannedOrder | None:
-    quote = ctx.quotes.get(order.con_id)
-    increment = ctx.size_increment(order.con_id)
-    quantity = order.quantity
-    view = _View(
-        order=order,
-        quantity=quantity,
-        sign=1 if order.side == "BUY" else -1,
-        quote=quote,
-        price=risk_price(order, quote),
-        fx=ctx.account.fx_rate(order.currency),
-        effective=book.effective.get(order.con_id, 0.0),
-    )
-
-    def decide(code: str, action: str, allowed: float, detail: Mapping[str, Any]) -> None:
-        decisions.append(
-            RiskDecision(
-                code=code,
-                action=action,
-                account=order.account,
-                key=order.key,
-                side=order.side,
-                requested_quantity=view.quantity,
-                allowed_quantity=allowed,
-                detail=dict(detail),
-            )
-        )
-
-    for check in CHECKS:
+    order = view.order
+    for check in checks:
         verdict = check(view, limits, ctx, book)
         if verdict is None:
             continue
         if isinstance(verdict, _Deny):
-            decide(verdict.code, "deny", 0.0, verdict.detail)
+            decisions.append(_decision(verdict.code, "deny", view, 0.0, verdict.detail))
             return None
+        increment = ctx.size_increment(order.con_id)
         allowed = floor_to_increment(min(view.quantity, verdict.max_quantity), increment)
         detail = dict(verdict.detail)
         if not limits.clips:
             detail["on_breach"] = "deny"
-            decide(verdict.code, "deny", 0.0, detail)
+            decisions.append(_decision(verdict.code, "deny", view, 0.0, detail))
             return None
         if allowed < increment - _EPS:
             detail["clipped_to"] = allowed
             detail["increment"] = increment
-            decide(verdict.code, "deny", 0.0, detail)
+            decisions.append(_decision(verdict.code, "deny", view, 0.0, detail))
             return None
         if view.unit is not None and allowed * view.unit < ctx.min_trade_notional - _EPS:
             detail["clipped_notional"] = round(allowed * view.unit, 2)
             detail["min_trade"] = ctx.min_trade_notional
-            decide(verdict.code, "deny", 0.0, detail)
+            decisions.append(_decision(verdict.code, "deny", view, 0.0, detail))
             return None
         detail["allowed"] = allowed
-        decide(verdict.code, "clip", allowed, detail)
-        view = dataclasses.replace(view, quantity=allowed)
+        decisions.append(_decision(verdict.code, "clip", view, allowed, detail))
+        view.quantity = allowed
     return resize(order, view.quantity)
 
 
-def _record(order: PlannedOrder, ctx: RiskContext, book: _Book) -> None:
-    price = risk_price(order, ctx.quotes.get(order.con_id))
-    unit = price * ctx.account.fx_rate(order.currency)
+def _record(order: PlannedOrder, unit: float, book: _Book) -> None:
+    """An accepted order joins the running book (valued at its risk unit, as checked)."""
     before = book.effective.get(order.con_id, 0.0)
     after = before + order.signed_quantity
     book.effective[order.con_id] = after
@@ -786,9 +904,11 @@ def _daily_so_far(ctx: RiskContext) -> float | None:
 
 __all__ = [
     "CHECKS",
+    "Checker",
     "EffectiveLimits",
     "Limit",
     "RiskContext",
+    "active_checks",
     "check_orders",
     "effective_limits",
     "open_order_unit",

@@ -37,7 +37,7 @@ Rules (decided here, documented for reviewers):
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,7 +51,7 @@ from decimal import (
     localcontext,
 )
 
-from reconciler.model.plan import PlannedOrder
+from reconciler.model.plan import PlannedOrder, evolve
 
 # Float noise in computed quantities and prices: this close below a step counts as on it.
 STEP_SLACK = Decimal("1e-9")
@@ -64,12 +64,27 @@ COMMISSION_MAX_SHARE_OF_VALUE = Decimal("0.01")
 
 _ZERO = Decimal(0)
 
+# Float fast paths (see `_fast_units`): amounts below this are exact enough in a float, and a
+# float fraction this far from a rounding boundary cannot be on the other side of it.
+# Quantities and tick ratios below 2**24 carry float noise under 1e-8 (the margin kept
+# from a step, beyond STEP_SLACK); amounts below 2**40 carry noise far below their margin.
+_FAST_LIMIT = 2.0**40
+_FAST_QUANTITY = 2.0**24
+_FAST_FRACTION = 1 - 1e-8
+_FAST_MARGIN = 1e-8
+
 
 def to_decimal(value: float | Decimal) -> Decimal:
     """The shortest decimal that reads back as `value`: what was meant, not its binary error."""
     if isinstance(value, Decimal):
         return value
-    return Decimal(repr(float(value)))
+    return _decimal_of(float(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decimal_of(value: float) -> Decimal:
+    # Cached: ticks, increments, FX rates and prices repeat across a plan's orders.
+    return Decimal(repr(value))
 
 
 def size_increment(increment: float | None) -> float:
@@ -86,6 +101,12 @@ def floor_to_increment(quantity: float, increment: float) -> float:
         return 0.0
     if not math.isfinite(quantity) or not math.isfinite(increment):
         raise ValueError(f"cannot size {quantity!r} in increments of {increment!r}")
+    if increment == 1.0 and quantity < _FAST_QUANTITY:
+        # Whole shares, the common case: the float's fraction decides unless it lies within
+        # float noise of the slack boundary; there the decimal rule below decides.
+        whole = math.floor(quantity)
+        if quantity - whole < _FAST_FRACTION:
+            return float(whole)
     step = to_decimal(increment)
     steps = (to_decimal(quantity) / step + STEP_SLACK).to_integral_value(rounding=ROUND_FLOOR)
     return float(steps * step)
@@ -96,6 +117,15 @@ def round_to_tick(price: float, tick: float | None, *, down: bool) -> float:
     if tick is None or not tick > 0:
         return price
     grid = to_decimal(tick)
+    ratio = price / tick
+    if 0 < ratio < _FAST_QUANTITY:
+        # The float ratio is within a few ulps of the decimal one: away from a step (by more
+        # than the slack and that noise) its floor or ceiling is the decimal rule's answer.
+        whole = math.floor(ratio)
+        fraction = ratio - whole
+        if _FAST_MARGIN < fraction < 1 - _FAST_MARGIN:
+            chosen = whole if down else whole + 1
+            return float(max(chosen, 1) * grid)
     steps = to_decimal(price) / grid
     if down:
         steps = (steps + STEP_SLACK).to_integral_value(rounding=ROUND_FLOOR)
@@ -108,6 +138,9 @@ def estimate_commission(quantity: float, notional: float) -> float:
     """IBKR fixed schedule: 0.005 per share, at least 1.00, at most 1% of trade value."""
     if not quantity > 0:
         return 0.0
+    fast = _fast_commission(quantity, notional)
+    if fast is not None:
+        return fast
     per_share = max(COMMISSION_PER_SHARE * to_decimal(quantity), COMMISSION_MINIMUM)
     fee = min(per_share, COMMISSION_MAX_SHARE_OF_VALUE * abs(to_decimal(notional)))
     return float(fee.quantize(MONEY_UNIT, rounding=ROUND_HALF_EVEN))
@@ -116,8 +149,44 @@ def estimate_commission(quantity: float, notional: float) -> float:
 def estimate_notional(quantity: float, price: float, fx: float, side: str) -> float:
     """Estimated notional in base currency, to the cent: a half cent up for a buy (a cost),
     down for a sell (proceeds)."""
+    fast = _fast_units(quantity * price * fx * 100.0)
+    if fast is not None:
+        return fast / 100
     exact = to_decimal(quantity) * to_decimal(price) * to_decimal(fx)
     return float(_to_cent(exact, side))
+
+
+def _fast_units(scaled: float) -> int | None:
+    """`scaled` (an amount in cents or 1/10,000) rounded to a whole unit when float noise
+    cannot change the answer, else None (the caller computes it in decimals).
+
+    The float product is within a few ulps of the exact decimal one; when its fraction is
+    further than that from the half (the only place HALF_UP, HALF_DOWN and HALF_EVEN differ
+    or float noise could tip it), rounding to nearest gives the decimal answer. `n / 100` of
+    a whole n is then the float nearest the decimal n/100, as `float(Decimal)` gives.
+    """
+    if not -_FAST_LIMIT < scaled < _FAST_LIMIT:
+        return None
+    whole = math.floor(scaled)
+    fraction = scaled - whole
+    margin = abs(scaled) * 1e-13 + 1e-9
+    if abs(fraction - 0.5) <= margin:
+        return None
+    return whole + 1 if fraction > 0.5 else whole
+
+
+def _fast_commission(quantity: float, notional: float) -> float | None:
+    per_share = 0.005 * quantity
+    cap = 0.01 * abs(notional)
+    margin = (per_share + cap) * 1e-13 + 1e-12
+    # Where the decimal rule's max/min could pick differently from floats, let it decide.
+    if abs(per_share - 1.0) <= margin or abs(per_share - cap) <= margin or abs(cap - 1.0) <= margin:
+        return None
+    fee = min(max(per_share, 1.0), cap)
+    units = _fast_units(fee * 10_000.0)
+    if units is None:
+        return None
+    return units / 10_000
 
 
 def _to_cent(amount: Decimal, side: str) -> Decimal:
@@ -130,7 +199,7 @@ def resize(order: PlannedOrder, quantity: float) -> PlannedOrder:
     if quantity == order.quantity:
         return order
     notional = float(_notional_at(order, to_decimal(quantity)))
-    return dataclasses.replace(
+    return evolve(
         order,
         quantity=quantity,
         est_notional=notional,

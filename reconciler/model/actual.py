@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from reconciler.model.instrument import instrument_key
 
@@ -41,7 +42,7 @@ class ContractInfo:
     trading_hours: str = ""
     liquid_hours: str = ""
 
-    @property
+    @cached_property
     def key(self) -> str:
         return instrument_key(self.symbol, self.sec_type, self.currency)
 
@@ -56,14 +57,21 @@ class Quote:
     close: float | None
     time: dt.datetime | None  # when the quote was received (UTC)
     market_data_type: int = 1  # 1 live, 2 frozen, 3 delayed, 4 delayed frozen
+    # Where the price came from: "live" (a market-data request this cycle) or "portfolio"
+    # (the market price of the account's portfolio update, used only for instruments
+    # clearly inside their band; risk refuses to send an order priced by one).
+    source: str = "live"
 
-    @property
+    # Cached: a planner reads these figures many times per instrument. A frozen dataclass
+    # without slots keeps them in the instance dict; they are not fields, so equality,
+    # hashing and `dataclasses.replace` ignore them.
+    @cached_property
     def mid(self) -> float | None:
         if _usable(self.bid) and _usable(self.ask) and self.ask >= self.bid:
             return (self.bid + self.ask) / 2.0
         return None
 
-    @property
+    @cached_property
     def reference_price(self) -> float | None:
         """Mid when the book is two-sided, else last, else close; None when nothing usable."""
         mid = self.mid
@@ -74,7 +82,7 @@ class Quote:
                 return value
         return None
 
-    @property
+    @cached_property
     def spread(self) -> float | None:
         """Spread as a fraction of mid; None when it cannot be computed."""
         mid = self.mid
@@ -96,6 +104,9 @@ class Position:
     currency: str
     quantity: float
     avg_cost: float
+    # The market price of the account's portfolio update for this position (instrument
+    # currency), when the snapshot has one: what steady-state cycles value in-band holdings by.
+    market_price: float | None = None
 
     @property
     def key(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from reconciler.model.instrument import instrument_key
 
@@ -37,7 +38,7 @@ class Instrument:
     currency: str = "USD"
     con_id: int | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Stable identity within a portfolio: the symbol, qualified when not a USD stock."""
         return instrument_key(self.symbol, self.sec_type, self.currency)

@@ -104,6 +104,20 @@ def _msg_rate(value: Any) -> Any:
     return rate
 
 
+def _price_margin(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    margin = parse_float("RECONCILER_PORTFOLIO_PRICE_MARGIN", value)
+    if not margin:  # unset, blank or 0: off (a live quote for every instrument)
+        raise PydanticUseDefault()
+    if not 0 < margin < 1:
+        raise SettingsError(
+            f"RECONCILER_PORTFOLIO_PRICE_MARGIN={value.strip()!r} must be a fraction between 0 "
+            "and 1 (0.02 = 2%), or 0/empty for a live quote for every instrument"
+        )
+    return margin
+
+
 def _trading_mode(value: Any) -> Any:
     if not isinstance(value, str):
         return value
@@ -246,6 +260,9 @@ class Environment(BaseSettings):
     )
     report_nothing_to_do: Annotated[Literal["file", "skip"], BeforeValidator(_nothing_to_do)] = (
         Field("file", validation_alias="RECONCILER_REPORT_NOTHING_TO_DO")
+    )
+    portfolio_price_margin: Annotated[float | None, BeforeValidator(_price_margin)] = Field(
+        None, validation_alias="RECONCILER_PORTFOLIO_PRICE_MARGIN"
     )
 
     @classmethod

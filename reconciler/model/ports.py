@@ -160,9 +160,14 @@ class BrokerPort(Protocol):
         ...
 
     async def snapshot(
-        self, accounts: Sequence[str], contracts: Mapping[str, ContractInfo]
+        self,
+        accounts: Sequence[str],
+        contracts: Mapping[str, ContractInfo],
+        *,
+        quotes: bool = True,
     ) -> ActualState:
-        """Complete, or raises SnapshotError."""
+        """Complete, or raises SnapshotError. `quotes=False`: no quote requests; positions
+        carry their portfolio market price (steady state asks `quotes` for candidates)."""
         ...
 
     async def quotes(self, infos: Iterable[ContractInfo]) -> Mapping[int, Quote]: ...

@@ -64,6 +64,9 @@ ENV_VARS: dict[str, str] = {
     "EXEC_RISK_MAX_ORDER_NOTIONAL": "Tighter max notional per order (0 = no override).",
     "EXEC_RISK_MAX_POSITION_NOTIONAL": "Tighter max notional per position (0 = no override).",
     "EXEC_RISK_MAX_LEVERAGE": "Tighter max gross exposure / NAV (0 = no override).",
+    "RECONCILER_PORTFOLIO_PRICE_MARGIN": "Steady state: skip the live quote of instruments "
+    "inside their band even if the price moved this fraction from the portfolio's market "
+    "price (e.g. 0.02); 0/empty (default): a live quote for every instrument.",
     "RECONCILER_IB_LIBRARY": "IB client library: ib_async (default) or ib_insync.",
     "IB_GATEWAY_TIMEZONE": "Zone of gateway timestamps that carry none (default UTC).",
     "RECONCILER_METRICS_FILE": "Prometheus textfile (node_exporter textfile collector) rewritten "
@@ -297,6 +300,9 @@ class Settings:
     notify_repeat_seconds: float = DEFAULT_NOTIFY_REPEAT_SECONDS
     report_retention: ReportRetention | None = None
     report_nothing_to_do: str = "file"  # file | skip
+    # Steady state (decide.steady): live quotes only for instruments not clearly inside their
+    # band by this margin around the portfolio market price; None = a quote for every one.
+    portfolio_price_margin: float | None = None
     risk_env: Mapping[str, str] = field(default_factory=dict)
     # Found while reading the environment and `.env` (unknown variables); see settings_warnings.
     load_warnings: tuple[str, ...] = ()

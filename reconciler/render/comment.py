@@ -129,7 +129,15 @@ def _header(plan: Plan, context: CommentContext) -> list[str]:
         f"fingerprint `{_short(plan.actual_fingerprint)}` |",
         f"| Plan | `{plan.plan_id}`: {t['orders']:,} order(s), turnover "
         f"{_money(t['turnover'])}, est. commission {_money(t['est_commission'])} |",
+        *_price_sources_row(plan),
     ]
+
+
+def _price_sources_row(plan: Plan) -> list[str]:
+    from reconciler.render.plan import price_sources
+
+    sources = price_sources(plan)
+    return [] if sources is None else [f"| Prices | {sources.removeprefix('Prices: ')} |"]
 
 
 def _counts_section(plan: Plan) -> list[str]:

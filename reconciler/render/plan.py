@@ -47,6 +47,19 @@ def plan_header(plan: Plan) -> str:
     )
 
 
+def price_sources(plan: Plan) -> str | None:
+    """Where the plan's prices came from, when not every one is a live quote (steady state:
+    instruments clearly inside their band are valued at their portfolio market price)."""
+    sources = [q.get("price_source", "live") for q in plan.quotes.values()]
+    portfolio = sum(1 for s in sources if s == "portfolio")
+    if not portfolio:
+        return None
+    return (
+        f"Prices: {len(sources) - portfolio} live quote(s); {portfolio} portfolio market "
+        "price(s) for instruments clearly inside their band (never used to price an order)"
+    )
+
+
 def unresolved_drift(plan: Plan) -> list[str]:
     """Managed instruments outside their band (account:key), whatever the orders."""
     return [
@@ -154,6 +167,9 @@ def render_plan_text(plan: Plan, *, width: int = 120, color: bool = False) -> st
         )
         for change in changes:
             console.print(f"  {change}", highlight=False, markup=False)
+    sources = price_sources(plan)
+    if sources:
+        console.print(sources, highlight=False)
     for account in plan.accounts:
         console.print()
         console.print(_account_title(account), style="bold", highlight=False)

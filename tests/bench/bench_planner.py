@@ -2,8 +2,10 @@
 
 Prints wall times and the cost per position for 1 account x 5,000 positions and
 100 accounts x 1,000 positions, plus a linearity ratio (time per position at 5,000 vs 500
-positions: about 1.0 when planning is O(n)). Builds its inputs in memory; no I/O, no
-broker, never fails on speed.
+positions: about 1.0 when planning is O(n)), the plan file of 100 x 1,000 (size, write and
+read back), and the same plans by the pre-issue-12 planner kept in
+tests/unit/decide/reference_planner (a ratio measured in the same run). Builds its inputs in
+memory; never fails on speed. `measure()` returns the figures as rows for run_all.py.
 
 Usage: python tests/bench/bench_planner.py
 """
@@ -11,8 +13,12 @@ Usage: python tests/bench/bench_planner.py
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from reconciler.decide.planner import build_plan
 from reconciler.decide.risk import effective_limits
@@ -26,7 +32,10 @@ from reconciler.model.actual import (
     Quote,
 )
 from reconciler.model.desired import Band, DesiredState, Instrument, Portfolio, RiskPolicy, Target
-from reconciler.model.plan import dumps
+from reconciler.model.plan import dumps, loads
+from reconciler.util.files import atomic_write
+
+HERE = Path(__file__).resolve().parent
 
 NOW = dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC)
 POLICY = RiskPolicy(
@@ -118,6 +127,76 @@ def timed_plan(accounts: int, positions: int, repeat: int = 3):
     return best, plan, serialise, len(text)
 
 
+def _reference():
+    """The pre-optimisation planner kept by the tests, or None outside a checkout."""
+    sys.path.insert(0, str(HERE.parent / "unit" / "decide"))
+    try:
+        from reference_planner import planner, risk
+    except ImportError:
+        return None
+    finally:
+        sys.path.pop(0)
+    return planner, risk
+
+
+def timed_reference(accounts: int, positions: int, repeat: int = 1) -> float | None:
+    found = _reference()
+    if found is None:
+        return None
+    planner, risk = found
+    desired, actual, resolved = scenario(accounts, positions)
+    limits = {"default": risk.effective_limits(POLICY, {})}
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        planner.build_plan(desired, actual, resolved, limits, now=NOW, plan_id="bench")
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def plan_file(plan, repeat: int = 2) -> tuple[float, float, int]:
+    """(write seconds, read seconds, bytes) of the plan file, as `plan --out` writes it and
+    `apply --plan` reads it (serialise + seal + write; read + verify + build)."""
+    write = read = float("inf")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "plan.json")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            atomic_write(path, dumps(plan) + "\n")
+            write = min(write, time.perf_counter() - started)
+            started = time.perf_counter()
+            with open(path, encoding="utf-8") as handle:
+                again = loads(handle.read())
+            read = min(read, time.perf_counter() - started)
+        size = os.path.getsize(path)
+    assert again == plan, "the plan file did not read back as the same plan"
+    return write, read, size
+
+
+def measure() -> list[dict]:
+    """The planner's figures against issue 12's targets, as rows for run_all.py."""
+    rows = []
+    small, _plan, _s, _n = timed_plan(1, 5_000)
+    rows.append({"figure": "planner 1 x 5,000 positions", "value": f"{small:.3f} s",
+                 "target": "< 0.1 s", "ok": small < 0.1})
+    large, plan, _s, _n = timed_plan(100, 1_000)
+    rows.append({"figure": "planner 100 x 1,000 positions", "value": f"{large:.3f} s",
+                 "target": "< 1 s", "ok": large < 1.0})
+    before = timed_reference(100, 1_000)
+    if before is not None:
+        rows.append({"figure": "planner 100 x 1,000: pre-issue-12 planner / now",
+                     "value": f"{before / large:.1f}x ({before:.2f} s)", "target": "(ratio)",
+                     "ok": None})
+    write, read, size = plan_file(plan)
+    rows.append({"figure": "plan file 100 x 1,000: size", "value": f"{size / 1e6:.1f} MB",
+                 "target": "< 30 MB", "ok": size < 30e6})
+    rows.append({"figure": "plan file 100 x 1,000: write", "value": f"{write:.2f} s",
+                 "target": "< 1 s", "ok": write < 1.0})
+    rows.append({"figure": "plan file 100 x 1,000: read back", "value": f"{read:.2f} s",
+                 "target": "< 1 s", "ok": read < 1.0})
+    return rows
+
+
 def main() -> None:
     print("planning (pure: drift + planner + risk + plan value), best of 3")
     rows = []
@@ -134,6 +213,12 @@ def main() -> None:
     small, large = rows[0][2], rows[1][2]
     print(f"  linearity: cost per position at 5,000 / at 500 = {large / small:.2f} "
           f"(about 1 when O(n); 10 would be quadratic)")
+    before = timed_reference(100, 1_000)
+    if before is not None:
+        print(f"  pre-issue-12 planner, 100 x 1,000: {before * 1000:8.1f} ms")
+    write, read, size = plan_file(plan)
+    print(f"  plan file 100 x 1,000: {size / 1e6:.1f} MB, write {write * 1000:.0f} ms, "
+          f"read back {read * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

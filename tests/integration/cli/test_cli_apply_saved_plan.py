@@ -138,7 +138,7 @@ UNREADABLE = {
     "not a plan": (lambda text: '{"hello": 1}', "not an ib-reconciler plan file"),
     "a JSON list": (lambda text: "[1, 2]", "not an ib-reconciler plan file"),
     "format version 1": (
-        lambda text: text.replace('"version": 2', '"version": 1'),
+        lambda text: text.replace('"version": 3', '"version": 1'),
         "plan format version 1 is not supported",
     ),
     "empty": (lambda text: "", "not valid JSON"),

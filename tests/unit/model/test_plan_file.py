@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 
+import orjson
 import pytest
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 
@@ -89,10 +90,12 @@ def other_value(value):
 
 def test_digest_is_sha256_of_the_canonical_json_of_the_document_without_its_seal(document):
     body = {k: v for k, v in document.items() if k != INTEGRITY_KEY}
-    expected = hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    assert canonical_json(body) == json.dumps(body, sort_keys=True, separators=(",", ":"))
+    # Format 3: orjson's canonical form (sorted keys, no whitespace, UTF-8).
+    expected = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert json.loads(canonical_json(body)) == body
+    assert canonical_json(body) == json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     assert document[INTEGRITY_KEY]["digest"] == expected == content_digest(document)
     assert document[INTEGRITY_KEY]["algorithm"] == "sha256"
 

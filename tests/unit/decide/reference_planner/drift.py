@@ -1,0 +1,392 @@
+"""REFERENCE COPY (issue 12) of reconciler/decide/drift.py as it was before the optimisation: the
+property test compares the optimised planner with it. Do not edit or import from the package.
+
+Diff: where each account stands against its desired state, and what changed in git.
+
+Responsible for
+- `drift_table`: one `DriftRow` per target and per held (or in-flight) instrument that is not
+  targeted: quantity, reference price, market value in base currency, current and target
+  weight of capital, drift, whether the instrument is inside its band, open orders in flight;
+- the band rules (`weight_in_band`, `quantity_in_band`) the planner trades by;
+- `desired_changes`: readable lines for what changed in a portfolio's desired state since an
+  earlier recorded cycle (deepdiff).
+
+Must not plan orders, apply risk limits, do I/O or print. Pure functions of values.
+
+Decisions (documented for reviewers):
+- `quantity`, `current_weight` and `drift` describe what is *held*. `in_band` judges the
+  *effective* position (held + signed remaining of open orders), because that is what decides
+  whether to trade: an open order already closing the gap keeps the row in band.
+- Bands: outside EITHER set bound means trade (absolute weight points, relative fraction of
+  the target weight); with neither set, any difference trades. Fixed-quantity targets are in
+  band when the quantity equals the target or is within the relative band of it (the
+  absolute band is in weight points and does not apply to quantities).
+- Unmanaged rows: `in_band` is True under `unmanaged: ignore` (nothing to reconcile) and
+  True under `liquidate` only once the effective position is flat.
+- A row that cannot be valued says so in `status` (missing-price, missing-fx, unresolved,
+  no-capital) and is never treated as flat or as zero-priced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.model.actual import (
+    AccountState,
+    ActualState,
+    ContractInfo,
+    Quote,
+    in_flight_by_con_id,
+)
+from reconciler.model.desired import Band, Portfolio, Target
+from reconciler.model.instrument import instrument_key
+from reconciler.model.plan import DriftRow
+
+BAND_EPS = 1e-9  # float slack: a book exactly on its band edge is inside
+
+NO_EARLIER_CYCLE = "(no earlier cycle recorded)"
+
+
+# ---------------------------------------------------------------- bands
+
+
+def weight_bound(target_weight: float, band: Band) -> float:
+    """The tighter of the set bounds, in weight points (0 when none is set)."""
+    bounds = []
+    if band.absolute is not None:
+        bounds.append(band.absolute)
+    if band.relative is not None:
+        bounds.append(band.relative * abs(target_weight))
+    return min(bounds) if bounds else 0.0
+
+
+def weight_in_band(current_weight: float, target_weight: float, band: Band) -> bool:
+    return abs(current_weight - target_weight) <= weight_bound(target_weight, band) + BAND_EPS
+
+
+def quantity_in_band(quantity: float, target_quantity: float, band: Band) -> bool:
+    bound = (band.relative or 0.0) * abs(target_quantity)
+    return abs(quantity - target_quantity) <= bound + BAND_EPS * max(1.0, abs(target_quantity))
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def contract_for(
+    target: Target, resolved: Mapping[str, ContractInfo], contracts: Mapping[int, ContractInfo]
+) -> ContractInfo | None:
+    """The resolved contract of a target: by instrument key, then symbol, then pinned conId."""
+    instrument = target.instrument
+    found = resolved.get(instrument.key) or resolved.get(instrument.symbol)
+    if found is None and instrument.con_id is not None:
+        found = contracts.get(instrument.con_id)
+    return found
+
+
+def reference_price(quote: Quote | None) -> float | None:
+    return None if quote is None else quote.reference_price
+
+
+# ---------------------------------------------------------------- drift table
+
+
+def drift_table(
+    portfolio: Portfolio,
+    account: AccountState,
+    actual: ActualState,
+    resolved: Mapping[str, ContractInfo],
+    capital: float,
+) -> tuple[DriftRow, ...]:
+    """Targets in portfolio order, then untargeted holdings and open orders by key."""
+    held = account.held_by_con_id()
+    in_flight = in_flight_by_con_id(actual.open_orders_for(account.account))
+    has_capital = capital is not None and math.isfinite(capital) and capital > 0
+    rows: list[DriftRow] = []
+    targeted: set[int] = set()
+
+    for target in portfolio.targets:
+        contract = contract_for(target, resolved, actual.contracts)
+        if contract is not None:
+            targeted.add(contract.con_id)
+        rows.append(
+            _target_row(portfolio, account, actual, target, contract, held, in_flight, capital,
+                        has_capital)
+        )
+
+    unmanaged: dict[int, DriftRow] = {}
+    positions = {p.con_id: p for p in account.positions}
+    for con_id in {**held, **in_flight}:
+        if con_id in targeted or (held.get(con_id, 0.0) == 0 and in_flight.get(con_id, 0.0) == 0):
+            continue
+        unmanaged[con_id] = _unmanaged_row(
+            portfolio, account, actual, con_id, positions, held, in_flight, capital, has_capital
+        )
+    rows.extend(sorted(unmanaged.values(), key=lambda r: (r.key, r.con_id or 0)))
+    return tuple(rows)
+
+
+def _valuation(
+    account: AccountState, quantity: float, price: float | None, currency: str | None,
+    capital: float, has_capital: bool,
+) -> tuple[float | None, float | None, float | None]:
+    """(market value in base, current weight, fx) or Nones where it cannot be valued."""
+    fx = account.fx_rate(currency) if currency is not None else None
+    if price is None or fx is None:
+        return None, None, fx
+    value = quantity * price * fx
+    return value, (value / capital if has_capital else None), fx
+
+
+def _target_row(
+    portfolio: Portfolio,
+    account: AccountState,
+    actual: ActualState,
+    target: Target,
+    contract: ContractInfo | None,
+    held: Mapping[int, float],
+    in_flight: Mapping[int, float],
+    capital: float,
+    has_capital: bool,
+) -> DriftRow:
+    key = target.instrument.key
+    if contract is None:
+        return DriftRow(
+            account=account.account, key=key, symbol=target.instrument.symbol, con_id=None,
+            status="unresolved", quantity=0.0, price=None, market_value=None,
+            current_weight=None, target_weight=target.weight, target_quantity=target.quantity,
+            drift=None, in_band=False,
+        )
+    quantity = held.get(contract.con_id, 0.0)
+    flying = in_flight.get(contract.con_id, 0.0)
+    effective = quantity + flying
+    price = reference_price(actual.quotes.get(contract.con_id))
+    value, weight, fx = _valuation(account, quantity, price, contract.currency, capital,
+                                   has_capital)
+    unit = None if price is None or fx is None else price * fx
+
+    status = "managed"
+    target_weight = target.weight
+    target_quantity = target.quantity
+    in_band = False
+    if target.quantity is not None:
+        in_band = quantity_in_band(effective, target.quantity, portfolio.band)
+        if unit is not None and has_capital:
+            target_weight = target.quantity * unit / capital
+    if price is None:
+        status = "missing-price"
+    elif fx is None:
+        status = "missing-fx"
+    elif target.weight is not None and not has_capital:
+        status = "no-capital"
+    elif target.weight is not None:
+        target_quantity = target.weight * capital / unit
+        in_band = weight_in_band(effective * unit / capital, target.weight, portfolio.band)
+
+    drift = None
+    if weight is not None and target_weight is not None:
+        drift = round(weight - target_weight, 8)
+    return DriftRow(
+        account=account.account,
+        key=key,
+        symbol=contract.symbol,
+        con_id=contract.con_id,
+        status=status,
+        quantity=quantity,
+        price=price,
+        market_value=None if value is None else round(value, 2),
+        current_weight=None if weight is None else round(weight, 8),
+        target_weight=None if target_weight is None else round(target_weight, 8),
+        target_quantity=target_quantity,
+        drift=drift,
+        in_band=in_band,
+        in_flight=flying,
+    )
+
+
+def _unmanaged_row(
+    portfolio: Portfolio,
+    account: AccountState,
+    actual: ActualState,
+    con_id: int,
+    positions: Mapping[int, Any],
+    held: Mapping[int, float],
+    in_flight: Mapping[int, float],
+    capital: float,
+    has_capital: bool,
+) -> DriftRow:
+    contract = actual.contracts.get(con_id)
+    position = positions.get(con_id)
+    if contract is not None:
+        key, symbol, currency = contract.key, contract.symbol, contract.currency
+    elif position is not None:
+        key, symbol, currency = position.key, position.symbol, position.currency
+    else:
+        # Only an open order knows this instrument; its currency is unknown, so no value.
+        symbol = _symbol_of_open_order(actual, account.account, con_id)
+        key, currency = symbol, None
+    quantity = held.get(con_id, 0.0)
+    flying = in_flight.get(con_id, 0.0)
+    price = reference_price(actual.quotes.get(con_id))
+    value, weight, _ = _valuation(account, quantity, price, currency, capital, has_capital)
+    liquidate = portfolio.unmanaged == "liquidate"
+    return DriftRow(
+        account=account.account,
+        key=key,
+        symbol=symbol,
+        con_id=con_id,
+        status="unmanaged",
+        quantity=quantity,
+        price=price,
+        market_value=None if value is None else round(value, 2),
+        current_weight=None if weight is None else round(weight, 8),
+        target_weight=0.0 if liquidate else None,
+        target_quantity=0.0 if liquidate else None,
+        drift=None if (weight is None or not liquidate) else round(weight, 8),
+        in_band=(quantity + flying == 0) if liquidate else True,
+        in_flight=flying,
+    )
+
+
+def _symbol_of_open_order(actual: ActualState, account: str, con_id: int) -> str:
+    return next(o.symbol for o in actual.open_orders_for(account) if o.con_id == con_id)
+
+
+# ---------------------------------------------------------------- desired-state changes
+
+
+def desired_changes(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    """What changed in a desired-state snapshot since an earlier cycle, one line per change.
+
+    Returns `[NO_EARLIER_CYCLE]` when there is no earlier snapshot (so a report can say so
+    rather than imply "nothing changed"), `[]` when nothing changed. Lists of targets are
+    matched by instrument (lines read `portfolio.targets[VTI].weight: 0.5 -> 0.55`), other
+    lists ignore order; `source` (file/line) is not part of the comparison.
+    """
+    if previous is None:
+        return [NO_EARLIER_CYCLE]
+    from deepdiff import DeepDiff  # imported here: it costs ~0.3 s and only this needs it
+
+    tree = DeepDiff(
+        _normalise(previous),
+        _normalise(current),
+        ignore_order=True,
+        verbose_level=2,
+        view="tree",
+        threshold_to_diff_deeper=0,  # always name the target that changed, never the whole map
+    )
+    lines: list[str] = []
+    for report_type, levels in tree.items():
+        for level in levels:
+            path = level.path(output_format="list")
+            if report_type in ("iterable_item_added", "iterable_item_removed"):
+                sign = "+" if report_type.endswith("added") else "-"
+                value = level.t2 if sign == "+" else level.t1
+                lines.append(f"{_render_path(path[:-1])}: {sign} {_render_value(value)}")
+            else:
+                old = _render_value(level.t1)
+                new = _render_value(level.t2)
+                lines.append(f"{_render_path(path)}: {old} -> {new}")
+    return sorted(lines)
+
+
+def _identity(item: Any) -> str | None:
+    if not isinstance(item, Mapping):
+        return None
+    instrument = item.get("instrument")
+    if isinstance(instrument, Mapping) and "symbol" in instrument:
+        return instrument_key(
+            str(instrument["symbol"]),
+            instrument.get("sec_type", "STK"),
+            instrument.get("currency", "USD"),
+        )
+    for field_name in ("key", "name", "symbol"):
+        if isinstance(item.get(field_name), str):
+            return item[field_name]
+    return None
+
+
+def _normalise(value: Any) -> Any:
+    """Lists of identifiable mappings become mappings keyed `[id]`; `source` is dropped."""
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items() if k != "source"}
+    if isinstance(value, list | tuple):
+        items = [_normalise(v) for v in value]
+        ids = [_identity(v) for v in value]
+        if items and all(ids) and len(set(ids)) == len(ids):
+            return {f"[{i}]": item for i, item in zip(ids, items, strict=True)}
+        return items
+    return value
+
+
+def _render_path(path: list[Any]) -> str:
+    """`['portfolio', 'targets', 'VTI', 'weight']` -> `portfolio.targets[VTI].weight`."""
+    out = ""
+    for index, part in enumerate(path):
+        keyed_by_instrument = index > 0 and path[index - 1] == "targets"
+        if isinstance(part, str) and part.startswith("["):
+            out += part
+        elif keyed_by_instrument:
+            out += f"[{part}]"
+        elif isinstance(part, str):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part}]"
+    return out or "(root)"
+
+
+def _render_value(value: Any) -> str:
+    from deepdiff.helper import NotPresent
+
+    if isinstance(value, NotPresent):
+        return "(unset)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int | str):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class LedgerBreak:
+    """The broker holds something other than the ledger's last snapshot plus its fills."""
+
+    account: str
+    con_id: int
+    symbol: str
+    expected: float
+    actual: float
+
+    def render(self) -> str:
+        return (
+            f"LEDGER_BREAK: account={self.account} symbol={self.symbol} conId={self.con_id} "
+            f"ledger={self.expected:g} broker={self.actual:g}"
+        )
+
+
+def ledger_breaks(
+    account: str,
+    last_snapshot: Mapping[int, tuple[str, float]],
+    net_fills: Mapping[int, float],
+    broker_positions: Mapping[int, tuple[str, float]],
+) -> list[LedgerBreak]:
+    """Instruments where broker quantity != last recorded snapshot + fills recorded since.
+
+    The broker stays authoritative; a break only says the ledger cannot explain a position
+    (a manual trade, a fill the ledger missed), so that instrument is skipped this cycle.
+    """
+    breaks = []
+    for con_id in sorted(set(last_snapshot) | set(net_fills) | set(broker_positions)):
+        symbol = (broker_positions.get(con_id) or last_snapshot.get(con_id) or (str(con_id), 0.0))[0]
+        expected = (last_snapshot.get(con_id, ("", 0.0))[1]) + net_fills.get(con_id, 0.0)
+        actual = broker_positions.get(con_id, ("", 0.0))[1]
+        if abs(expected - actual) > 1e-6:
+            breaks.append(LedgerBreak(account, con_id, symbol, expected, actual))
+    return breaks

@@ -1,0 +1,555 @@
+"""REFERENCE COPY (issue 12) of reconciler/decide/planner.py as it was before the optimisation: the
+property test compares the optimised planner with it. Do not edit or import from the package.
+
+Planner: from desired state and a broker snapshot to a risk-checked `Plan` (pure).
+
+Responsible for turning each portfolio's targets into orders (`plan_account`) and the
+accounts of a desired state into one plan artifact (`build_plan`): target quantities, bands,
+minimum trade, size increments, sells before buys, buy-only mode, unmanaged holdings, open
+orders in flight, cash sufficiency, limit prices, estimated notional and commission, a reason
+for every order, then `risk.check_orders`. Must not do I/O, read the clock (`now` is passed
+in), talk to a broker or print; executing a plan is someone else's job.
+
+Rules (decided here, documented for reviewers):
+- Capital is the portfolio's `capital` when set, else the account's NAV; a weight is a share
+  of capital, and the cash reserve (a share of capital) is never spent on buys.
+- An instrument outside its band (see `reconciler.decide.drift`) trades all the way to its target,
+  not to the band edge. The gap is measured from the *effective* position (held + signed
+  remaining of open orders), so an open order is never doubled.
+- Quantities round toward zero to the contract's size increment (whole shares by default,
+  `reconciler.decide.sizing`): buys never overshoot, sells never oversell. A sell never
+  exceeds what is held minus what open sell orders already sell: no accidental short, even
+  if in-flight buys never fill.
+- Orders smaller than `minTradeNotional` are skipped (with a note), except one that closes
+  a position completely (an unmanaged liquidation, or a target of 0 that is out of band),
+  which would otherwise leave dust forever.
+- Sells come first in leg order; buy-only portfolios never sell. `unmanaged: liquidate`
+  closes every untargeted holding (a short is bought back), `ignore` leaves it alone.
+- Cash for buys = total cash (base) + net proceeds of the sells that passed risk − reserve
+  × capital − remaining notional of open BUY orders (valued as risk values working orders,
+  `risk.open_order_unit`), plus (maxLeverage − 1) × NAV when the effective maxLeverage is
+  above 1. When buys cost more, `sizing.fit_buys_to_cash` scales them by one factor (the
+  executor uses the same function when sells raise less than planned); a note says
+  "buys scaled to cash: 0.83". Every planned order carries its portfolio's minTradeNotional
+  so that no later resizing goes below it.
+- Limit prices (LMT, and the cap of MIDPRICE) start from the far side of the quote (ask for
+  a buy, bid for a sell; the reference price when one-sided) moved by `limitOffsetBps` in the
+  marketable direction, then rounded to minTick conservatively (`sizing.round_to_tick`):
+  buys down (never pay more than intended), sells up (never receive less). MKT and ADAPTIVE
+  carry no limit price.
+- Estimated notional (base currency) is valued at the limit price, or the far side for
+  orders without one: an upper bound for buys, a lower bound for sell proceeds.
+- A target that cannot be valued (no price, no FX rate, no capital, unresolved) gets no
+  order and a denial with its code; nothing is ever valued at zero.
+- Risk runs three times over the same inputs so that denied sells never fund buys and
+  denied buys never take cash from others: sells alone, sells + buys (screen), sells + cash-
+  fitted buys (final, authoritative). Each pass is O(orders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.model.actual import (
+    AccountState,
+    ActualState,
+    ContractInfo,
+    Quote,
+    fingerprint_parts,
+)
+from reconciler.model.desired import DesiredState, Portfolio, Target, UnknownAccountError
+from reconciler.model.plan import AccountPlan, DriftRow, Plan, PlannedOrder, RiskDecision
+from reference_planner.drift import drift_table
+from reference_planner.risk import (
+    FX_RATE_MISSING,
+    NAV_UNKNOWN,
+    PRICE_MISSING,
+    EffectiveLimits,
+    RiskContext,
+    check_orders,
+    open_order_unit,
+)
+from reference_planner.sizing import (
+    estimate_commission,
+    estimate_notional,
+    fit_buys_to_cash,
+    floor_to_increment,
+    round_to_tick,
+)
+
+INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
+_EPS = 1e-9
+
+
+class PlanningError(Exception):
+    """The inputs cannot be planned at all (an account or a policy is missing)."""
+
+
+def capital_for(portfolio: Portfolio, account: AccountState) -> float:
+    """What weights are shares of: the portfolio's fixed capital, else the account's NAV."""
+    return portfolio.capital if portfolio.capital is not None else account.net_liquidation
+
+
+def new_plan_id(now: dt.datetime, rng: random.Random | None = None) -> str:
+    """`20261122T0155Z-1a2b3c`: the minute in UTC and 24 random bits (injectable rng)."""
+    if now.tzinfo is None:
+        raise ValueError(f"naive datetime {now!r}: plan ids are made from UTC times")
+    source = rng if rng is not None else random.SystemRandom()
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%MZ}-{source.getrandbits(24):06x}"
+
+
+# ---------------------------------------------------------------- one account
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    """An order the planner wants before pricing and risk."""
+
+    contract: ContractInfo
+    key: str
+    side: str
+    quantity: float
+    reason: str
+
+
+def plan_account(
+    portfolio: Portfolio,
+    limits: EffectiveLimits,
+    account: AccountState,
+    actual: ActualState,
+    resolved: Mapping[str, ContractInfo],
+    *,
+    now: dt.datetime,
+    first_leg: int = 1,
+) -> AccountPlan:
+    """Drift, orders (after risk, legs numbered from `first_leg`), decisions and notes."""
+    capital = capital_for(portfolio, account)
+    rows = drift_table(portfolio, account, actual, resolved, capital)
+    ctx = RiskContext.for_account(
+        actual,
+        account.account,
+        now=now,
+        extra_contracts=resolved.values(),
+        min_trade_notional=portfolio.min_trade_notional,
+    )
+    held = account.held_by_con_id()
+    open_sells: dict[int, float] = {}
+    for order in ctx.open_orders:
+        if order.side == "SELL":
+            open_sells[order.con_id] = open_sells.get(order.con_id, 0.0) + order.remaining
+
+    decisions: list[RiskDecision] = []
+    notes: list[str] = []
+    proposals: list[_Proposal] = []
+    targets = {t.instrument.key: t for t in portfolio.targets}
+
+    for row in rows:
+        if row.status == "unmanaged":
+            proposal = _liquidation(portfolio, row, ctx, held, open_sells, decisions, notes)
+        else:
+            proposal = _towards_target(
+                portfolio, targets[row.key], row, ctx, held, open_sells, decisions, notes
+            )
+        if proposal is not None:
+            proposals.append(proposal)
+
+    priced = [
+        _price(p, portfolio, ctx, account.account, leg)
+        for leg, p in enumerate(
+            sorted(proposals, key=lambda p: (p.side != "SELL", p.key)), start=first_leg
+        )
+    ]
+    sells = [o for o in priced if o.side == "SELL"]
+    buys = [o for o in priced if o.side == "BUY"]
+
+    sells_ok, sell_decisions = check_orders(sells, ctx, limits)
+    decisions.extend(sell_decisions)
+    final: tuple[PlannedOrder, ...] = sells_ok
+    budget: float | None = None
+    if buys:
+        screened, screen_decisions = check_orders([*sells_ok, *buys], ctx, limits)
+        decisions.extend(d for d in screen_decisions if d.side == "BUY")
+        budget, budget_note = _cash_for_buys(portfolio, limits, account, ctx, sells_ok, capital)
+        notes.append(budget_note)
+        fitted = _fit_to_cash([o for o in screened if o.side == "BUY"], budget, ctx, notes)
+        final, final_decisions = check_orders([*sells_ok, *fitted], ctx, limits)
+        decisions.extend(final_decisions)
+
+    orders = tuple(
+        dataclasses.replace(order, leg=leg) for leg, order in enumerate(final, start=first_leg)
+    )
+    return AccountPlan(
+        account=account.account,
+        portfolio=portfolio.name,
+        risk_policy=portfolio.risk_policy,
+        base_currency=account.base_currency,
+        net_liquidation=account.net_liquidation,
+        capital=capital,
+        drift=rows,
+        orders=orders,
+        decisions=tuple(decisions),
+        notes=tuple(notes),
+        cash_for_buys=None if budget is None else round(budget, 2),
+    )
+
+
+def _refuse(code: str, row: DriftRow, detail: dict[str, Any]) -> RiskDecision:
+    """A planner-level denial: the instrument could not even be sized."""
+    return RiskDecision(
+        code=code,
+        action="deny",
+        account=row.account,
+        key=row.key,
+        side="n/a",
+        requested_quantity=0.0,
+        allowed_quantity=0.0,
+        detail=detail,
+    )
+
+
+def _sellable(con_id: int, held: Mapping[int, float], open_sells: Mapping[int, float]) -> float:
+    return max(0.0, held.get(con_id, 0.0) - open_sells.get(con_id, 0.0))
+
+
+def _towards_target(
+    portfolio: Portfolio,
+    target: Target,
+    row: DriftRow,
+    ctx: RiskContext,
+    held: Mapping[int, float],
+    open_sells: Mapping[int, float],
+    decisions: list[RiskDecision],
+    notes: list[str],
+) -> _Proposal | None:
+    if row.status == "unresolved":
+        decisions.append(_refuse(INSTRUMENT_UNRESOLVED, row, {"instrument": row.key}))
+        return None
+    if target.quantity is not None and row.in_band:
+        return None  # a fixed quantity in band needs no price to know there is nothing to do
+    if row.status == "missing-price":
+        decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
+        return None
+    contract = ctx.contracts[row.con_id]
+    if row.status == "missing-fx":
+        detail = {"currency": contract.currency, "base": ctx.account.base_currency}
+        decisions.append(_refuse(FX_RATE_MISSING, row, detail))
+        return None
+    if row.status == "no-capital":
+        capital = capital_for(portfolio, ctx.account)
+        decisions.append(_refuse(NAV_UNKNOWN, row, {"capital": capital}))
+        return None
+    if row.in_band:
+        return None
+
+    effective = row.quantity + row.in_flight
+    gap = row.target_quantity - effective
+    increment = ctx.size_increment(row.con_id)
+    side = "BUY" if gap > 0 else "SELL"
+    quantity = floor_to_increment(abs(gap), increment)
+    if side == "SELL":
+        if portfolio.buy_only:
+            notes.append(f"{row.key}: buy-only, sell of {quantity:g} not planned")
+            return None
+        sellable = floor_to_increment(_sellable(row.con_id, held, open_sells), increment)
+        if sellable < quantity:
+            notes.append(f"{row.key}: sell limited to {sellable:g} held (no short)")
+            quantity = sellable
+    if quantity <= 0:
+        notes.append(f"{row.key}: gap {gap:+g} is less than one size increment ({increment:g})")
+        return None
+    notional = quantity * row.price * ctx.account.fx_rate(contract.currency)
+    closes_position = row.target_quantity == 0 and abs(effective + (
+        quantity if side == "BUY" else -quantity)) < _EPS
+    if notional < portfolio.min_trade_notional - _EPS and not closes_position:
+        notes.append(
+            f"{row.key}: {side} {quantity:g} ({notional:.2f}) is below minTradeNotional "
+            f"{portfolio.min_trade_notional:g}"
+        )
+        return None
+    return _Proposal(contract, row.key, side, quantity, _target_reason(portfolio, target, row))
+
+
+def _liquidation(
+    portfolio: Portfolio,
+    row: DriftRow,
+    ctx: RiskContext,
+    held: Mapping[int, float],
+    open_sells: Mapping[int, float],
+    decisions: list[RiskDecision],
+    notes: list[str],
+) -> _Proposal | None:
+    if portfolio.unmanaged != "liquidate" or row.in_band:
+        return None
+    if row.price is None:
+        decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
+        return None
+    contract = ctx.contracts.get(row.con_id) or _contract_from_position(ctx.account, row)
+    if ctx.account.fx_rate(contract.currency) is None:
+        detail = {"currency": contract.currency, "base": ctx.account.base_currency}
+        decisions.append(_refuse(FX_RATE_MISSING, row, detail))
+        return None
+    effective = row.quantity + row.in_flight
+    increment = ctx.size_increment(row.con_id)
+    if effective > 0:
+        if portfolio.buy_only:
+            notes.append(f"{row.key}: buy-only, liquidation of {effective:g} not planned")
+            return None
+        side = "SELL"
+        quantity = floor_to_increment(
+            min(effective, _sellable(row.con_id, held, open_sells)), increment
+        )
+    else:
+        side = "BUY"
+        quantity = floor_to_increment(-effective, increment)
+    if quantity <= 0:
+        notes.append(f"{row.key}: {effective:g} left is less than one size increment")
+        return None
+    if quantity < abs(effective) - _EPS:
+        notes.append(f"{row.key}: liquidating {quantity:g} of {abs(effective):g}")
+    reason = f"{row.key}: unmanaged holding {row.quantity:g}, unmanaged=liquidate"
+    if row.in_flight:
+        reason += f", in flight {row.in_flight:+g}"
+    return _Proposal(contract, row.key, side, quantity, reason)
+
+
+def _contract_from_position(account: AccountState, row: DriftRow) -> ContractInfo:
+    position = next(p for p in account.positions if p.con_id == row.con_id)
+    return ContractInfo(
+        con_id=position.con_id,
+        symbol=position.symbol,
+        sec_type=position.sec_type,
+        exchange="SMART",
+        primary_exchange="",
+        currency=position.currency,
+    )
+
+
+def _band_text(portfolio: Portfolio) -> str:
+    band = portfolio.band
+    parts = []
+    if band.absolute is not None:
+        parts.append(f"{band.absolute * 100:.1f}")
+    if band.relative is not None:
+        parts.append(f"{band.relative:.0%}")
+    return "band ±" + "/".join(parts) if parts else "no band"
+
+
+def _target_reason(portfolio: Portfolio, target: Target, row: DriftRow) -> str:
+    if target.weight is not None:
+        text = (
+            f"{row.key}: weight {row.current_weight:.1%} -> target {target.weight:.1%} "
+            f"(drift {row.drift * 100:+.1f} pts, {_band_text(portfolio)}"
+        )
+    else:
+        relative = portfolio.band.relative
+        band = f"band ±{relative:.0%}" if relative is not None else "no band"
+        text = f"{row.key}: quantity {row.quantity:g} -> target {target.quantity:g} ({band}"
+    if row.in_flight:
+        text += f", in flight {row.in_flight:+g}"
+    return text + ")"
+
+
+# ---------------------------------------------------------------- pricing
+
+
+def limit_price(
+    side: str, quote: Quote, order_type: str, offset_bps: float, tick: float
+) -> float | None:
+    """Far side of the quote moved by the offset, rounded conservatively; None for MKT."""
+    if order_type not in ("LMT", "MIDPRICE"):
+        return None
+    far = _far_side(side, quote)
+    move = offset_bps / 10_000.0
+    raw = far * (1 + move) if side == "BUY" else far * (1 - move)
+    return round_to_tick(raw, tick, down=side == "BUY")
+
+
+def _far_side(side: str, quote: Quote) -> float:
+    far = quote.ask if side == "BUY" else quote.bid
+    if quote.mid is None or far is None:
+        return quote.reference_price
+    return far
+
+
+def _price(
+    proposal: _Proposal, portfolio: Portfolio, ctx: RiskContext, account: str, leg: int
+) -> PlannedOrder:
+    contract = proposal.contract
+    quote = ctx.quotes[contract.con_id]
+    execution = portfolio.execution
+    limit = limit_price(
+        proposal.side, quote, execution.order_type, execution.limit_offset_bps, contract.min_tick
+    )
+    unit_price = limit if limit is not None else _far_side(proposal.side, quote)
+    fx = ctx.account.fx_rate(contract.currency)
+    notional = estimate_notional(proposal.quantity, unit_price, fx, proposal.side)
+    return PlannedOrder(
+        leg=leg,
+        account=account,
+        key=proposal.key,
+        symbol=contract.symbol,
+        con_id=contract.con_id,
+        sec_type=contract.sec_type,
+        exchange=contract.exchange,
+        primary_exchange=contract.primary_exchange,
+        currency=contract.currency,
+        side=proposal.side,
+        quantity=proposal.quantity,
+        order_type=execution.order_type,
+        limit_price=limit,
+        time_in_force=execution.time_in_force,
+        ttl_seconds=execution.ttl_seconds,
+        outside_rth=execution.outside_rth,
+        arrival_price=quote.reference_price,
+        est_notional=notional,
+        est_commission=estimate_commission(proposal.quantity, notional),
+        reason=proposal.reason,
+        min_trade_notional=portfolio.min_trade_notional,
+    )
+
+
+# ---------------------------------------------------------------- cash
+
+
+def _open_buy_notional(ctx: RiskContext) -> float | None:
+    """Cash already committed to working buys, valued as risk values them; None if any
+    cannot be valued."""
+    total = 0.0
+    for order in ctx.open_orders:
+        if order.side != "BUY":
+            continue
+        unit = open_order_unit(ctx, order)
+        if unit is None:
+            return None
+        total += order.remaining * unit
+    return total
+
+
+def _cash_for_buys(
+    portfolio: Portfolio,
+    limits: EffectiveLimits,
+    account: AccountState,
+    ctx: RiskContext,
+    sells: Sequence[PlannedOrder],
+    capital: float,
+) -> tuple[float, str]:
+    base = account.base_currency
+    proceeds = sum(o.est_notional - o.est_commission for o in sells)
+    reserve = portfolio.cash_reserve * max(capital, 0.0)
+    open_buys = _open_buy_notional(ctx)
+    if open_buys is None:
+        return 0.0, "cash for buys: 0 (an open BUY order cannot be valued: no price or fx)"
+    budget = account.total_cash + proceeds - reserve - open_buys
+    text = (
+        f"cash for buys: {budget:,.2f} {base} = cash {account.total_cash:,.2f} "
+        f"+ sells {proceeds:,.2f} - reserve {reserve:,.2f} - open buys {open_buys:,.2f}"
+    )
+    leverage = limits.max_leverage.value
+    if leverage is not None and leverage > 1 and account.net_liquidation > 0:
+        borrowing = (leverage - 1) * account.net_liquidation
+        budget += borrowing
+        text += f" + borrowing {borrowing:,.2f} (maxLeverage {leverage:g})"
+    return budget, text
+
+
+def _fit_to_cash(
+    buys: Sequence[PlannedOrder], budget: float, ctx: RiskContext, notes: list[str]
+) -> list[PlannedOrder]:
+    fit = fit_buys_to_cash(buys, budget, {o.con_id: ctx.size_increment(o.con_id) for o in buys})
+    if fit.scaled:
+        notes.append(
+            f"buys scaled to cash: {fit.scale:.2f} (wanted {fit.wanted:,.2f}, have {budget:,.2f})"
+        )
+    notes.extend(f"{order.key}: buy dropped after scaling to cash" for order in fit.dropped)
+    return list(fit.orders)
+
+
+# ---------------------------------------------------------------- the whole plan
+
+
+def build_plan(
+    desired: DesiredState,
+    actual: ActualState,
+    resolved: Mapping[str, ContractInfo],
+    limits_by_policy: Mapping[str, EffectiveLimits],
+    *,
+    now: dt.datetime,
+    plan_id: str,
+    accounts: Sequence[str] | None = None,
+) -> Plan:
+    """Plan every portfolio (or those of `accounts`), legs numbered across the plan from 1."""
+    try:
+        portfolios = desired.portfolios_for(accounts)
+    except UnknownAccountError as exc:
+        raise PlanningError(str(exc)) from exc
+    account_plans: list[AccountPlan] = []
+    next_leg = 1
+    for portfolio in portfolios:
+        account = actual.accounts.get(portfolio.account)
+        if account is None:
+            raise PlanningError(
+                f"account {portfolio.account} (portfolio {portfolio.name}) is in the desired "
+                f"state but not in the broker snapshot; managed accounts: "
+                f"{', '.join(actual.managed_accounts) or 'none'}"
+            )
+        limits = limits_by_policy.get(portfolio.risk_policy)
+        if limits is None:
+            raise PlanningError(
+                f"no effective limits for risk policy {portfolio.risk_policy!r} "
+                f"(portfolio {portfolio.name})"
+            )
+        account_plan = plan_account(
+            portfolio, limits, account, actual, resolved, now=now, first_leg=next_leg
+        )
+        next_leg += len(account_plan.orders)
+        account_plans.append(account_plan)
+
+    # Imported here: the desired package's __init__ pulls in the YAML loader, which a pure
+    # stage must not load; `snapshot_of` itself is a pure view of the model.
+    from reference_planner.snapshot import snapshot_of
+
+    parts = fingerprint_parts(actual)
+    return Plan(
+        plan_id=plan_id,
+        created_at=now,
+        desired_hash=desired.content_hash,
+        git_commit=desired.git_commit,
+        git_dirty=desired.git_dirty,
+        actual_fingerprint=parts["all"],
+        fingerprint_parts=parts,
+        snapshot_time=actual.snapshot_time,
+        quotes=_quotes_used(actual, account_plans),
+        nav={a.account: a.net_liquidation for a in account_plans},
+        accounts=tuple(account_plans),
+        desired_snapshot={
+            p.account: snapshot_of(p, desired.risk_policies.get(p.risk_policy)) for p in portfolios
+        },
+    )
+
+
+def _quotes_used(
+    actual: ActualState, account_plans: Sequence[AccountPlan]
+) -> dict[str, dict[str, Any]]:
+    used: dict[str, dict[str, Any]] = {}
+    for account_plan in account_plans:
+        for row in account_plan.drift:
+            quote = actual.quotes.get(row.con_id) if row.con_id is not None else None
+            if quote is None or str(row.con_id) in used:
+                continue
+            used[str(row.con_id)] = {
+                "symbol": quote.symbol,
+                "bid": quote.bid,
+                "ask": quote.ask,
+                "last": quote.last,
+                "close": quote.close,
+                "time": quote.time.isoformat() if quote.time else None,
+                "market_data_type": quote.market_data_type,
+                "reference_price": quote.reference_price,
+            }
+    return used
+

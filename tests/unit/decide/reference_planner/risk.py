@@ -1,0 +1,800 @@
+"""REFERENCE COPY (issue 12) of reconciler/decide/risk.py as it was before the optimisation: the
+property test compares the optimised planner with it. Do not edit or import from the package.
+
+Risk: the effective limits and the ordered, named checks every planned order passes.
+
+Responsible for
+- `effective_limits`: the limits that bind one portfolio, from its git `RiskPolicy`, the
+  `EXEC_RISK_*` environment overrides (which may only tighten git) and the store's
+  out-of-band halt (which may only make trading stricter), each with the source it came from;
+- `check_orders`: running a cycle's planned orders, in leg order, through small check
+  functions (each returns nothing, a clip or a denial with a SCREAMING_SNAKE code and
+  key=value detail) and returning the orders that may go out plus every decision taken;
+- `recheck_plan`: the same checks over a saved plan's orders at apply time, against the
+  limits and broker picture of then (a saved plan is never trusted to be within limits).
+
+Must not do I/O, talk to a broker, read the clock or print: everything it needs arrives in
+`RiskContext` and `EffectiveLimits`, both immutable. Running totals (orders this cycle,
+turnover, daily notional, gross exposure) live only inside one `check_orders` call.
+
+Rules worth knowing (decided here, documented for reviewers):
+- An order is valued for risk at the highest of its limit price, the ask and the reference
+  price, converted to base currency: the most it could cost, never a flattering figure.
+  Orders already working at the broker are valued the same way (`open_order_unit`, also what
+  the planner reserves cash for open buys with); one without a quote uses its limit price.
+  In gross exposure, what an open order would take off comes off at the reference price only.
+- Position, leverage, REDUCING and restricted checks look at the *effective* position:
+  held + signed remaining of open orders in flight + orders already accepted this cycle.
+- Reducing risk is always allowed unless trading is HALTED: an order that moves the
+  effective position towards zero without crossing it is never blocked by the position or
+  leverage checks, by REDUCING, or by the restricted list (a restricted holding may be sold).
+- A check that cannot be evaluated denies with its own code (PRICE_MISSING,
+  QUOTE_DELAYED (delayed/frozen data: its true age is unknown; RiskPolicy allowDelayedData
+  lifts it), PRICE_TIME_MISSING, QUOTE_NOT_TWO_SIDED, FX_RATE_MISSING, NAV_UNKNOWN,
+  GROSS_EXPOSURE_UNKNOWN, DAILY_NOTIONAL_UNKNOWN).
+- `on_breach: clip` shrinks an order to the largest size that fits, rounded down to the
+  contract's size increment; a clip that leaves less than one increment, or less than the
+  portfolio's minimum trade notional, is a denial. `on_breach: deny` drops the order.
+  Checks only ever make an order smaller. State checks (HALTED) and unevaluable checks always
+  deny. Limits are per account and per cycle (one `check_orders` call).
+- Daily notional counts today's executions, the remaining notional of open orders (they may
+  still fill today) and this cycle's accepted orders.
+- A clip resizes with `reconciler.decide.sizing` (increments, notional, commission).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import math
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.model.actual import (
+    AccountState,
+    ActualState,
+    ContractInfo,
+    Execution,
+    OpenOrder,
+    Quote,
+    in_flight_by_con_id,
+)
+from reconciler.model.desired import RiskPolicy
+from reconciler.model.plan import Plan, PlannedOrder, RiskDecision
+from reconciler.model.settings import parse_bool, parse_float
+from reference_planner.sizing import floor_to_increment, resize, size_increment
+
+# Codes, in the order the checks run.
+TRADING_HALTED = "TRADING_HALTED"
+TRADING_REDUCING_DENIES_INCREASE = "TRADING_REDUCING_DENIES_INCREASE"
+INSTRUMENT_RESTRICTED = "INSTRUMENT_RESTRICTED"
+PRICE_MISSING = "PRICE_MISSING"
+PRICE_TIME_MISSING = "PRICE_TIME_MISSING"
+QUOTE_DELAYED = "QUOTE_DELAYED"
+PRICE_TOO_OLD = "PRICE_TOO_OLD"
+QUOTE_NOT_TWO_SIDED = "QUOTE_NOT_TWO_SIDED"
+SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
+FX_RATE_MISSING = "FX_RATE_MISSING"
+NOTIONAL_EXCEEDS_MAX_PER_ORDER = "NOTIONAL_EXCEEDS_MAX_PER_ORDER"
+POSITION_EXCEEDS_MAX_NOTIONAL = "POSITION_EXCEEDS_MAX_NOTIONAL"
+NAV_UNKNOWN = "NAV_UNKNOWN"
+GROSS_EXPOSURE_UNKNOWN = "GROSS_EXPOSURE_UNKNOWN"
+LEVERAGE_EXCEEDS_MAX = "LEVERAGE_EXCEEDS_MAX"
+ORDERS_PER_CYCLE_EXCEEDED = "ORDERS_PER_CYCLE_EXCEEDED"
+CYCLE_TURNOVER_EXCEEDED = "CYCLE_TURNOVER_EXCEEDED"
+DAILY_NOTIONAL_UNKNOWN = "DAILY_NOTIONAL_UNKNOWN"
+DAILY_NOTIONAL_EXCEEDED = "DAILY_NOTIONAL_EXCEEDED"
+
+# Float slack so that quantities sized exactly at a limit are not denied by rounding noise.
+_EPS = 1e-9
+
+ENV_MASTER_SWITCH = "EXEC_RISK_ENABLED"
+ENV_OVERRIDES: Mapping[str, str] = {
+    "max_order_notional": "EXEC_RISK_MAX_ORDER_NOTIONAL",
+    "max_position_notional": "EXEC_RISK_MAX_POSITION_NOTIONAL",
+    "max_leverage": "EXEC_RISK_MAX_LEVERAGE",
+}
+
+
+# ---------------------------------------------------------------- effective limits
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One effective limit: its value (None = not set) and where it came from.
+
+    `source` is "git:RiskPolicy/<name>", "env:<VARIABLE>", "store:halt" or "unset"; `note`
+    explains an override that was present but not applied (looser than git, switch off).
+    """
+
+    name: str
+    value: Any
+    source: str
+    note: str = ""
+
+    @property
+    def is_set(self) -> bool:
+        return self.value is not None
+
+
+@dataclass(frozen=True)
+class EffectiveLimits:
+    """Every limit binding one portfolio, after environment and store overrides."""
+
+    policy: str
+    trading_state: Limit
+    max_order_notional: Limit
+    max_position_notional: Limit
+    max_leverage: Limit
+    max_orders_per_cycle: Limit
+    max_cycle_turnover: Limit
+    max_daily_notional: Limit
+    max_price_age_seconds: Limit
+    max_spread: Limit
+    restricted: Limit
+    on_breach: Limit
+    allow_delayed_data: Limit
+
+    def rows(self) -> list[Limit]:
+        """The limits in display order, for `reconcile show risk`."""
+        return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "policy"]
+
+    @property
+    def state(self) -> str:
+        return str(self.trading_state.value)
+
+    @property
+    def clips(self) -> bool:
+        return self.on_breach.value != "deny"
+
+    def is_restricted(self, key: str, symbol: str) -> bool:
+        names = self.restricted.value or ()
+        return key in names or symbol in names
+
+
+_GIT_LIMITS = (
+    "max_order_notional",
+    "max_position_notional",
+    "max_leverage",
+    "max_orders_per_cycle",
+    "max_cycle_turnover",
+    "max_daily_notional",
+    "max_price_age_seconds",
+    "max_spread",
+)
+
+
+def effective_limits(
+    policy: RiskPolicy, risk_env: Mapping[str, str], halt: str | None = None
+) -> EffectiveLimits:
+    """Git limits always bind; `EXEC_RISK_*` may only tighten them; a halt forces HALTED.
+
+    With `EXEC_RISK_ENABLED` true, each `EXEC_RISK_MAX_*` above 0 replaces the git value
+    when it is tighter (or git sets none); 0 or empty means no override for that limit. The
+    numbers are validated even when the switch is off, so a typo never hides: an invalid
+    value raises `SettingsError` naming the variable.
+    """
+    git = f"git:RiskPolicy/{policy.name}"
+    enabled = parse_bool(ENV_MASTER_SWITCH, risk_env.get(ENV_MASTER_SWITCH), False)
+
+    limits: dict[str, Limit] = {}
+    for name in _GIT_LIMITS:
+        value = getattr(policy, name)
+        limits[name] = Limit(name, value, git if value is not None else "unset")
+
+    for name, variable in ENV_OVERRIDES.items():
+        raw = risk_env.get(variable)
+        env_value = parse_float(variable, raw)
+        if env_value is None or env_value == 0:
+            continue
+        current = limits[name]
+        if not enabled:
+            limits[name] = dataclasses.replace(
+                current, note=f"{variable}={raw.strip()} not applied: {ENV_MASTER_SWITCH} is off"
+            )
+        elif current.value is None or env_value < current.value:
+            was = "unset" if current.value is None else f"{current.value:g}"
+            limits[name] = Limit(name, env_value, f"env:{variable}", note=f"git: {was}")
+        else:
+            limits[name] = dataclasses.replace(
+                current, note=f"{variable}={env_value:g} ignored: looser than git"
+            )
+
+    if halt is not None:
+        trading_state = Limit(
+            "trading_state", "HALTED", "store:halt", note=f"git: {policy.trading_state}; {halt}"
+        )
+    else:
+        trading_state = Limit("trading_state", policy.trading_state, git)
+
+    return EffectiveLimits(
+        policy=policy.name,
+        trading_state=trading_state,
+        restricted=Limit("restricted", tuple(policy.restricted), git),
+        on_breach=Limit("on_breach", policy.on_breach, git),
+        allow_delayed_data=Limit(
+            "allow_delayed_data",
+            policy.allow_delayed_data,
+            git if policy.allow_delayed_data else "default",
+        ),
+        **limits,
+    )
+
+
+# ---------------------------------------------------------------- context
+
+
+@dataclass(frozen=True)
+class RiskContext:
+    """Everything the checks may look at for one account, frozen at planning time."""
+
+    now: dt.datetime
+    account: AccountState
+    quotes: Mapping[int, Quote]
+    contracts: Mapping[int, ContractInfo]
+    open_orders: tuple[OpenOrder, ...] = ()
+    executions: tuple[Execution, ...] = ()
+    min_trade_notional: float = 0.0
+
+    @classmethod
+    def for_account(
+        cls,
+        actual: ActualState,
+        account: str,
+        *,
+        now: dt.datetime,
+        extra_contracts: Iterable[ContractInfo] = (),
+        min_trade_notional: float = 0.0,
+    ) -> RiskContext:
+        """The context of one account of a snapshot, as the planner and the apply-time
+        re-check both build it (`extra_contracts`: resolved targets not yet held)."""
+        # A view, not a copy: many accounts must not each copy the whole contract universe.
+        contracts = ChainMap(actual.contracts, {c.con_id: c for c in extra_contracts})
+        return cls(
+            now=now,
+            account=actual.accounts[account],
+            quotes=actual.quotes,
+            contracts=contracts,
+            open_orders=actual.open_orders_for(account),
+            executions=actual.executions_for(account),
+            min_trade_notional=min_trade_notional,
+        )
+
+    def size_increment(self, con_id: int) -> float:
+        contract = self.contracts.get(con_id)
+        return size_increment(contract.size_increment if contract is not None else None)
+
+    def fx_of(self, con_id: int) -> float | None:
+        """Base-currency units per unit of the instrument's currency (its contract's, else its
+        position's); None when neither is known or the account has no rate for it."""
+        contract = self.contracts.get(con_id)
+        currency = (
+            contract.currency if contract is not None else self._position_currencies.get(con_id)
+        )
+        return self.account.fx_rate(currency) if currency is not None else None
+
+    @functools.cached_property
+    def _position_currencies(self) -> dict[int, str]:
+        return {p.con_id: p.currency for p in self.account.positions}
+
+
+# ---------------------------------------------------------------- valuation
+
+
+def _highest_usable(*prices: float | None) -> float | None:
+    usable = [p for p in prices if p is not None and math.isfinite(p) and p > 0]
+    return max(usable) if usable else None
+
+
+def risk_price(order: PlannedOrder, quote: Quote | None) -> float | None:
+    """What risk values one unit at (order currency): the highest of limit, ask, reference."""
+    if quote is None or quote.reference_price is None:
+        return None
+    return _highest_usable(order.limit_price, quote.ask, quote.reference_price)
+
+
+def open_order_unit(ctx: RiskContext, order: OpenOrder) -> float | None:
+    """Base-currency value of one unit of a working order, for every use (cash committed to
+    open buys, gross exposure in flight, daily notional): the highest usable of its limit
+    price, the ask and the reference price, like `risk_price`. None when it has no usable
+    price, no known currency or no FX rate."""
+    quote = ctx.quotes.get(order.con_id)
+    price = _highest_usable(
+        order.limit_price,
+        quote.ask if quote is not None else None,
+        quote.reference_price if quote is not None else None,
+    )
+    fx = ctx.fx_of(order.con_id)
+    if price is None or fx is None:
+        return None
+    return price * fx
+
+
+# ---------------------------------------------------------------- verdicts and running book
+
+
+@dataclass(frozen=True)
+class _Deny:
+    code: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Clip:
+    code: str
+    max_quantity: float  # the largest quantity that passes this check
+    detail: dict[str, Any]
+
+
+@dataclass
+class _Book:
+    """Running state of one `check_orders` call; never escapes it."""
+
+    effective: dict[int, float]
+    gross: float | None
+    daily: float | None
+    orders: int = 0
+    turnover: float = 0.0
+
+
+@dataclass(frozen=True)
+class _View:
+    """One order as the checks see it, with its quantity at this point of the chain."""
+
+    order: PlannedOrder
+    quantity: float
+    sign: int  # +1 buy, -1 sell
+    quote: Quote | None
+    price: float | None  # risk price, order currency
+    fx: float | None
+    effective: float  # effective position before this order
+
+    @property
+    def unit(self) -> float | None:
+        """Risk value of one unit in base currency."""
+        if self.price is None or self.fx is None:
+            return None
+        return self.price * self.fx
+
+    @property
+    def notional(self) -> float:
+        return self.quantity * (self.unit or 0.0)
+
+    @property
+    def after(self) -> float:
+        return self.effective + self.sign * self.quantity
+
+    @property
+    def reduces(self) -> bool:
+        """Moves towards zero without crossing it."""
+        return abs(self.after) <= abs(self.effective) + _EPS and self.after * self.effective >= 0
+
+    def max_reducing_quantity(self) -> float:
+        """Largest quantity that only reduces: all of the position if opposing it, else 0."""
+        return abs(self.effective) if self.sign * self.effective < 0 else 0.0
+
+    def max_for_absolute(self, bound: float) -> float:
+        """Largest quantity keeping |effective + sign*q| <= bound."""
+        return bound - self.sign * self.effective
+
+
+Verdict = _Deny | _Clip | None
+
+
+# ---------------------------------------------------------------- the checks, in order
+
+
+def _check_halted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    if limits.state == "HALTED":
+        return _Deny(TRADING_HALTED, {"state": "HALTED", "source": limits.trading_state.source})
+    return None
+
+
+def _check_reducing(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    if limits.state != "REDUCING" or v.reduces:
+        return None
+    return _Clip(
+        TRADING_REDUCING_DENIES_INCREASE,
+        v.max_reducing_quantity(),
+        {"state": "REDUCING", "position": v.effective, "after": v.after},
+    )
+
+
+def _check_restricted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    if not limits.is_restricted(v.order.key, v.order.symbol) or v.reduces:
+        return None
+    return _Clip(
+        INSTRUMENT_RESTRICTED,
+        v.max_reducing_quantity(),
+        {"instrument": v.order.key, "position": v.effective, "after": v.after},
+    )
+
+
+def _check_price(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    if v.quote is None or v.quote.reference_price is None or v.price is None:
+        return _Deny(PRICE_MISSING, {"con_id": v.order.con_id, "symbol": v.order.symbol})
+    return None
+
+
+def _check_live_data(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    """Delayed or frozen quotes are stamped when received, so the age check cannot see that
+    they are minutes old: deny unless the policy allows delayed data."""
+    assert v.quote is not None  # _check_price ran first
+    if v.quote.market_data_type == 1 or limits.allow_delayed_data.value:
+        return None
+    return _Deny(
+        QUOTE_DELAYED, {"symbol": v.order.symbol, "market_data_type": v.quote.market_data_type}
+    )
+
+
+def _check_price_age(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    max_age = limits.max_price_age_seconds.value
+    if max_age is None:
+        return None
+    assert v.quote is not None  # _check_price ran first
+    if v.quote.time is None:
+        return _Deny(PRICE_TIME_MISSING, {"symbol": v.order.symbol, "max_age": max_age})
+    age = (ctx.now - v.quote.time).total_seconds()
+    if age > max_age:
+        return _Deny(PRICE_TOO_OLD, {"max_age": max_age, "age": round(age, 1)})
+    return None
+
+
+def _check_spread(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    max_spread = limits.max_spread.value
+    if max_spread is None:
+        return None
+    assert v.quote is not None
+    spread = v.quote.spread
+    if spread is None:
+        return _Deny(
+            QUOTE_NOT_TWO_SIDED, {"bid": v.quote.bid, "ask": v.quote.ask, "max": max_spread}
+        )
+    if spread > max_spread + _EPS:
+        return _Deny(SPREAD_TOO_WIDE, {"max": max_spread, "got": round(spread, 6)})
+    return None
+
+
+def _check_fx(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    if v.fx is None:
+        return _Deny(
+            FX_RATE_MISSING,
+            {"currency": v.order.currency, "base": ctx.account.base_currency},
+        )
+    return None
+
+
+def _check_order_notional(
+    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
+) -> Verdict:
+    cap = limits.max_order_notional.value
+    if cap is None or v.notional <= cap + _EPS:
+        return None
+    return _Clip(
+        NOTIONAL_EXCEEDS_MAX_PER_ORDER,
+        cap / v.unit,
+        {"max": cap, "got": round(v.notional, 2)},
+    )
+
+
+def _check_position_notional(
+    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
+) -> Verdict:
+    cap = limits.max_position_notional.value
+    if cap is None or v.reduces:
+        return None
+    after_notional = abs(v.after) * v.unit
+    if after_notional <= cap + _EPS:
+        return None
+    return _Clip(
+        POSITION_EXCEEDS_MAX_NOTIONAL,
+        v.max_for_absolute(cap / v.unit),
+        {"max": cap, "got": round(after_notional, 2), "position": v.effective},
+    )
+
+
+def _check_nav(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    if not (limits.max_leverage.is_set or limits.max_cycle_turnover.is_set):
+        return None
+    nav = ctx.account.net_liquidation
+    if nav is None or not math.isfinite(nav) or nav <= 0:
+        return _Deny(NAV_UNKNOWN, {"nav": nav})
+    return None
+
+
+def _check_leverage(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    cap = limits.max_leverage.value
+    if cap is None or v.reduces:
+        return None
+    if book.gross is None:
+        return _Deny(GROSS_EXPOSURE_UNKNOWN, {"reason": "open order without price or fx"})
+    nav = ctx.account.net_liquidation
+    delta = (abs(v.after) - abs(v.effective)) * v.unit
+    leverage_after = (book.gross + delta) / nav
+    if leverage_after <= cap + _EPS:
+        return None
+    room = cap * nav - book.gross
+    return _Clip(
+        LEVERAGE_EXCEEDS_MAX,
+        v.max_for_absolute(abs(v.effective) + room / v.unit),
+        {"max": cap, "got": round(leverage_after, 4), "nav": round(nav, 2)},
+    )
+
+
+def _check_orders_per_cycle(
+    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
+) -> Verdict:
+    cap = limits.max_orders_per_cycle.value
+    if cap is None or book.orders < cap:
+        return None
+    return _Deny(ORDERS_PER_CYCLE_EXCEEDED, {"max": cap, "got": book.orders + 1})
+
+
+def _check_cycle_turnover(
+    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
+) -> Verdict:
+    cap = limits.max_cycle_turnover.value
+    if cap is None:
+        return None
+    nav = ctx.account.net_liquidation
+    turnover_after = (book.turnover + v.notional) / nav
+    if turnover_after <= cap + _EPS:
+        return None
+    return _Clip(
+        CYCLE_TURNOVER_EXCEEDED,
+        (cap * nav - book.turnover) / v.unit,
+        {"max": cap, "got": round(turnover_after, 4), "nav": round(nav, 2)},
+    )
+
+
+def _check_daily_notional(
+    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
+) -> Verdict:
+    cap = limits.max_daily_notional.value
+    if cap is None:
+        return None
+    if book.daily is None:
+        return _Deny(DAILY_NOTIONAL_UNKNOWN, {"reason": "execution or open order not valued"})
+    daily_after = book.daily + v.notional
+    if daily_after <= cap + _EPS:
+        return None
+    return _Clip(
+        DAILY_NOTIONAL_EXCEEDED,
+        (cap - book.daily) / v.unit,
+        {"max": cap, "got": round(daily_after, 2), "today": round(book.daily, 2)},
+    )
+
+
+CHECKS = (
+    _check_halted,
+    _check_reducing,
+    _check_restricted,
+    _check_price,
+    _check_live_data,
+    _check_price_age,
+    _check_spread,
+    _check_fx,
+    _check_order_notional,
+    _check_position_notional,
+    _check_nav,
+    _check_leverage,
+    _check_orders_per_cycle,
+    _check_cycle_turnover,
+    _check_daily_notional,
+)
+
+
+# ---------------------------------------------------------------- running the checks
+
+
+def check_orders(
+    orders: Sequence[PlannedOrder], ctx: RiskContext, limits: EffectiveLimits
+) -> tuple[tuple[PlannedOrder, ...], tuple[RiskDecision, ...]]:
+    """Run `orders` (in leg order) through every check; return survivors and decisions.
+
+    Survivors keep their legs and may be smaller than planned (a clip); every clip and
+    denial comes back as a `RiskDecision`. Deterministic and O(orders + open orders).
+    """
+    book = _open_book(ctx, limits)
+    accepted: list[PlannedOrder] = []
+    decisions: list[RiskDecision] = []
+    for order in orders:
+        final = _run_checks(order, ctx, limits, book, decisions)
+        if final is not None:
+            accepted.append(final)
+            _record(final, ctx, book)
+    return tuple(accepted), tuple(decisions)
+
+
+def recheck_plan(
+    plan: Plan,
+    contexts: Mapping[str, RiskContext],
+    limits: Mapping[str, EffectiveLimits],
+) -> tuple[Plan, tuple[RiskDecision, ...]]:
+    """A saved plan's orders through every check again, per account, in leg order.
+
+    `contexts` and `limits` (by account) describe apply time: the fresh snapshot's
+    positions, open orders, today's executions, quotes and NAV, and git + environment +
+    halt limits. This is the planner's final pass over the same orders, so an unchanged
+    world and unchanged limits give no new decision. Denied orders leave the plan, clipped
+    ones keep their leg at the smaller size, and each new decision (detail `stage=apply`)
+    joins its account's decisions. Returns the re-checked plan and the new decisions.
+    """
+    accounts = []
+    taken: list[RiskDecision] = []
+    for account in plan.accounts:
+        if not account.orders:
+            accounts.append(account)
+            continue
+        if account.account not in contexts or account.account not in limits:
+            raise ValueError(f"no risk context or limits for account {account.account}")
+        kept, decisions = check_orders(
+            account.orders, contexts[account.account], limits[account.account]
+        )
+        decisions = tuple(
+            dataclasses.replace(d, detail={**d.detail, "stage": "apply"}) for d in decisions
+        )
+        taken += decisions
+        accounts.append(
+            dataclasses.replace(account, orders=kept, decisions=account.decisions + decisions)
+        )
+    if not taken:
+        return plan, ()
+    return dataclasses.replace(plan, accounts=tuple(accounts)), tuple(taken)
+
+
+def _run_checks(
+    order: PlannedOrder,
+    ctx: RiskContext,
+    limits: EffectiveLimits,
+    book: _Book,
+    decisions: list[RiskDecision],
+) -> PlannedOrder | None:
+    quote = ctx.quotes.get(order.con_id)
+    increment = ctx.size_increment(order.con_id)
+    quantity = order.quantity
+    view = _View(
+        order=order,
+        quantity=quantity,
+        sign=1 if order.side == "BUY" else -1,
+        quote=quote,
+        price=risk_price(order, quote),
+        fx=ctx.account.fx_rate(order.currency),
+        effective=book.effective.get(order.con_id, 0.0),
+    )
+
+    def decide(code: str, action: str, allowed: float, detail: Mapping[str, Any]) -> None:
+        decisions.append(
+            RiskDecision(
+                code=code,
+                action=action,
+                account=order.account,
+                key=order.key,
+                side=order.side,
+                requested_quantity=view.quantity,
+                allowed_quantity=allowed,
+                detail=dict(detail),
+            )
+        )
+
+    for check in CHECKS:
+        verdict = check(view, limits, ctx, book)
+        if verdict is None:
+            continue
+        if isinstance(verdict, _Deny):
+            decide(verdict.code, "deny", 0.0, verdict.detail)
+            return None
+        allowed = floor_to_increment(min(view.quantity, verdict.max_quantity), increment)
+        detail = dict(verdict.detail)
+        if not limits.clips:
+            detail["on_breach"] = "deny"
+            decide(verdict.code, "deny", 0.0, detail)
+            return None
+        if allowed < increment - _EPS:
+            detail["clipped_to"] = allowed
+            detail["increment"] = increment
+            decide(verdict.code, "deny", 0.0, detail)
+            return None
+        if view.unit is not None and allowed * view.unit < ctx.min_trade_notional - _EPS:
+            detail["clipped_notional"] = round(allowed * view.unit, 2)
+            detail["min_trade"] = ctx.min_trade_notional
+            decide(verdict.code, "deny", 0.0, detail)
+            return None
+        detail["allowed"] = allowed
+        decide(verdict.code, "clip", allowed, detail)
+        view = dataclasses.replace(view, quantity=allowed)
+    return resize(order, view.quantity)
+
+
+def _record(order: PlannedOrder, ctx: RiskContext, book: _Book) -> None:
+    price = risk_price(order, ctx.quotes.get(order.con_id))
+    unit = price * ctx.account.fx_rate(order.currency)
+    before = book.effective.get(order.con_id, 0.0)
+    after = before + order.signed_quantity
+    book.effective[order.con_id] = after
+    book.orders += 1
+    notional = order.quantity * unit
+    book.turnover += notional
+    if book.daily is not None:
+        book.daily += notional
+    if book.gross is not None:
+        book.gross += (abs(after) - abs(before)) * unit
+
+
+def _open_book(ctx: RiskContext, limits: EffectiveLimits) -> _Book:
+    held = ctx.account.held_by_con_id()
+    effective = dict(held)
+    for con_id, flying in in_flight_by_con_id(ctx.open_orders).items():
+        effective[con_id] = effective.get(con_id, 0.0) + flying
+    gross = _gross_with_in_flight(ctx, held, effective) if limits.max_leverage.is_set else 0.0
+    daily = _daily_so_far(ctx) if limits.max_daily_notional.is_set else 0.0
+    return _Book(effective=effective, gross=gross, daily=daily)
+
+
+def _gross_with_in_flight(
+    ctx: RiskContext, held: Mapping[int, float], effective: Mapping[int, float]
+) -> float | None:
+    """Broker-reported gross exposure, adjusted as if every open order filled.
+
+    Exposure an open order adds counts at the most it may cost (`open_order_unit`); exposure
+    it takes away comes off at the reference price, the mark the broker's gross holds those
+    shares at (never at a limit above the market), and not at all without one. An open order
+    that cannot be valued leaves gross unknown.
+    """
+    gross = ctx.account.gross_position_value
+    if gross is None or not math.isfinite(gross):
+        return None
+    units: dict[int, float] = {}
+    for open_order in ctx.open_orders:
+        if open_order.con_id in units:
+            continue
+        unit = open_order_unit(ctx, open_order)
+        if unit is None:
+            return None
+        units[open_order.con_id] = unit
+    for con_id, unit in units.items():
+        change = abs(effective[con_id]) - abs(held.get(con_id, 0.0))
+        gross += change * (unit if change > 0 else _mark(ctx, con_id))
+    return gross
+
+
+def _mark(ctx: RiskContext, con_id: int) -> float:
+    """Reference price in base currency; 0 when unknown (an exposure it cannot value is not
+    taken off)."""
+    quote = ctx.quotes.get(con_id)
+    fx = ctx.fx_of(con_id)
+    if quote is None or quote.reference_price is None or fx is None:
+        return 0.0
+    return quote.reference_price * fx
+
+
+def _daily_so_far(ctx: RiskContext) -> float | None:
+    """Today's executed notional plus what open orders may still add, in base currency."""
+    total = 0.0
+    for execution in ctx.executions:
+        fx = ctx.fx_of(execution.con_id)
+        if fx is None:
+            return None
+        total += abs(execution.shares) * execution.price * fx
+    for open_order in ctx.open_orders:
+        unit = open_order_unit(ctx, open_order)
+        if unit is None:
+            return None
+        total += abs(open_order.remaining) * unit
+    return total
+
+
+__all__ = [
+    "CHECKS",
+    "EffectiveLimits",
+    "Limit",
+    "RiskContext",
+    "check_orders",
+    "effective_limits",
+    "open_order_unit",
+    "recheck_plan",
+    "risk_price",
+]
