@@ -1,6 +1,6 @@
 """Suite-wide rules and shared fixtures.
 
-Every test under tests/integration is marked `integration` (it drives a real client library
+Every test under tests/integration and tests/soak is marked `integration` (it drives a real client library
 over TCP, a real database server or subprocesses), so `pytest -m "not integration"` is the
 fast suite; and a test that is not marked `integration` (by folder, by decorator or by its
 `pytest.param` marks) fails if it opens a TCP connection, so the split stays true.
@@ -21,11 +21,16 @@ import pg_server
 import pytest
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
+# The soak runs the real CLI against a simulator process over TCP: integration, like the
+# folder above. The fuzz tests mark their one TCP test themselves; the rest open no socket.
+SOAK_DIR = Path(__file__).parent / "soak"
+AUTO_INTEGRATION_DIRS = (INTEGRATION_DIR, SOAK_DIR)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if any(folder in parents for folder in AUTO_INTEGRATION_DIRS):
             item.add_marker(pytest.mark.integration)
 
 

@@ -31,11 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import invariants as inv
+from waiting import wait_until
+
+from soak import invariants as inv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIMHOST = Path(__file__).with_name("simhost.py")
 ACCOUNTS = ("DU0000001", "DU0000002", "DU0000003")
+# This account's targets are weights (percent of NAV), so a price jump moves it out of band;
+# the others hold fixed quantities.
+WEIGHTED = "DU0000003"
 # Built-in simulator instruments and their reference prices (README "Offline gateway simulator").
 SYMBOLS = {"VTI": 290.0, "BND": 73.0, "TLT": 92.0, "GLD": 240.0, "AAPL": 230.0, "VXUS": 64.0}
 SPREAD = 0.02
@@ -46,7 +51,7 @@ DECODE_FAILURE = "Error handling fields"
 
 # Faults drawn before a cycle starts, and at most one during it, with their weights.
 BEFORE = {
-    "desired_change": 3,
+    "desired_change": 5,
     "price_jump": 3,
     "reject_symbol": 1,
     "partial_fills": 2,
@@ -72,17 +77,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------ the simulator process
@@ -186,7 +180,11 @@ class Desired:
         self.directory.mkdir(parents=True, exist_ok=True)
         docs = []
         for account, targets in self.targets.items():
-            rows = "\n".join(f"    - {{symbol: {s}, quantity: {q}}}" for s, q in targets.items())
+            unit = "weight" if account == WEIGHTED else "quantity"
+            rows = "\n".join(
+                f"    - {{symbol: {s}, {unit}: {q}{'%' if unit == 'weight' else ''}}}"
+                for s, q in targets.items()
+            )
             docs.append(
                 f"""apiVersion: reconciler/v1
 kind: Portfolio
@@ -293,11 +291,13 @@ class Soak:
         self.db_url = f"sqlite:///{workdir / 'store.db'}"
         self.desired = Desired(
             workdir / "desired_state",
-            {a: {s: self.rng.randint(0, 30) for s in self.rng.sample(sorted(SYMBOLS), 4)}
+            {a: {s: self.rng.randint(1, 15) if a == WEIGHTED else self.rng.randint(1, 30)
+                 for s in self.rng.sample(sorted(SYMBOLS), 4)}
              for a in ACCOUNTS},
         )
         self.prices = dict(SYMBOLS)
         self.halted = False
+        self._previous_faulted = False
         self.sim: SimProcess | None = None
         self._processes = 0
 
@@ -420,7 +420,10 @@ class Soak:
         self._after_cycle_faults()
         stderr = err.read_text(errors="replace")
         stdout = out.read_text(errors="replace")
-        faulted = bool(fault_log) or during != "none" or halted_before
+        # A cycle right after a faulted one may meet its aftermath (a lock lease, orders
+        # still working), so it may also refuse or fail; two clean cycles in a row may not.
+        faulted = bool(fault_log) or halted_before or self._previous_faulted
+        self._previous_faulted = bool(fault_log)
         self.result.exit_codes[code] += 1
         if killed != "SIGKILL":
             allowed = {0, 1, 3, 4} if faulted else {0, 4}
@@ -456,15 +459,22 @@ class Soak:
     def _before(self, kind: str, fault_log: list[str]) -> None:
         rng = self.rng
         if kind == "desired_change":
-            account = rng.choice(ACCOUNTS)
-            targets = self.desired.targets[account]
-            symbol = rng.choice(sorted(SYMBOLS))
-            targets[symbol] = rng.randint(0, 40)
+            changes = []
+            for _ in range(rng.randint(1, 3)):
+                account = rng.choice(ACCOUNTS)
+                targets = self.desired.targets[account]
+                symbol = rng.choice(sorted(SYMBOLS))
+                if symbol in targets and len(targets) > 1 and rng.random() < 0.25:
+                    del targets[symbol]  # no longer managed (`unmanaged: ignore`): left alone
+                else:
+                    targets[symbol] = (rng.randint(1, 15) if account == WEIGHTED
+                                       else rng.randint(1, 40))
+                changes.append(f"{account} {symbol} -> {targets.get(symbol)}")
             if rng.random() < 0.4:
                 self.desired.max_order_notional = rng.choice([2500.0, 6000.0, 60000.0])
             if rng.random() < 0.3:
                 self.desired.max_orders_per_cycle = rng.choice([2, 4, 20])
-            self.desired.write(f"soak: {account} {symbol} -> {targets[symbol]}")
+            self.desired.write("soak: " + "; ".join(changes))
         elif kind == "price_jump":
             self._jump(rng.choice(sorted(SYMBOLS)))
         elif kind == "reject_symbol":
@@ -487,7 +497,7 @@ class Soak:
         self.result.faults[kind] += 1
 
     def _jump(self, symbol: str) -> None:
-        move = self.rng.choice([-0.15, -0.06, -0.02, 0.02, 0.06, 0.15])
+        move = self.rng.choice([-0.25, -0.1, -0.04, 0.04, 0.1, 0.25])
         price = round(max(5.0, self.prices[symbol] * (1 + move)), 2)
         # prices drift back toward the reference so a long soak stays within cash and limits
         if abs(price / SYMBOLS[symbol] - 1) > 0.4:
@@ -512,10 +522,8 @@ class Soak:
                     return bool(self.sim.broker().refs() - before.refs())
                 except (OSError, ValueError):
                     return False
-            try:
-                wait_until(placed, 30.0, "a first order")
-            except TimeoutError:
-                pass
+            with contextlib.suppress(AssertionError):  # no order at all: inject anyway
+                wait_until(placed, 30.0, "a first order", interval=0.05)
         else:
             end = time.monotonic() + delay
             while time.monotonic() < end and proc.poll() is None:

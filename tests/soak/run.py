@@ -21,7 +21,7 @@ for path in (HERE, HERE.parent, HERE.parents[1]):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from engine import Soak  # noqa: E402
+from soak.engine import Soak  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
