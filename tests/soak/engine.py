@@ -608,7 +608,7 @@ class Soak:
             code, _, err = self._cli("resume")
             self._expect_clean("final resume", code, err, {0})
             self.halted = False
-        for settle in range(3):
+        for _ in range(3):
             number += 1
             args = ["apply", "--dir", str(self.desired.directory), "--auto-approve",
                     "--gateway", f"127.0.0.1:{self.sim.port}"]
