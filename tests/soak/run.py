@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose or line.startswith("VIOLATION"):
             print(line, flush=True)
 
+    # SIGTERM (also what `kill` sends to a background run) stops the soak like Ctrl-C: its
+    # simulator is stopped and its temporary directory removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"soak: seed {seed}, {args.minutes:g} minute(s)", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"soak-{seed}-") as tmp:
         workdir = args.workdir or Path(tmp)
