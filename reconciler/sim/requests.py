@@ -127,6 +127,9 @@ def parse_place_order(fields: list[str], version: int) -> OrderRequest:
     algo_params: list[tuple[str, str]] = []
     if algo_strategy:
         count = to_int(cursor.one())
+        if not 0 <= count <= (len(fields) - cursor.at) // 2:
+            # a count the message cannot hold would otherwise loop on padding for ever
+            raise ProtocolError(f"placeOrder announces {count} algo parameters")
         for _ in range(count):
             tag, value = cursor.take(2)
             algo_params.append((tag, value))

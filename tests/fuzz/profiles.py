@@ -28,8 +28,8 @@ _COMMON = dict(
     print_blob=True,
 )
 PROFILES = {
-    "fuzz-ci": settings(max_examples=60, deadline=dt.timedelta(seconds=2), **_COMMON),
-    "fuzz-long": settings(max_examples=3000, deadline=dt.timedelta(seconds=5), **_COMMON),
+    "fuzz-ci": settings(max_examples=60, deadline=dt.timedelta(seconds=5), **_COMMON),
+    "fuzz-long": settings(max_examples=3000, deadline=dt.timedelta(seconds=10), **_COMMON),
 }
 
 

@@ -96,8 +96,21 @@ def test_loader_when_given_arbitrary_bytes_then_only_diagnostics(workspace, file
     with_file(workspace, *file, content)
 
 
-@fuzz_settings()
-@given(file=st.sampled_from(FILES), documents=st.lists(VALUES, min_size=1, max_size=3))
+# Documents that get past dispatch (a known apiVersion and kind) reach the schema and the
+# semantic checks with arbitrary specs; the rest are any value at all.
+DOCUMENTS = st.fixed_dictionaries(
+    {"apiVersion": st.just("reconciler/v1"),
+     "kind": st.sampled_from(["Portfolio", "RiskPolicy", "Schedule"]),
+     "metadata": st.fixed_dictionaries({"name": st.text(max_size=10)}),
+     "spec": st.dictionaries(st.sampled_from([
+         "account", "targets", "band", "execution", "riskPolicy", "cashReserve", "capital",
+         "maxOrderNotional", "maxOrdersPerCycle", "interval", "timezone", "window",
+         "selfHeal", "tradingState", "unmanaged", "minTradeNotional"]), VALUES, max_size=5)}
+) | VALUES
+
+
+@fuzz_settings(scale=0.5)
+@given(file=st.sampled_from(FILES), documents=st.lists(DOCUMENTS, min_size=1, max_size=3))
 def test_loader_when_given_arbitrary_yaml_documents_then_only_diagnostics(
     workspace, file, documents
 ):
