@@ -98,8 +98,8 @@ def parse_place_order(fields: list[str], version: int) -> OrderRequest:
     if contract.sec_type == "BAG":
         raise ProtocolError("combo (BAG) orders are not supported by the simulator")
     cursor.take(1)  # deprecated sharesAllocation
-    cursor.take(3)  # discretionaryAmt, goodAfterTime, goodTillDate
-    good_till_date = fields[cursor.at - 1]
+    # discretionaryAmt, goodAfterTime, goodTillDate (padded when the message ends early)
+    good_till_date = cursor.take(3)[2]
     cursor.take(3)  # faGroup, faMethod, faPercentage
     if version < 177:
         cursor.take(1)  # faProfile

@@ -75,6 +75,8 @@ def test_handshake_version_when_malformed_then_a_protocol_error(text):
 @given(fields=FIELDS, version=st.integers(100, 200))
 # An algo order announcing 10^11 parameters once made the parser loop on padding for ever.
 @example(fields=["3", "1", *["0"] * 33, *[""] * 47, "Adaptive", "99999999999"], version=178)
+# A message ending right after the order's first 35 fields once raised IndexError.
+@example(fields=["3", "1", *["0"] * 33], version=178)
 def test_place_order_parser_when_fields_are_malformed_then_a_protocol_error_or_a_request(
     fields, version
 ):
@@ -165,7 +167,7 @@ def still_serving(loop, gateway) -> None:
 
 def feed(loop, gateway, frames: list[bytes]) -> None:
     async def run() -> None:
-        session, wire = connected(gateway, 7)
+        session, _wire = connected(gateway, 7)
         try:
             for frame in frames:
                 if session.closed:
