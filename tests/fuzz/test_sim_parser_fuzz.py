@@ -184,6 +184,8 @@ def feed(loop, gateway, frames: list[bytes]) -> None:
 @fuzz_settings()
 @given(messages=st.lists(st.tuples(st.sampled_from(REQUEST_IDS) | FIELD, FIELDS), max_size=6))
 @example(messages=[("abc", [])])
+# A superscript digit passes str.isdigit() but not int(): the journal once raised on it.
+@example(messages=[("\u00b2", [])])
 @example(messages=[("1e400", [])])
 @example(messages=[(str(m.IN_START_API), ["2", "x"])])
 @example(messages=[(str(m.IN_PLACE_ORDER), ["1", *["0"] * 33, *[""] * 47, "Vwap", "1e12"])])
