@@ -298,6 +298,7 @@ class Soak:
         self.prices = dict(SYMBOLS)
         self.halted = False
         self._previous_faulted = False
+        self.journal = inv.JournalScanner()
         self.sim: SimProcess | None = None
         self._processes = 0
 
@@ -568,7 +569,7 @@ class Soak:
                       allow_open: bool) -> None:
         from reconciler.store import open_store
 
-        placed = inv.placed_refs(self.sim.journals)
+        placed = self.journal.scan(self.sim.journals)
         self._violation(where, inv.orders_placed_once(placed, broker))
         store = open_store(self.db_url)
         try:

@@ -92,25 +92,45 @@ def read_broker_state(path: Path) -> BrokerState:
     return BrokerState(orders, executions, holdings)
 
 
-def placed_refs(journal_paths: Iterable[Path]) -> list[tuple[int, str]]:
-    """(clientId, orderRef) of every placeOrder the simulators received, over all their
-    journals (one per simulator process), in order. A killed simulator's last line may be
-    cut short; it is skipped (the state file still has the order if it was accepted)."""
+def placed_refs(lines: Iterable[str]) -> list[tuple[int, str]]:
+    """(clientId, orderRef) of every placeOrder in journal lines (JSON, one entry each), in
+    order. A killed simulator's last line may be cut short; it is skipped (the state file
+    still has the order if it was accepted)."""
     placed: list[tuple[int, str]] = []
-    for path in journal_paths:
-        if not path.exists():
+    for line in lines:
+        if '"msg_id":3,' not in line or '"dir":"in"' not in line:
+            continue  # cheap filter: journals are mostly market data and answers
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
             continue
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if entry.get("dir") != "in" or entry.get("msg_id") != PLACE_ORDER:
-                continue
-            refs = [f for f in entry["fields"] if isinstance(f, str) and f.startswith(REF_PREFIX)]
-            for ref in refs[:1]:
-                placed.append((entry.get("client_id"), ref))
+        if entry.get("dir") != "in" or entry.get("msg_id") != PLACE_ORDER:
+            continue
+        refs = [f for f in entry["fields"] if isinstance(f, str) and f.startswith(REF_PREFIX)]
+        for ref in refs[:1]:
+            placed.append((entry.get("client_id"), ref))
     return placed
+
+
+class JournalScanner:
+    """placeOrders of the simulators' journals (one file per simulator process), read
+    incrementally: each call reads only what was appended since the last one."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[Path, int] = {}
+        self.placed: list[tuple[int, str]] = []
+
+    def scan(self, paths: Iterable[Path]) -> list[tuple[int, str]]:
+        for path in paths:
+            if not path.exists():
+                continue
+            with path.open("rb") as journal:
+                journal.seek(self._offsets.get(path, 0))
+                data = journal.read()
+            complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+            self._offsets[path] = self._offsets.get(path, 0) + len(complete)
+            self.placed += placed_refs(complete.decode("utf-8", "replace").splitlines())
+        return self.placed
 
 
 # ------------------------------------------------------------------ checks
