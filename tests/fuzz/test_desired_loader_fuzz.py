@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,15 +49,18 @@ VALUES = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """Copies of the valid examples; each example rewrites one file and puts it back."""
-    root = tmp_path_factory.mktemp("fuzz-desired")
-    for name, source in EXAMPLES.items():
-        shutil.copytree(source, root / name)
-    for name in EXAMPLES:
-        state, diagnostics = validate_directory(root / name, base=root)
-        assert state is not None, [d.render() for d in diagnostics]
-    return root
+def workspace() -> Iterator[Path]:
+    """Copies of the valid examples; each example rewrites one file and puts it back. A
+    directory of its own, not pytest's basetemp: other pytest sessions on the machine prune
+    old basetemps, which pulled the files from under a long (fuzz-long) run."""
+    with tempfile.TemporaryDirectory(prefix="fuzz-desired-") as tmp:
+        root = Path(tmp)
+        for name, source in EXAMPLES.items():
+            shutil.copytree(source, root / name)
+        for name in EXAMPLES:
+            state, diagnostics = validate_directory(root / name, base=root)
+            assert state is not None, [d.render() for d in diagnostics]
+        yield root
 
 
 def only_diagnostics(directory: Path, base: Path) -> None:

@@ -4,6 +4,9 @@ A failure prints every violated invariant and the command that replays the seed.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from soak.engine import Soak
@@ -12,9 +15,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_soak_when_faults_are_injected_at_random_then_every_invariant_holds(
-    soak_seed, soak_minutes, tmp_path
+    soak_seed, soak_minutes
 ):
-    result = Soak(soak_seed, soak_minutes * 60, tmp_path).run()
+    # A directory of its own, not pytest's tmp_path: other pytest sessions on the machine
+    # prune old basetemps, which would pull the store from under a long soak.
+    with tempfile.TemporaryDirectory(prefix=f"soak-{soak_seed}-") as tmp:
+        result = Soak(soak_seed, soak_minutes * 60, Path(tmp)).run()
     replay = (f"python -m pytest tests/soak --soak-seed {soak_seed} "
               f"--soak-minutes {soak_minutes:g}")
     summary = result.summary(replay)
