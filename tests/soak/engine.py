@@ -281,14 +281,15 @@ class SoakResult:
 
 class Soak:
     def __init__(self, seed: int, seconds: float, workdir: Path,
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None,
+                 db_url: str | None = None) -> None:
         self.seed = seed
         self.seconds = seconds
         self.workdir = workdir
         self.log = log
         self.rng = random.Random(seed)
         self.result = SoakResult(seed)
-        self.db_url = f"sqlite:///{workdir / 'store.db'}"
+        self.db_url = db_url or f"sqlite:///{workdir / 'store.db'}"
         self.desired = Desired(
             workdir / "desired_state",
             {a: {s: self.rng.randint(1, 15) if a == WEIGHTED else self.rng.randint(1, 30)

@@ -1,6 +1,6 @@
 """Stand-alone runner of the randomised soak (the same engine as `pytest tests/soak`).
 
-    python tests/soak/run.py --minutes 30 --seed 1234 [--workdir DIR] [--verbose]
+    python tests/soak/run.py --minutes 30 --seed 1234 [--workdir DIR] [--db-url URL] [--verbose]
 
 Prints one line per cycle with --verbose, then the summary: cycles run, faults injected by
 kind, exit codes, invariant violations and, when there are any, the command that replays the
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed (random when omitted)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the run's files here (default: a temporary directory)")
+    parser.add_argument("--db-url", default=None,
+                        help="the store (an empty database, e.g. PostgreSQL; default: SQLite "
+                        "in the work directory)")
     parser.add_argument("--verbose", action="store_true", help="one line per cycle")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix=f"soak-{seed}-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        result = Soak(seed, args.minutes * 60, workdir, log=log).run()
+        result = Soak(seed, args.minutes * 60, workdir, log=log, db_url=args.db_url).run()
         replay = f"python tests/soak/run.py --seed {seed} --minutes {args.minutes:g} --verbose"
         print(result.summary(replay), flush=True)
     return 1 if result.violations else 0
