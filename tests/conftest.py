@@ -1,7 +1,7 @@
 """Suite-wide rules and shared fixtures.
 
-Every test under tests/integration and tests/faults is marked `integration` (it drives a real
-client library over TCP, a real database server or subprocesses), so
+Every test under tests/integration, tests/faults and tests/soak is marked `integration` (it
+drives a real client library over TCP, a real database server or subprocesses), so
 `pytest -m "not integration"` is the fast suite; and a test that is not marked `integration`
 (by folder, by decorator or by its `pytest.param` marks) fails if it opens a TCP connection,
 so the split stays true.
@@ -21,9 +21,14 @@ from pathlib import Path
 import pg_server
 import pytest
 
-# Folders whose every test is an integration test: the end-to-end tests and the fault
-# catalogue (the real CLI against the simulator).
-INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "faults")
+# Folders whose every test is an integration test: the end-to-end tests, the fault
+# catalogue and the soak (the real CLI against the simulator). The fuzz tests mark their one
+# TCP test themselves; the rest open no socket.
+INTEGRATION_DIRS = (
+    Path(__file__).parent / "integration",
+    Path(__file__).parent / "faults",
+    Path(__file__).parent / "soak",
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
+
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 class Journal(list):
@@ -28,7 +31,8 @@ class Journal(list):
             "t": at.isoformat(),
             "dir": direction,
             "client_id": client_id,
-            "msg_id": int(msg_id) if msg_id and msg_id.lstrip("-").isdigit() else msg_id,
+            # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+            "msg_id": int(msg_id) if msg_id and _INTEGER.fullmatch(msg_id) else msg_id,
             "fields": list(fields),
         }
         self.append(entry)

@@ -122,12 +122,21 @@ def fmt_price(value: float | None) -> str:
 
 
 def to_int(text: str, default: int = 0) -> int:
+    """An integer field; text that is no finite number is the client's mistake, reported as
+    a ProtocolError (the gateway answers it with error 320 instead of failing)."""
     if text in ("", None):
         return default
     try:
         return int(text)
     except ValueError:
-        return int(float(text))
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise ProtocolError(f"not a number: {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise ProtocolError(f"not a finite number: {text[:40]!r}")
+    return int(value)
 
 
 def to_float(text: str, default: float | None = None) -> float | None:
@@ -137,8 +146,9 @@ def to_float(text: str, default: float | None = None) -> float | None:
         value = float(text)
     except ValueError:
         return default
-    # The clients send UNSET_DOUBLE as "" but other clients send the literal max double.
-    if value >= 1.7e308:
+    # The clients send UNSET_DOUBLE as "" but other clients send the literal max double;
+    # NaN and infinities are no price or quantity either.
+    if value >= 1.7e308 or not math.isfinite(value):
         return default
     return value
 

@@ -98,8 +98,8 @@ def parse_place_order(fields: list[str], version: int) -> OrderRequest:
     if contract.sec_type == "BAG":
         raise ProtocolError("combo (BAG) orders are not supported by the simulator")
     cursor.take(1)  # deprecated sharesAllocation
-    cursor.take(3)  # discretionaryAmt, goodAfterTime, goodTillDate
-    good_till_date = fields[cursor.at - 1]
+    # discretionaryAmt, goodAfterTime, goodTillDate (padded when the message ends early)
+    good_till_date = cursor.take(3)[2]
     cursor.take(3)  # faGroup, faMethod, faPercentage
     if version < 177:
         cursor.take(1)  # faProfile
@@ -127,6 +127,9 @@ def parse_place_order(fields: list[str], version: int) -> OrderRequest:
     algo_params: list[tuple[str, str]] = []
     if algo_strategy:
         count = to_int(cursor.one())
+        if not 0 <= count <= (len(fields) - cursor.at) // 2:
+            # a count the message cannot hold would otherwise loop on padding for ever
+            raise ProtocolError(f"placeOrder announces {count} algo parameters")
         for _ in range(count):
             tag, value = cursor.take(2)
             algo_params.append((tag, value))

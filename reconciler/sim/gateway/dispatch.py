@@ -52,10 +52,18 @@ class Dispatcher:
             self._handshake(session, fields)
             return
         gateway.journal.record("in", session.client_id, fields, now)
-        msg_id = to_int(fields[0]) if fields else 0
+        try:
+            msg_id = to_int(fields[0]) if fields else 0
+        except ProtocolError as exc:
+            session.error(-1, 320, f"Error reading request: message id: {exc}")
+            return
         if not session.api_started:
             if msg_id == m.IN_START_API:
-                self._start_api(session, fields)
+                try:
+                    self._start_api(session, fields)
+                except ProtocolError as exc:  # no usable client id: as IB Gateway, drop it
+                    log.warning("client %s: startApi: %s; closing", session.peer, exc)
+                    session.abort()
             return
         faults = gateway.faults
         limit = faults.pacing_limit
@@ -78,6 +86,8 @@ class Dispatcher:
                 handler(session, fields)
             except ProtocolError as exc:
                 session.error(-1, 320, f"Error reading request: {exc}")
+            except IndexError:  # handlers read fields by position: a field is missing
+                session.error(-1, 320, f"Error reading request: message {msg_id} is too short")
             except BookError as exc:
                 session.error(-1, exc.code, exc.message)
         session.messages_seen += 1

@@ -15,6 +15,8 @@ from reconciler.sim.protocol import (
     fmt_price,
     negotiate_version,
     parse_version_range,
+    to_float,
+    to_int,
 )
 
 
@@ -61,3 +63,18 @@ def test_field_formatting_matches_what_clients_parse():
     assert fmt(True) == "1" and fmt(False) == "0"
     assert fmt(100.0) == "100" and fmt(0.5) == "0.5" and fmt(None) == ""
     assert fmt_price(290.01) == "290.01" and fmt_price(1e-9) == "0" and fmt_price(73.0) == "73"
+
+
+@pytest.mark.parametrize("text", ["abc", "1e400", "nan", "inf", "\u00b2"])
+def test_to_int_when_the_field_is_no_finite_number_then_a_protocol_error(text):
+    with pytest.raises(ProtocolError, match="number"):
+        to_int(text)
+
+
+def test_to_int_reads_integers_and_integral_floats():
+    assert (to_int("42"), to_int("-3"), to_int("7.0"), to_int("", 5)) == (42, -3, 7, 5)
+
+
+@pytest.mark.parametrize("text", ["nan", "-inf", "inf", "1.7976931348623157E308", "abc"])
+def test_to_float_when_the_field_is_no_finite_number_then_the_default(text):
+    assert to_float(text, 1.5) == 1.5
