@@ -130,3 +130,40 @@ def test_fault_gateway_killed_and_restarted_from_its_state_file_with_working_ord
         ledger, _ = assert_safe(w.db_url, restarted, positions=TARGETS)
         for ref in refs_before:
             assert ledger.kinds_by_ref[ref][-1] == "FILL", ledger.kinds_by_ref[ref]
+
+
+def test_fault_apply_sigterm_while_orders_rest_then_it_stops_sending_and_closes_its_cycle(
+    world, faulty
+):
+    """Fault: systemd stops the unit (SIGTERM) while the apply's buys rest at the gateway.
+    Guarantee: the apply stops sending, logs that it stops, records the resting orders as
+    left for the next run's recovery, closes its cycle with an outcome and exits with a code
+    automation can see (not killed by the signal); the next apply resolves them and sends
+    nothing twice."""
+    w = world(faulty(HOLDINGS, closed=("VEA", "VWO")), TARGETS)
+    victim = w.cli.apply()
+    wait_until(
+        lambda: len(placed_orders(w.sim)) == len(TARGETS),
+        timeout=30,
+        what="the three orders",
+        abort=exited(victim),
+    )
+
+    victim.popen.send_signal(signal.SIGTERM)
+    stopped = w.cli.finish(victim, timeout=60)
+
+    # It ended itself, with its outcome's exit code (here: the sell filled, so 0 as for any
+    # partly applied cycle), not killed by the signal.
+    assert stopped.returncode >= 0, stopped.explain()
+    assert "left for the next run's recovery (stopping)" in stopped.stderr, stopped.explain()
+    assert "stopping: no further orders are sent" in stopped.stderr, stopped.explain()
+    import sqlite3
+
+    with sqlite3.connect(w.tmp_path / "store.db") as db:
+        [(status,)] = db.execute("SELECT status FROM cycles ORDER BY id DESC LIMIT 1").fetchall()
+    assert status == "partial", stopped.explain()
+    open_market(w.sim)
+    wait_until(lambda: all_done(w.sim), timeout=10, what="the resting orders to fill")
+    rerun = w.cli.finish(w.cli.apply())
+    assert rerun.returncode == 0, rerun.explain()
+    w.safe(positions=TARGETS)

@@ -438,7 +438,8 @@ class Soak:
         new_orders = [o for o in after_broker.orders if o.order_ref in new_refs]
         self._violation(f"cycle {number} limits", inv.orders_within_limits(
             new_orders, limits, halted=halted_at_start))
-        # A killed apply (SIGKILL, or SIGTERM, which `apply`/`run --once` do not handle)
+        # A killed apply (SIGKILL; or SIGTERM, which `apply`/`run --once` now handle by stopping
+        # sending and closing the cycle, though the signal may arrive before the handler is set)
         # leaves its cycle open. The next cycle that takes the account lock (one that exits
         # 0 or 4) closes it as aborted; cycles refused or failing before the lock (a halt,
         # the gateway down) leave it open, so it may stay open until then, not longer.

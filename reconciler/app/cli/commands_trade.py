@@ -31,6 +31,7 @@ from reconciler.app.cli.common import (
     load_settings_or_fail,
     open_store_or_fail,
     parse_duration_or_fail,
+    stop_sending_on_sigterm,
     use_color,
 )
 from reconciler.util.files import atomic_write
@@ -274,6 +275,7 @@ def apply_command(
     from reconciler.model.settings import SettingsError
 
     settings = load_settings_or_fail()
+    stop_sending_on_sigterm()
     clock = SystemClock()
     progress = _progress_printer()
     interactive = sys.stdin.isatty()
@@ -536,6 +538,8 @@ def run_command(directory, once, ignore_window, gateway):
     from reconciler.app.scheduler import SchedulerError, run_scheduler
 
     settings = load_settings_or_fail()
+    if once:  # the daemon installs its own handler (it also ends the loop)
+        stop_sending_on_sigterm()
     # With JSON logs the process writes JSON lines only: the outcome is in the log.
     echo = click.echo if log_format() == "human" else (lambda _line: None)
     try:

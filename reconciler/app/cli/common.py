@@ -116,6 +116,32 @@ def load_plan_file_or_fail(planfile: str, consequence: str = "nothing was sent")
         fail(f"{planfile} is not a valid plan file: {exc}")
 
 
+def stop_sending_on_sigterm() -> None:
+    """SIGTERM (systemd stopping the unit, a timeout) stops a one-shot cycle gracefully, as it
+    stops the daemon: no further order is sent, working orders get the shutdown grace
+    (RECONCILER_SHUTDOWN_GRACE_SECONDS, default 10) for their acknowledgements, and the cycle
+    records what is unresolved for the next run's recovery, finishes its report and exits
+    with its outcome's code, instead of dying with the cycle left open."""
+    import signal
+
+    from reconciler.apply.executor import SHUTDOWN
+    from reconciler.util.logs import get_logger
+
+    try:
+        grace = float(os.environ.get("RECONCILER_SHUTDOWN_GRACE_SECONDS", "") or 10.0)
+    except ValueError:
+        grace = 10.0
+
+    def request_stop(signum: int, _frame: object = None) -> None:
+        name = signal.Signals(signum).name
+        SHUTDOWN.request(name, grace)
+        get_logger("reconciler.app").warning(
+            "stopping: no further orders are sent", signal=name, grace_seconds=grace
+        )
+
+    signal.signal(signal.SIGTERM, request_stop)
+
+
 def parse_duration_or_fail(text: str, option: str) -> float:
     """`30s`, `5m`, `1h` or plain seconds."""
     from reconciler.desired.units import parse_duration
