@@ -14,12 +14,11 @@ import logging
 from typing import Any
 
 
-
 class _Logger:
     """Builds the structlog logger on first use: importing structlog costs ~70 ms, which
     commands that never log (`reconcile validate` on a clean tree) must not pay."""
 
-    __slots__ = ("_name", "_logger")
+    __slots__ = ("_logger", "_name")
 
     def __init__(self, name: str) -> None:
         self._name = name
