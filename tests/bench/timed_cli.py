@@ -50,7 +50,10 @@ STORES: list = []
 def _count_writer(store) -> None:
     writer = store.writer
     if writer is not None:
-        writer.flush()
+        # The store's own exit hook (registered after ours, so run first) may have closed
+        # and drained the writer already: its counters are final then.
+        if not writer._closing:
+            writer.flush()
         TIMES["writer_busy_s"] += writer.busy_seconds
         TIMES["writer_cpu_s"] += writer.cpu_seconds
 
