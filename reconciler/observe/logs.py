@@ -16,9 +16,10 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
 FORMATS = ("human", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -91,6 +92,8 @@ def _tidy(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
 
 def formatter(fmt: str, *, colors: bool = False) -> structlog.stdlib.ProcessorFormatter:
     """The formatter of the one handler: JSON lines or human lines, same fields."""
+    import structlog
+
     added: list[Any] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -110,6 +113,22 @@ def formatter(fmt: str, *, colors: bool = False) -> structlog.stdlib.ProcessorFo
     )
 
 
+class _LazyFormatter(logging.Formatter):
+    """`formatter(fmt)` built at the first record: structlog (~70 ms of imports) is loaded
+    only by a process that logs something."""
+
+    def __init__(self, fmt: str, colors: bool) -> None:
+        super().__init__()
+        self._args = (fmt, colors)
+        self._real: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._real is None:
+            fmt, colors = self._args
+            self._real = formatter(fmt, colors=colors)
+        return self._real.format(record)
+
+
 def configure(
     fmt: str,
     level: int,
@@ -121,7 +140,7 @@ def configure(
     stream = sys.stderr if stream is None else stream
     handler = logging.StreamHandler(stream)
     colors = fmt == "human" and bool(getattr(stream, "isatty", lambda: False)())
-    handler.setFormatter(formatter(fmt, colors=colors))
+    handler.setFormatter(_LazyFormatter(fmt, colors))
     handler.reconciler_format = fmt  # type: ignore[attr-defined]  # read by the app
     for f in filters:
         handler.addFilter(f)

@@ -1,7 +1,8 @@
 """Command line: parse -> call -> render -> exit code. No logic lives here.
 
-Responsible for the `reconcile` command group and for registering each command family from
-its own module (one module per family keeps them small). Must not compute plans, talk to the
+Responsible for the `reconcile` command group and for the table of its commands: each family
+lives in its own module (one module per family keeps them small), imported only when one of its
+commands runs (`LazyGroup`), so that `reconcile validate` starts fast. Must not compute plans, talk to the
 broker directly, or import the IB client library at module level: commands that never
 connect (validate, status, show, audit) must stay fast. Submodules import heavy libraries
 inside their command functions.
@@ -12,13 +13,58 @@ from __future__ import annotations
 import click
 
 from reconciler import __version__
+from reconciler.app.cli.lazy_group import LazyGroup
+
+_DESIRED = "reconciler.app.cli.commands_desired"
+_SIM = "reconciler.app.cli.commands_sim"
+_TRADE = "reconciler.app.cli.commands_trade"
+_OPS = "reconciler.app.cli.commands_ops"
+_SERVE = "reconciler.app.cli.commands_serve"
+# Every command: its family's module (imported only when the command runs) and its one-line
+# help for `reconcile --help` (tests/unit/app/test_cli_help.py checks it against the command).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": (_DESIRED, "Check the desired state in DIRECTORY (default: desired_state/) "
+                 "without connecting."),
+    "schema": (_DESIRED, "Print the combined desired-state JSON schema, or write every schema "
+               "with --write."),
+    "sim": (_SIM, "Run the offline IB Gateway simulator (TWS API over TCP) until interrupted."),
+    "plan": (_TRADE, "Snapshot the broker, diff against DIRECTORY, plan orders within the risk "
+             "limits."),
+    "apply": (_TRADE, "Apply PLANFILE (refused if edited or stale), or plan DIRECTORY and apply "
+              "after confirmation."),
+    "lock": (_TRADE, "Resolve every target instrument through the gateway and write "
+             "instruments.lock.yaml."),
+    "demo": (_TRADE, "Run the built-in simulator with the example desired state: plan, apply, "
+             "plan again."),
+    "run": (_TRADE, "Long-running scheduler: cycles on the Schedule's interval or cron "
+            "(APScheduler)."),
+    "status": (_OPS, "Last cycle per account, its drift, the lock holder and the halt switch."),
+    "show": (_OPS, "Read the store (orders, fills, cycles, positions), the effective risk "
+             "limits, or a saved plan."),
+    "health": (_OPS, "Handshake, server time, managed accounts, mode and gates."),
+    "halt": (_OPS, "Out-of-band kill switch: stop all trading now, without waiting for a pull "
+             "request."),
+    "resume": (_OPS, "Lift the out-of-band halt (git's RiskPolicy tradingState still applies)."),
+    "notify": (_OPS, "Send one notification to RECONCILER_NOTIFY_URLS (apprise), e.g. from "
+               "systemd's OnFailure= unit."),
+    "unlock": (_OPS, "Release a stale account lease (the one-writer-per-account lock) by its "
+               "id."),
+    "audit": (_OPS, "The append-only ledger."),
+    "serve": (_SERVE, "Read-only status API and web dashboard (http://HOST:PORT/)."),
+    "mcp": (_SERVE, "MCP server for LLM assistants: read-only tools and resources."),
+    "export": (_SERVE, "Export KIND from the store as CSV, JSON or Parquet (read-only)."),
+}
 
 # Set by `main` (the real process): the CLI then owns the process's logging. Tests that
 # invoke `cli` in-process (click's CliRunner) leave the test runner's logging alone.
 _OWNS_LOGGING = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="reconcile")
 @click.pass_context
 @click.option(
@@ -40,22 +86,6 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
             configure_logging(log_format, command=ctx.invoked_subcommand)
         except ValueError as exc:  # LogConfigError: RECONCILER_LOG_LEVEL/FORMAT
             raise click.UsageError(str(exc)) from None
-
-
-def _register() -> None:
-    from reconciler.app.cli import (
-        commands_desired,
-        commands_ops,
-        commands_serve,
-        commands_sim,
-        commands_trade,
-    )
-
-    for module in (commands_desired, commands_sim, commands_trade, commands_ops, commands_serve):
-        module.register(cli)
-
-
-_register()
 
 
 _ECHOED = ("timed out", "API connection failed", "Make sure API port", "Peer closed connection")

@@ -338,6 +338,11 @@ def apply_command(
         connecting = asyncio.ensure_future(
             Broker.connect(gw, readonly=not gw.orders_enabled, clock=clock)
         )
+        # A few turns of the loop first: against a local gateway they are enough for the
+        # socket to connect and the handshake to leave before the loading thread competes
+        # for the interpreter (its imports take ~0.3 s of CPU); a remote one costs nothing.
+        for _ in range(5):
+            await asyncio.sleep(0)
         try:
             cycle, desired, plan_file, store = await asyncio.to_thread(load)
             from reconciler.decide.staleness import StalenessTolerance

@@ -20,7 +20,9 @@ from reconciler.model.plan import dumps
 
 
 def walk(group, prefix=()):
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         path = (*prefix, name)
         yield path, command
         if isinstance(command, click.Group):

@@ -3,11 +3,14 @@
 import click
 from click.testing import CliRunner
 
+from reconciler.app.cli import COMMANDS as TABLE
 from reconciler.app.cli import cli
 
 
 def walk(group, prefix=()):
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         path = (*prefix, name)
         yield path, command
         if isinstance(command, click.Group):
@@ -65,3 +68,14 @@ def test_help_of_every_command_exits_zero():
         result = runner.invoke(cli, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
         assert "Usage:" in result.output
+
+
+def test_the_lazy_table_lists_every_command_with_its_own_short_help():
+    loaded = {p[0]: c for p, c in COMMANDS if len(p) == 1}
+    assert set(TABLE) == set(loaded)
+    wrong = {
+        name: (help_line, loaded[name].get_short_help_str(limit=300))
+        for name, (_, help_line) in TABLE.items()
+        if loaded[name].get_short_help_str(limit=300) != help_line
+    }
+    assert wrong == {}

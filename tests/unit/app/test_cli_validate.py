@@ -105,7 +105,7 @@ def test_warnings_alone_do_not_fail_validation(tmp_path):
     assert "0 error(s), 2 warning(s)" in result.output
 
 
-def test_validate_in_a_fresh_process_imports_no_ib_client_or_database_library():
+def test_validate_in_a_fresh_process_imports_no_ib_client_database_logging_or_other_command():
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -116,7 +116,10 @@ def test_validate_in_a_fresh_process_imports_no_ib_client_or_database_library():
             code = exc.code
         else:
             code = 0
-        heavy = ["ib_async", "ib_insync", "sqlalchemy", "alembic", "eventkit", "deepdiff"]
+        heavy = ["ib_async", "ib_insync", "sqlalchemy", "alembic", "eventkit", "deepdiff",
+                 "structlog", "reconciler.app.cli.commands_trade",
+                 "reconciler.app.cli.commands_ops", "reconciler.app.cli.commands_serve",
+                 "reconciler.app.cli.commands_sim"]
         print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules]}}))
         """
     )
