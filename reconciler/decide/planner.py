@@ -137,6 +137,7 @@ def plan_account(
     *,
     now: dt.datetime,
     first_leg: int = 1,
+    quote_ok: set[int] | None = None,
 ) -> AccountPlan:
     """Drift, orders (after risk, legs numbered from `first_leg`), decisions and notes."""
     capital = capital_for(portfolio, account)
@@ -177,7 +178,7 @@ def plan_account(
     sells = [o for o in priced if o.side == "SELL"]
     buys = [o for o in priced if o.side == "BUY"]
 
-    checker = Checker(ctx, limits)
+    checker = Checker(ctx, limits, quote_ok)
     opened = checker.open_book()
     clean_sells: set[int] = set()
     sells_ok, sell_decisions = checker.run(sells, opened.copy(), clean=clean_sells)
@@ -522,6 +523,7 @@ def build_plan(
         raise PlanningError(str(exc)) from exc
     account_plans: list[AccountPlan] = []
     next_leg = 1
+    quote_ok_by_limits: dict[int, set[int]] = {}
     for portfolio in portfolios:
         account = actual.accounts.get(portfolio.account)
         if account is None:
@@ -536,8 +538,11 @@ def build_plan(
                 f"no effective limits for risk policy {portfolio.risk_policy!r} "
                 f"(portfolio {portfolio.name})"
             )
+        # Accounts share their quotes and clock, so instruments whose quote passed the
+        # quote-only checks under the same limits need not be checked again (`Checker`).
         account_plan = plan_account(
-            portfolio, limits, account, actual, resolved, now=now, first_leg=next_leg
+            portfolio, limits, account, actual, resolved, now=now, first_leg=next_leg,
+            quote_ok=quote_ok_by_limits.setdefault(id(limits), set()),
         )
         next_leg += len(account_plan.orders)
         account_plans.append(account_plan)

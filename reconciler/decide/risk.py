@@ -642,6 +642,12 @@ _ACTIVE_WHEN = {
 }
 
 
+# Checks that read no book, quantity or position (see `Checker`); they never clip.
+_QUOTE_CHECKS = frozenset(
+    {_check_price, _check_live_data, _check_price_age, _check_spread, _check_fx}
+)
+
+
 def active_checks(limits: EffectiveLimits) -> tuple[Any, ...]:
     """The checks of `CHECKS`, in order, that can give a verdict under `limits`."""
     return tuple(c for c in CHECKS if c in _ALWAYS or _ACTIVE_WHEN[c](limits))
@@ -667,10 +673,19 @@ class Checker:
     """`check_orders` in parts, for one account and policy: the chain of checks filtered
     once, the running book opened once and copied where runs share a prefix of orders."""
 
-    def __init__(self, ctx: RiskContext, limits: EffectiveLimits) -> None:
+    def __init__(
+        self, ctx: RiskContext, limits: EffectiveLimits, quote_ok: set[int] | None = None
+    ) -> None:
         self.ctx = ctx
         self.limits = limits
         self.checks = active_checks(limits)
+        # The checks that read only the quote, its price, the FX rate, limits and the clock:
+        # once they all pass for an instrument (and an order of it has a price and a rate),
+        # they pass for every order of it, so those orders run only the rest of the chain.
+        # `quote_ok` (con_ids) may be shared by checkers with the same limits, quotes and now.
+        self._quote_checks = tuple(c for c in self.checks if c in _QUOTE_CHECKS)
+        self._rest = tuple(c for c in self.checks if c not in _QUOTE_CHECKS)
+        self._quote_ok: set[int] = set() if quote_ok is None else quote_ok
 
     def open_book(self) -> _Book:
         return _open_book(self.ctx, self.limits)
@@ -697,6 +712,7 @@ class Checker:
         it was accepted before and is accepted unchanged again.
         """
         ctx, limits, checks = self.ctx, self.limits, self.checks
+        quote_ok, quote_checks, rest = self._quote_ok, self._quote_checks, self._rest
         accepted: list[PlannedOrder] = []
         decisions: list[RiskDecision] = []
         quotes = ctx.quotes
@@ -722,7 +738,15 @@ class Checker:
                 effective.get(order.con_id, 0.0),
             )
             taken = len(decisions)
-            final = _run_checks(view, ctx, limits, book, decisions, checks)
+            chain = checks
+            if view.price is not None and view.fx is not None:
+                con_id = order.con_id
+                if con_id in quote_ok:
+                    chain = rest
+                elif all(c(view, limits, ctx, book) is None for c in quote_checks):
+                    quote_ok.add(con_id)
+                    chain = rest
+            final = _run_checks(view, ctx, limits, book, decisions, chain)
             if final is not None:
                 accepted.append(final)
                 _record(final, view.unit, book)

@@ -200,12 +200,20 @@ def make(cls: type[_T], **values: Any) -> _T:
     field without a plain default must be given, and only fields (counted, else TypeError)."""
     made = object.__new__(cls)
     state = made.__dict__
-    state.update(_defaults(cls))
+    defaults, count = _shape(cls)
+    if defaults:
+        state.update(defaults)
     state.update(values)
-    if len(state) != len(_field_names(cls)):
+    if len(state) != count:
         wrong = sorted(state.keys() ^ _field_names(cls))
         raise TypeError(f"{cls.__name__}: missing or unknown field(s) {', '.join(wrong)}")
     return made
+
+
+@functools.cache
+def _shape(cls: type) -> tuple[dict[str, Any], int]:
+    """`make`'s per-class figures in one cached look-up: defaults and the field count."""
+    return _defaults(cls), len(_field_names(cls))
 
 
 @functools.cache
