@@ -135,8 +135,12 @@ def test_scaled_buys_keep_increments_min_trade_notional_and_a_fresh_commission(c
         step = Decimal(repr(increments[order.con_id]))
         assert 0 < order.quantity <= original.quantity
         assert Decimal(repr(order.quantity)) % step == 0
-        assert order.est_notional >= order.min_trade_notional == original.min_trade_notional
+        assert order.min_trade_notional == original.min_trade_notional
         if order.quantity != original.quantity:
+            # A scaled order's estimate must still clear minTradeNotional. An order the scaling
+            # left alone keeps the planner's judgement, which is made at the reference price
+            # (its estimate, at the tick-rounded limit, may be a tick's worth lower).
+            assert order.est_notional >= order.min_trade_notional
             assert order.est_commission == estimate_commission(order.quantity, order.est_notional)
 
 
