@@ -247,30 +247,7 @@ def list_orders(conn: Connection, account: str | None, limit: int) -> list[Order
         query = query.where(ORDERS.c.account == account)
     rows = conn.execute(query).all()
     refs = [row.order_ref for row in rows]
-    kinds = _last_kinds(conn, refs)
-    totals = _fill_totals(conn, refs)
-    return [
-        OrderView(
-            order_ref=row.order_ref,
-            plan_id=row.plan_id,
-            cycle_id=row.cycle_id,
-            leg=row.leg,
-            account=row.account,
-            con_id=row.con_id,
-            symbol=row.symbol,
-            side=row.side,
-            quantity=row.quantity,
-            order_type=row.order_type,
-            limit_price=row.limit_price,
-            arrival_price=row.arrival_price,
-            est_notional=row.est_notional,
-            created_at=row.created_at,
-            status=kinds.get(row.order_ref, "UNKNOWN"),
-            filled_quantity=totals.get(row.order_ref, (0.0, None))[0],
-            avg_fill_price=totals.get(row.order_ref, (0.0, None))[1],
-        )
-        for row in rows
-    ]
+    return _order_views(conn, rows, refs)
 
 
 def list_fills(conn: Connection, account: str | None, limit: int) -> list[FillView]:
@@ -549,30 +526,7 @@ def orders_between(
     query = _between(query, ORDERS.c.created_at, since, until)
     rows = conn.execute(query).all()
     refs = [row.order_ref for row in rows]
-    kinds = _last_kinds(conn, refs)
-    totals = _fill_totals(conn, refs)
-    return [
-        OrderView(
-            order_ref=row.order_ref,
-            plan_id=row.plan_id,
-            cycle_id=row.cycle_id,
-            leg=row.leg,
-            account=row.account,
-            con_id=row.con_id,
-            symbol=row.symbol,
-            side=row.side,
-            quantity=row.quantity,
-            order_type=row.order_type,
-            limit_price=row.limit_price,
-            arrival_price=row.arrival_price,
-            est_notional=row.est_notional,
-            created_at=row.created_at,
-            status=kinds.get(row.order_ref, "UNKNOWN"),
-            filled_quantity=totals.get(row.order_ref, (0.0, None))[0],
-            avg_fill_price=totals.get(row.order_ref, (0.0, None))[1],
-        )
-        for row in rows
-    ]
+    return _order_views(conn, rows, refs)
 
 
 def fills_between(
@@ -665,3 +619,31 @@ def plans_between(
     query = _between(select(table.c.body), table.c.created_at, since, until)
     query = query.order_by(table.c.created_at.desc()).limit(limit)
     return [row.body for row in conn.execute(query)]
+
+
+def _order_views(conn: Connection, rows: Any, refs: list[str]) -> list[OrderView]:
+    """Order rows with their last ledger event and fill totals."""
+    kinds = _last_kinds(conn, refs)
+    totals = _fill_totals(conn, refs)
+    return [
+        OrderView(
+            order_ref=row.order_ref,
+            plan_id=row.plan_id,
+            cycle_id=row.cycle_id,
+            leg=row.leg,
+            account=row.account,
+            con_id=row.con_id,
+            symbol=row.symbol,
+            side=row.side,
+            quantity=row.quantity,
+            order_type=row.order_type,
+            limit_price=row.limit_price,
+            arrival_price=row.arrival_price,
+            est_notional=row.est_notional,
+            created_at=row.created_at,
+            status=kinds.get(row.order_ref, "UNKNOWN"),
+            filled_quantity=totals.get(row.order_ref, (0.0, None))[0],
+            avg_fill_price=totals.get(row.order_ref, (0.0, None))[1],
+        )
+        for row in rows
+    ]
