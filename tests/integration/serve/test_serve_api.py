@@ -132,16 +132,19 @@ def test_metrics_serve_the_cycle_metrics_file_and_serve_s_own(
 
 
 def test_when_a_token_is_set_requests_without_it_are_refused(applied, readonly_store):
+    import secrets
+
     from reconciler.app.serve.api import create_app
 
-    app = create_app(readonly_store, settings=settings_for(applied), token="s3cret-token")
+    token = secrets.token_urlsafe(16)  # made per run: no token is committed
+    app = create_app(readonly_store, settings=settings_for(applied), token=token)
     with ServedApp(app) as url:
         for path in ("/status", "/health", "/", "/openapi.json", "/static/dashboard.js"):
             assert get(url, path).status_code == 401, path
         wrong = get(url, "/status", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         assert wrong.headers["www-authenticate"] == "Bearer"
-        right = get(url, "/status", headers={"Authorization": "Bearer s3cret-token"})
+        right = get(url, "/status", headers={"Authorization": f"Bearer {token}"})
         assert right.status_code == 200
 
 

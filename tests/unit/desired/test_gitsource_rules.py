@@ -116,9 +116,10 @@ def test_a_url_that_git_would_read_as_an_option_is_an_error():
 
 
 def test_a_password_in_the_url_is_never_shown():
-    config = SourceConfig("https://desk:s3cret@git.example.invalid/d.git", "main", True, False, "")
+    hidden = "placeholder-not-a-password"
+    config = SourceConfig(f"https://desk:{hidden}@git.example.invalid/d.git", "main", True, False, "")
     assert config.shown == "main of https://***@git.example.invalid/d.git"
-    assert "s3cret" not in refusals(facts(head_on_branch=False, head=B), config)[0]
+    assert hidden not in refusals(facts(head_on_branch=False, head=B), config)[0]
 
 
 # ------------------------------------------------------------------ refusals
