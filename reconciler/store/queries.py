@@ -251,32 +251,14 @@ def list_orders(conn: Connection, account: str | None, limit: int) -> list[Order
 
 
 def list_fills(conn: Connection, account: str | None, limit: int) -> list[FillView]:
-    late = FillCommission.__table__
     query = (
-        select(FILLS, late.c.commission.label("late_commission"), late.c.currency)
-        .outerjoin(late, late.c.exec_id == FILLS.c.exec_id)
+        _fills_with_commissions()
         .order_by(func.coalesce(FILLS.c.time, FILLS.c.recorded_at).desc(), FILLS.c.id.desc())
         .limit(limit)
     )
     if account is not None:
         query = query.where(FILLS.c.account == account)
-    return [
-        FillView(
-            exec_id=row.exec_id,
-            order_ref=row.order_ref,
-            account=row.account,
-            con_id=row.con_id,
-            symbol=row.symbol,
-            side=row.side,
-            shares=row.shares,
-            price=row.price,
-            time=row.time,
-            commission=row.commission if row.commission is not None else row.late_commission,
-            commission_currency=row.commission_currency or row.currency,
-            perm_id=row.perm_id,
-        )
-        for row in conn.execute(query)
-    ]
+    return [_fill_view(row) for row in conn.execute(query)]
 
 
 def net_fills_since(conn: Connection, account: str, since: dt.datetime) -> dict[int, float]:
@@ -368,19 +350,7 @@ def latest_positions(conn: Connection, account: str | None) -> list[PositionView
         .join(items, items.c.snapshot_id == snaps.c.id)
         .order_by(snaps.c.account, items.c.symbol)
     )
-    return [
-        PositionView(
-            account=row.account,
-            snapshot_id=row.id,
-            cycle_id=row.cycle_id,
-            at=row.at,
-            con_id=row.con_id,
-            symbol=row.symbol,
-            quantity=row.quantity,
-            avg_cost=row.avg_cost,
-        )
-        for row in rows
-    ]
+    return [_position_view(row) for row in rows]
 
 
 def last_positions_at(conn: Connection) -> dict[str, dt.datetime]:
@@ -536,33 +506,12 @@ def fills_between(
     until: dt.datetime | None,
 ) -> list[FillView]:
     """Every matching fill (by execution time, else recording time), oldest first."""
-    late = FillCommission.__table__
     when = func.coalesce(FILLS.c.time, FILLS.c.recorded_at)
-    query = (
-        select(FILLS, late.c.commission.label("late_commission"), late.c.currency)
-        .outerjoin(late, late.c.exec_id == FILLS.c.exec_id)
-        .order_by(when, FILLS.c.id)
-    )
+    query = _fills_with_commissions().order_by(when, FILLS.c.id)
     if account is not None:
         query = query.where(FILLS.c.account == account)
     query = _between(query, when, since, until)
-    return [
-        FillView(
-            exec_id=row.exec_id,
-            order_ref=row.order_ref,
-            account=row.account,
-            con_id=row.con_id,
-            symbol=row.symbol,
-            side=row.side,
-            shares=row.shares,
-            price=row.price,
-            time=row.time,
-            commission=row.commission if row.commission is not None else row.late_commission,
-            commission_currency=row.commission_currency or row.currency,
-            perm_id=row.perm_id,
-        )
-        for row in conn.execute(query)
-    ]
+    return [_fill_view(row) for row in conn.execute(query)]
 
 
 def events_between(
@@ -596,19 +545,7 @@ def positions_between(
     if account is not None:
         query = query.where(snaps.c.account == account)
     query = _between(query, snaps.c.at, since, until)
-    return [
-        PositionView(
-            account=row.account,
-            snapshot_id=row.id,
-            cycle_id=row.cycle_id,
-            at=row.at,
-            con_id=row.con_id,
-            symbol=row.symbol,
-            quantity=row.quantity,
-            avg_cost=row.avg_cost,
-        )
-        for row in conn.execute(query)
-    ]
+    return [_position_view(row) for row in conn.execute(query)]
 
 
 def plans_between(
@@ -647,3 +584,41 @@ def _order_views(conn: Connection, rows: Any, refs: list[str]) -> list[OrderView
         )
         for row in rows
     ]
+
+
+def _fills_with_commissions() -> Any:
+    """Fills joined with a commission reported after the fill was recorded."""
+    late = FillCommission.__table__
+    return select(FILLS, late.c.commission.label("late_commission"), late.c.currency).outerjoin(
+        late, late.c.exec_id == FILLS.c.exec_id
+    )
+
+
+def _fill_view(row: Any) -> FillView:
+    return FillView(
+        exec_id=row.exec_id,
+        order_ref=row.order_ref,
+        account=row.account,
+        con_id=row.con_id,
+        symbol=row.symbol,
+        side=row.side,
+        shares=row.shares,
+        price=row.price,
+        time=row.time,
+        commission=row.commission if row.commission is not None else row.late_commission,
+        commission_currency=row.commission_currency or row.currency,
+        perm_id=row.perm_id,
+    )
+
+
+def _position_view(row: Any) -> PositionView:
+    return PositionView(
+        account=row.account,
+        snapshot_id=row.id,
+        cycle_id=row.cycle_id,
+        at=row.at,
+        con_id=row.con_id,
+        symbol=row.symbol,
+        quantity=row.quantity,
+        avg_cost=row.avg_cost,
+    )
