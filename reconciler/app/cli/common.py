@@ -124,13 +124,15 @@ def stop_sending_on_sigterm() -> None:
     with its outcome's code, instead of dying with the cycle left open."""
     import signal
 
+    from reconciler.app.scheduler import Resilience, SchedulerError
     from reconciler.apply.executor import SHUTDOWN
+    from reconciler.model.settings import read_dotenv
     from reconciler.util.logs import get_logger
 
-    try:
-        grace = float(os.environ.get("RECONCILER_SHUTDOWN_GRACE_SECONDS", "") or 10.0)
-    except ValueError:
-        grace = 10.0
+    try:  # the daemon's rule and precedence: environment over `.env`, a bad value refused
+        grace = Resilience.from_env({**read_dotenv(), **os.environ}).shutdown_grace_seconds
+    except SchedulerError as exc:
+        fail(str(exc))
 
     def request_stop(signum: int, _frame: object = None) -> None:
         name = signal.Signals(signum).name
