@@ -120,29 +120,8 @@ class FillRecorder:
         had_commission = self._seen.get(f.exec_id)
         if had_commission is None:
             self._seen[f.exec_id] = f.commission is not None
-            log.info(
-                "order fill",
-                order_ref=ref,
-                account=account,
-                exec_id=f.exec_id,
-                shares=f.shares,
-                price=f.price,
-                commission=f.commission,
-            )
-            self.store.record_fill_later(
-                partial_event=fill_dict(f),
-                exec_id=f.exec_id,
-                order_ref=ref,
-                account=account,
-                con_id=f.con_id,
-                symbol=f.symbol,
-                side=f.side,
-                shares=f.shares,
-                price=f.price,
-                time=f.time,
-                commission=f.commission,
-                commission_currency=f.commission_currency,
-            )
+            _log_fill(ref, account, f)
+            self.store.record_fill_later(partial_event=fill_dict(f), **fill_row(ref, account, f))
         elif not had_commission and f.commission is not None:
             self._seen[f.exec_id] = True
             self.store.record_commission_later(f.exec_id, f.commission, f.commission_currency)
@@ -150,6 +129,35 @@ class FillRecorder:
     def record_all(self, ref: str, account: str, fills: Iterable[Execution]) -> None:
         for f in fills:
             self.record(ref, account, f)
+
+
+def fill_row(ref: str, account: str, f: Execution) -> dict[str, Any]:
+    """The store's fill columns of one execution of order `ref`."""
+    return dict(
+        exec_id=f.exec_id,
+        order_ref=ref,
+        account=account,
+        con_id=f.con_id,
+        symbol=f.symbol,
+        side=f.side,
+        shares=f.shares,
+        price=f.price,
+        time=f.time,
+        commission=f.commission,
+        commission_currency=f.commission_currency,
+    )
+
+
+def _log_fill(ref: str, account: str, f: Execution) -> None:
+    log.info(
+        "order fill",
+        order_ref=ref,
+        account=account,
+        exec_id=f.exec_id,
+        shares=f.shares,
+        price=f.price,
+        commission=f.commission,
+    )
 
 
 def fill_dict(fill: Execution) -> dict[str, Any]:
@@ -168,32 +176,13 @@ def record_fills(store: OrderLedgerPort, ref: str, account: str, fills: Iterable
     """Record fills once each (execId de-duplicates); returns how many were new."""
     new = 0
     for f in fills:
-        inserted = store.record_fill(
-            exec_id=f.exec_id,
-            order_ref=ref,
-            account=account,
-            con_id=f.con_id,
-            symbol=f.symbol,
-            side=f.side,
-            shares=f.shares,
-            price=f.price,
-            time=f.time,
-            commission=f.commission,
-        )
+        inserted = store.record_fill(**fill_row(ref, account, f))
         if not inserted and f.commission is not None:
             # The fill was recorded before its commission report arrived.
             store.record_commission(f.exec_id, f.commission, f.commission_currency)
         if inserted:
             new += 1
-            log.info(
-                "order fill",
-                order_ref=ref,
-                account=account,
-                exec_id=f.exec_id,
-                shares=f.shares,
-                price=f.price,
-                commission=f.commission,
-            )
+            _log_fill(ref, account, f)
             store.append_event(
                 "PARTIAL",
                 order_ref=ref,
