@@ -41,7 +41,7 @@ from reconciler.model.actual import (
     in_flight_by_con_id,
 )
 from reconciler.model.desired import Band, Portfolio, Target
-from reconciler.model.plan import DriftRow, make
+from reconciler.model.plan import DriftRow, constructor
 
 BAND_EPS = 1e-9  # float slack: a book exactly on its band edge is inside
 
@@ -103,15 +103,82 @@ def drift_table(
     has_capital = capital is not None and math.isfinite(capital) and capital > 0
     rows: list[DriftRow] = []
     targeted: set[int] = set()
+    # Runs once per target of every account: what every row reads is looked up once here.
+    name = account.account
+    band = portfolio.band
+    quotes = actual.quotes
+    contracts = actual.contracts
+    fx_rate = account.fx_rate
+    new_row = _new_row
+    # weight_in_band's bound, split so that a row computes only its relative part
+    absolute, relative = band.absolute, band.relative
 
     for target in portfolio.targets:
-        contract = contract_for(target, resolved, actual.contracts)
-        if contract is not None:
-            targeted.add(contract.con_id)
-        rows.append(
-            _target_row(portfolio, account, actual, target, contract, held, in_flight, capital,
-                        has_capital)
-        )
+        instrument = target.instrument
+        contract = resolved.get(instrument.key) or resolved.get(instrument.symbol)
+        if contract is None and instrument.con_id is not None:
+            contract = contracts.get(instrument.con_id)
+        if contract is None:
+            rows.append(new_row(
+                name, instrument.key, instrument.symbol, None, "unresolved", 0.0, None, None,
+                None, target.weight, target.quantity, None, False,
+            ))
+            continue
+        con_id = contract.con_id
+        targeted.add(con_id)
+        quantity = held.get(con_id, 0.0)
+        flying = in_flight.get(con_id, 0.0)
+        quote = quotes.get(con_id)
+        price = None if quote is None else quote.reference_price
+        fx = None if contract.currency is None else fx_rate(contract.currency)
+        unit = value = weight = None
+        if price is not None and fx is not None:
+            unit = price * fx
+            value = quantity * price * fx
+            if has_capital:
+                weight = value / capital
+        target_weight = target.weight
+        target_quantity = target.quantity
+        in_band = False
+        if target.quantity is not None:
+            in_band = quantity_in_band(quantity + flying, target.quantity, band)
+            if unit is not None and has_capital:
+                target_weight = target.quantity * unit / capital
+        if price is None:
+            status = "missing-price"
+        elif fx is None:
+            status = "missing-fx"
+        elif target.weight is not None and not has_capital:
+            status = "no-capital"
+        else:
+            status = "managed"
+            weight_target = target.weight
+            if weight_target is not None:
+                target_quantity = weight_target * capital / unit  # type: ignore[operator]
+                if relative is None:
+                    bound = 0.0 if absolute is None else absolute
+                else:
+                    bound = relative * abs(weight_target)
+                    if absolute is not None and absolute < bound:
+                        bound = absolute
+                current = (quantity + flying) * unit / capital  # type: ignore[operator]
+                in_band = abs(current - weight_target) <= bound + BAND_EPS
+        rows.append(new_row(
+            name,
+            instrument.key,
+            contract.symbol,
+            con_id,
+            status,
+            quantity,
+            price,
+            None if value is None else round(value, 2),
+            None if weight is None else round(weight, 8),
+            None if target_weight is None else round(target_weight, 8),
+            target_quantity,
+            None if weight is None or target_weight is None else round(weight - target_weight, 8),
+            in_band,
+            flying,
+        ))
 
     unmanaged: dict[int, DriftRow] = {}
     positions = {p.con_id: p for p in account.positions}
@@ -125,6 +192,9 @@ def drift_table(
     return tuple(rows)
 
 
+_new_row = constructor(DriftRow)
+
+
 def _valuation(
     account: AccountState, quantity: float, price: float | None, currency: str | None,
     capital: float, has_capital: bool,
@@ -135,74 +205,6 @@ def _valuation(
         return None, None, fx
     value = quantity * price * fx
     return value, (value / capital if has_capital else None), fx
-
-
-def _target_row(
-    portfolio: Portfolio,
-    account: AccountState,
-    actual: ActualState,
-    target: Target,
-    contract: ContractInfo | None,
-    held: Mapping[int, float],
-    in_flight: Mapping[int, float],
-    capital: float,
-    has_capital: bool,
-) -> DriftRow:
-    key = target.instrument.key
-    if contract is None:
-        return make(
-        DriftRow,
-            account=account.account, key=key, symbol=target.instrument.symbol, con_id=None,
-            status="unresolved", quantity=0.0, price=None, market_value=None,
-            current_weight=None, target_weight=target.weight, target_quantity=target.quantity,
-            drift=None, in_band=False,
-        )
-    quantity = held.get(contract.con_id, 0.0)
-    flying = in_flight.get(contract.con_id, 0.0)
-    effective = quantity + flying
-    price = reference_price(actual.quotes.get(contract.con_id))
-    value, weight, fx = _valuation(account, quantity, price, contract.currency, capital,
-                                   has_capital)
-    unit = None if price is None or fx is None else price * fx
-
-    status = "managed"
-    target_weight = target.weight
-    target_quantity = target.quantity
-    in_band = False
-    if target.quantity is not None:
-        in_band = quantity_in_band(effective, target.quantity, portfolio.band)
-        if unit is not None and has_capital:
-            target_weight = target.quantity * unit / capital
-    if price is None:
-        status = "missing-price"
-    elif fx is None:
-        status = "missing-fx"
-    elif target.weight is not None and not has_capital:
-        status = "no-capital"
-    elif target.weight is not None:
-        target_quantity = target.weight * capital / unit
-        in_band = weight_in_band(effective * unit / capital, target.weight, portfolio.band)
-
-    drift = None
-    if weight is not None and target_weight is not None:
-        drift = round(weight - target_weight, 8)
-    return make(
-        DriftRow,
-        account=account.account,
-        key=key,
-        symbol=contract.symbol,
-        con_id=contract.con_id,
-        status=status,
-        quantity=quantity,
-        price=price,
-        market_value=None if value is None else round(value, 2),
-        current_weight=None if weight is None else round(weight, 8),
-        target_weight=None if target_weight is None else round(target_weight, 8),
-        target_quantity=target_quantity,
-        drift=drift,
-        in_band=in_band,
-        in_flight=flying,
-    )
 
 
 def _unmanaged_row(
@@ -231,8 +233,7 @@ def _unmanaged_row(
     price = reference_price(actual.quotes.get(con_id))
     value, weight, _ = _valuation(account, quantity, price, currency, capital, has_capital)
     liquidate = portfolio.unmanaged == "liquidate"
-    return make(
-        DriftRow,
+    return _new_row(
         account=account.account,
         key=key,
         symbol=symbol,

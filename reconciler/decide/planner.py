@@ -81,8 +81,8 @@ from reconciler.model.plan import (
     Plan,
     PlannedOrder,
     RiskDecision,
+    constructor,
     evolve,
-    make,
 )
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
@@ -124,8 +124,24 @@ class _Proposal:
         self.quantity = quantity
         self.why = why  # the text, or (portfolio, target, row) to write it from
 
-    def reason(self) -> str:
-        return self.why if isinstance(self.why, str) else _target_reason(*self.why)
+    def reason(self, band_text: str) -> str:
+        """`band_text`: the portfolio's `_band_text`, written once per account."""
+        return self.why if isinstance(self.why, str) else _target_reason(*self.why, band_text)
+
+
+class PlanShared:
+    """What the accounts of one plan share, worked out once per plan rather than once per
+    account: the resolved contracts by conId, size increments, limit prices per instrument
+    and side, and the instruments whose quote passed the quote checks (per set of limits).
+    Valid for one snapshot (quotes, contracts and clock); `build_plan` makes one per plan."""
+
+    __slots__ = ("extra_contracts", "increments", "prices", "quote_ok")
+
+    def __init__(self, resolved: Mapping[str, ContractInfo]) -> None:
+        self.extra_contracts = {c.con_id: c for c in resolved.values()}
+        self.increments: dict[int, float] = {}
+        self.prices: dict[tuple[int, str, str, float], tuple[float | None, float]] = {}
+        self.quote_ok: dict[int, set[int]] = {}
 
 
 def plan_account(
@@ -137,17 +153,20 @@ def plan_account(
     *,
     now: dt.datetime,
     first_leg: int = 1,
-    quote_ok: set[int] | None = None,
+    shared: PlanShared | None = None,
 ) -> AccountPlan:
     """Drift, orders (after risk, legs numbered from `first_leg`), decisions and notes."""
+    if shared is None:
+        shared = PlanShared(resolved)
     capital = capital_for(portfolio, account)
     rows = drift_table(portfolio, account, actual, resolved, capital)
     ctx = RiskContext.for_account(
         actual,
         account.account,
         now=now,
-        extra_contracts=resolved.values(),
+        extra_contracts=shared.extra_contracts,
         min_trade_notional=portfolio.min_trade_notional,
+        increments=shared.increments,
     )
     held = account.held_by_con_id()
     open_sells: dict[int, float] = {}
@@ -161,7 +180,13 @@ def plan_account(
     targets = {t.instrument.key: t for t in portfolio.targets}
 
     for row in rows:
-        if row.status == "unmanaged":
+        if row.status == "managed":
+            if row.in_band:
+                continue  # the common case: nothing to do, nothing to say
+            proposal = _towards_target(
+                portfolio, targets[row.key], row, ctx, held, open_sells, decisions, notes
+            )
+        elif row.status == "unmanaged":
             proposal = _liquidation(portfolio, row, ctx, held, open_sells, decisions, notes)
         else:
             proposal = _towards_target(
@@ -171,14 +196,14 @@ def plan_account(
             proposals.append(proposal)
 
     ordered = sorted(proposals, key=lambda p: (p.side != "SELL", p.key))
-    priced = [
-        _price(p, portfolio, ctx, account.account, leg)
-        for leg, p in enumerate(ordered, start=first_leg)
-    ]
+    pricer = _Pricer(portfolio, ctx, account.account, shared.prices)
+    priced = [pricer.price(p, leg) for leg, p in enumerate(ordered, start=first_leg)]
     sells = [o for o in priced if o.side == "SELL"]
     buys = [o for o in priced if o.side == "BUY"]
 
-    checker = Checker(ctx, limits, quote_ok)
+    # Accounts share their quotes and clock, so instruments whose quote passed the quote-only
+    # checks under the same limits need not be checked again (`Checker`).
+    checker = Checker(ctx, limits, shared.quote_ok.setdefault(id(limits), set()))
     opened = checker.open_book()
     clean_sells: set[int] = set()
     sells_ok, sell_decisions = checker.run(sells, opened.copy(), clean=clean_sells)
@@ -212,8 +237,9 @@ def plan_account(
         decisions.extend(prefix_decisions)
         decisions.extend(fitted_decisions)
 
+    band_text = _band_text(portfolio)
     orders = tuple(
-        evolve(order, leg=leg, reason=ordered[order.leg - first_leg].reason())
+        evolve(order, leg=leg, reason=ordered[order.leg - first_leg].reason(band_text))
         for leg, order in enumerate(final, start=first_leg)
     )
     return AccountPlan(
@@ -372,11 +398,11 @@ def _band_text(portfolio: Portfolio) -> str:
     return "band ±" + "/".join(parts) if parts else "no band"
 
 
-def _target_reason(portfolio: Portfolio, target: Target, row: DriftRow) -> str:
+def _target_reason(portfolio: Portfolio, target: Target, row: DriftRow, band_text: str) -> str:
     if target.weight is not None:
         text = (
             f"{row.key}: weight {row.current_weight:.1%} -> target {target.weight:.1%} "
-            f"(drift {row.drift * 100:+.1f} pts, {_band_text(portfolio)}"
+            f"(drift {row.drift * 100:+.1f} pts, {band_text}"
         )
     else:
         relative = portfolio.band.relative
@@ -409,42 +435,73 @@ def _far_side(side: str, quote: Quote) -> float:
     return far
 
 
-def _price(
-    proposal: _Proposal, portfolio: Portfolio, ctx: RiskContext, account: str, leg: int
-) -> PlannedOrder:
-    contract = proposal.contract
-    quote = ctx.quotes[contract.con_id]
-    execution = portfolio.execution
-    limit = limit_price(
-        proposal.side, quote, execution.order_type, execution.limit_offset_bps, contract.min_tick
-    )
-    unit_price = limit if limit is not None else _far_side(proposal.side, quote)
-    fx = ctx.account.fx_rate(contract.currency)
-    notional = estimate_notional(proposal.quantity, unit_price, fx, proposal.side)
-    return make(
-        PlannedOrder,
-        leg=leg,
-        account=account,
-        key=proposal.key,
-        symbol=contract.symbol,
-        con_id=contract.con_id,
-        sec_type=contract.sec_type,
-        exchange=contract.exchange,
-        primary_exchange=contract.primary_exchange,
-        currency=contract.currency,
-        side=proposal.side,
-        quantity=proposal.quantity,
-        order_type=execution.order_type,
-        limit_price=limit,
-        time_in_force=execution.time_in_force,
-        ttl_seconds=execution.ttl_seconds,
-        outside_rth=execution.outside_rth,
-        arrival_price=quote.reference_price,
-        est_notional=notional,
-        est_commission=estimate_commission(proposal.quantity, notional),
-        reason="",  # written for the orders that pass risk
-        min_trade_notional=portfolio.min_trade_notional,
-    )
+_new_order = constructor(PlannedOrder)
+
+
+class _Pricer:
+    """Prices one account's proposals: limit price, estimated notional and commission.
+
+    A limit price depends only on the quote, the side, the order type, the offset and the
+    tick, so it is worked out once per instrument and side for the whole plan (`prices`,
+    shared through `PlanShared`) rather than once per account."""
+
+    __slots__ = ("account", "ctx", "execution", "fx_rate", "min_trade", "prices", "quotes")
+
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        ctx: RiskContext,
+        account: str,
+        prices: dict[tuple[int, str, str, float], tuple[float | None, float]],
+    ) -> None:
+        self.execution = portfolio.execution
+        self.min_trade = portfolio.min_trade_notional
+        self.ctx = ctx
+        self.account = account
+        self.prices = prices
+        self.quotes = ctx.quotes
+        self.fx_rate = ctx.account.fx_rate
+
+    def price(self, proposal: _Proposal, leg: int) -> PlannedOrder:
+        contract = proposal.contract
+        con_id = contract.con_id
+        side = proposal.side
+        quantity = proposal.quantity
+        execution = self.execution
+        quote = self.quotes[con_id]
+        key = (con_id, side, execution.order_type, execution.limit_offset_bps)
+        found = self.prices.get(key)
+        if found is None:
+            limit = limit_price(
+                side, quote, execution.order_type, execution.limit_offset_bps, contract.min_tick
+            )
+            found = (limit, limit if limit is not None else _far_side(side, quote))
+            self.prices[key] = found
+        limit, unit_price = found
+        notional = estimate_notional(quantity, unit_price, self.fx_rate(contract.currency), side)
+        return _new_order(
+            leg,
+            self.account,
+            proposal.key,
+            contract.symbol,
+            con_id,
+            contract.sec_type,
+            contract.exchange,
+            contract.primary_exchange,
+            contract.currency,
+            side,
+            quantity,
+            execution.order_type,
+            limit,
+            execution.time_in_force,
+            execution.ttl_seconds,
+            execution.outside_rth,
+            quote.reference_price,
+            notional,
+            estimate_commission(quantity, notional),
+            "",  # the reason is written for the orders that pass risk
+            self.min_trade,
+        )
 
 
 # ---------------------------------------------------------------- cash
@@ -523,7 +580,7 @@ def build_plan(
         raise PlanningError(str(exc)) from exc
     account_plans: list[AccountPlan] = []
     next_leg = 1
-    quote_ok_by_limits: dict[int, set[int]] = {}
+    shared = PlanShared(resolved)
     for portfolio in portfolios:
         account = actual.accounts.get(portfolio.account)
         if account is None:
@@ -538,11 +595,9 @@ def build_plan(
                 f"no effective limits for risk policy {portfolio.risk_policy!r} "
                 f"(portfolio {portfolio.name})"
             )
-        # Accounts share their quotes and clock, so instruments whose quote passed the
-        # quote-only checks under the same limits need not be checked again (`Checker`).
         account_plan = plan_account(
             portfolio, limits, account, actual, resolved, now=now, first_leg=next_leg,
-            quote_ok=quote_ok_by_limits.setdefault(id(limits), set()),
+            shared=shared,
         )
         next_leg += len(account_plan.orders)
         account_plans.append(account_plan)

@@ -61,7 +61,7 @@ from reconciler.model.actual import (
     in_flight_by_con_id,
 )
 from reconciler.model.desired import RiskPolicy
-from reconciler.model.plan import Plan, PlannedOrder, RiskDecision, make
+from reconciler.model.plan import Plan, PlannedOrder, RiskDecision, constructor
 from reconciler.model.settings import parse_bool, parse_float
 
 # Codes, in the order the checks run.
@@ -244,22 +244,32 @@ class RiskContext:
         account: str,
         *,
         now: dt.datetime,
-        extra_contracts: Iterable[ContractInfo] = (),
+        extra_contracts: Iterable[ContractInfo] | Mapping[int, ContractInfo] = (),
         min_trade_notional: float = 0.0,
+        increments: dict[int, float] | None = None,
     ) -> RiskContext:
         """The context of one account of a snapshot, as the planner and the apply-time
-        re-check both build it (`extra_contracts`: resolved targets not yet held)."""
+        re-check both build it (`extra_contracts`: resolved targets not yet held, as
+        contracts or by conId). `increments` may share the size-increment memo between the
+        accounts of one snapshot (same contracts)."""
+        extra = (
+            extra_contracts
+            if isinstance(extra_contracts, Mapping)
+            else {c.con_id: c for c in extra_contracts}
+        )
         # A view, not a copy: many accounts must not each copy the whole contract universe.
-        contracts = ChainMap(actual.contracts, {c.con_id: c for c in extra_contracts})
-        return cls(
+        context = cls(
             now=now,
             account=actual.accounts[account],
             quotes=actual.quotes,
-            contracts=contracts,
+            contracts=ChainMap(actual.contracts, extra),  # type: ignore[arg-type]
             open_orders=actual.open_orders_for(account),
             executions=actual.executions_for(account),
             min_trade_notional=min_trade_notional,
         )
+        if increments is not None:
+            context.__dict__["_increments"] = increments
+        return context
 
     def size_increment(self, con_id: int) -> float:
         found = self._increments.get(con_id)
@@ -292,10 +302,13 @@ class RiskContext:
 # ---------------------------------------------------------------- valuation
 
 
-def _highest_usable(*prices: float | None) -> float | None:
+def _highest_usable(
+    limit: float | None, ask: float | None, reference: float | None
+) -> float | None:
+    """The highest of the three that is usable: finite and positive (NaN fails both
+    comparisons of `0 < p < inf`)."""
     best = None
-    for p in prices:
-        # 0 < p < inf: finite and positive (NaN fails both comparisons).
+    for p in (limit, ask, reference):
         if p is not None and 0 < p < math.inf and (best is None or p > best):
             best = p
     return best
@@ -325,20 +338,7 @@ def open_order_unit(ctx: RiskContext, order: OpenOrder) -> float | None:
     return price * fx
 
 
-# ---------------------------------------------------------------- verdicts and running book
-
-
-@dataclass(frozen=True)
-class _Deny:
-    code: str
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Clip:
-    code: str
-    max_quantity: float  # the largest quantity that passes this check
-    detail: dict[str, Any]
+# ---------------------------------------------------------------- running book
 
 
 class _Book:
@@ -365,292 +365,294 @@ class _Book:
         return _Book(dict(self.effective), self.gross, self.daily, self.orders, self.turnover)
 
 
-class _View:
-    """One order as the checks see it, with its quantity at this point of the chain (mutable:
-    a clip shrinks it in place; it never leaves `_run_checks`)."""
-
-    __slots__ = ("effective", "fx", "order", "price", "quantity", "quote", "sign", "unit")
-
-    def __init__(
-        self,
-        order: PlannedOrder,
-        quantity: float,
-        sign: int,  # +1 buy, -1 sell
-        quote: Quote | None,
-        price: float | None,  # risk price, order currency
-        fx: float | None,
-        effective: float,  # effective position before this order
-    ) -> None:
-        self.order = order
-        self.quantity = quantity
-        self.sign = sign
-        self.quote = quote
-        self.price = price
-        self.fx = fx
-        self.effective = effective
-        # Risk value of one unit in base currency.
-        self.unit = None if price is None or fx is None else price * fx
-
-    @property
-    def notional(self) -> float:
-        return self.quantity * (self.unit or 0.0)
-
-    @property
-    def after(self) -> float:
-        return self.effective + self.sign * self.quantity
-
-    @property
-    def reduces(self) -> bool:
-        """Moves towards zero without crossing it."""
-        return abs(self.after) <= abs(self.effective) + _EPS and self.after * self.effective >= 0
-
-    def max_reducing_quantity(self) -> float:
-        """Largest quantity that only reduces: all of the position if opposing it, else 0."""
-        return abs(self.effective) if self.sign * self.effective < 0 else 0.0
-
-    def max_for_absolute(self, bound: float) -> float:
-        """Largest quantity keeping |effective + sign*q| <= bound."""
-        return bound - self.sign * self.effective
-
-
-Verdict = _Deny | _Clip | None
-
-
 # ---------------------------------------------------------------- the checks, in order
 
+# Every code a check can give, in the order the checks run. The first check with a verdict
+# on an order decides a denial; a clip shrinks the order and the chain goes on with it.
+CHECK_ORDER = (
+    TRADING_HALTED,
+    TRADING_REDUCING_DENIES_INCREASE,
+    INSTRUMENT_RESTRICTED,
+    # the quote checks (`_quote_denial`): PRICE_MISSING, QUOTE_NOT_LIVE, PRICE_TIME_MISSING,
+    # QUOTE_DELAYED, PRICE_TOO_OLD, QUOTE_NOT_TWO_SIDED, SPREAD_TOO_WIDE, FX_RATE_MISSING
+    PRICE_MISSING,
+    QUOTE_NOT_LIVE,
+    QUOTE_DELAYED,
+    PRICE_TIME_MISSING,
+    PRICE_TOO_OLD,
+    QUOTE_NOT_TWO_SIDED,
+    SPREAD_TOO_WIDE,
+    FX_RATE_MISSING,
+    NOTIONAL_EXCEEDS_MAX_PER_ORDER,
+    POSITION_EXCEEDS_MAX_NOTIONAL,
+    NAV_UNKNOWN,
+    GROSS_EXPOSURE_UNKNOWN,
+    LEVERAGE_EXCEEDS_MAX,
+    ORDERS_PER_CYCLE_EXCEEDED,
+    CYCLE_TURNOVER_EXCEEDED,
+    DAILY_NOTIONAL_UNKNOWN,
+    DAILY_NOTIONAL_EXCEEDED,
+)
 
-def _check_halted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    if limits.state == "HALTED":
-        return _Deny(TRADING_HALTED, {"state": "HALTED", "source": limits.trading_state.source})
-    return None
+
+def _reduces(effective: float, after: float) -> bool:
+    """Moves the effective position towards zero without crossing it."""
+    return abs(after) <= abs(effective) + _EPS and after * effective >= 0
 
 
-def _check_reducing(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    if limits.state != "REDUCING" or v.reduces:
-        return None
-    return _Clip(
-        TRADING_REDUCING_DENIES_INCREASE,
-        v.max_reducing_quantity(),
-        {"state": "REDUCING", "position": v.effective, "after": v.after},
-    )
-
-
-def _check_restricted(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    if not limits.is_restricted(v.order.key, v.order.symbol) or v.reduces:
-        return None
-    return _Clip(
-        INSTRUMENT_RESTRICTED,
-        v.max_reducing_quantity(),
-        {"instrument": v.order.key, "position": v.effective, "after": v.after},
-    )
-
-
-def _check_price(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    if v.quote is None or v.quote.reference_price is None or v.price is None:
-        return _Deny(PRICE_MISSING, {"con_id": v.order.con_id, "symbol": v.order.symbol})
-    if v.quote.source != "live":
+def _quote_denial(
+    order: PlannedOrder,
+    quote: Quote | None,
+    price: float | None,
+    fx: float | None,
+    limits: EffectiveLimits,
+    ctx: RiskContext,
+) -> tuple[str, dict[str, Any]] | None:
+    """The checks that read only the quote, its risk price, the FX rate, the limits and the
+    clock (never the book, the quantity or the position; they only deny), in order: the
+    first failing one's code and detail, or None."""
+    if quote is None or quote.reference_price is None or price is None:
+        return PRICE_MISSING, {"con_id": order.con_id, "symbol": order.symbol}
+    if quote.source != "live":
         # A portfolio market price may keep an instrument out of a plan (steady state), never
         # price an order that is sent.
-        return _Deny(QUOTE_NOT_LIVE, {"symbol": v.order.symbol, "source": v.quote.source})
-    return None
-
-
-def _check_live_data(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    """Delayed or frozen quotes are stamped when received, so the age check cannot see that
-    they are minutes old: deny unless the policy allows delayed data."""
-    assert v.quote is not None  # _check_price ran first
-    if v.quote.market_data_type == 1 or limits.allow_delayed_data.value:
-        return None
-    return _Deny(
-        QUOTE_DELAYED, {"symbol": v.order.symbol, "market_data_type": v.quote.market_data_type}
-    )
-
-
-def _check_price_age(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+        return QUOTE_NOT_LIVE, {"symbol": order.symbol, "source": quote.source}
+    # Delayed or frozen quotes are stamped when received, so the age check cannot see that
+    # they are minutes old: deny unless the policy allows delayed data.
+    if quote.market_data_type != 1 and not limits.allow_delayed_data.value:
+        return QUOTE_DELAYED, {"symbol": order.symbol, "market_data_type": quote.market_data_type}
     max_age = limits.max_price_age_seconds.value
-    if max_age is None:
-        return None
-    assert v.quote is not None  # _check_price ran first
-    if v.quote.time is None:
-        return _Deny(PRICE_TIME_MISSING, {"symbol": v.order.symbol, "max_age": max_age})
-    age = (ctx.now - v.quote.time).total_seconds()
-    if age > max_age:
-        return _Deny(PRICE_TOO_OLD, {"max_age": max_age, "age": round(age, 1)})
-    return None
-
-
-def _check_spread(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
+    if max_age is not None:
+        if quote.time is None:
+            return PRICE_TIME_MISSING, {"symbol": order.symbol, "max_age": max_age}
+        age = (ctx.now - quote.time).total_seconds()
+        if age > max_age:
+            return PRICE_TOO_OLD, {"max_age": max_age, "age": round(age, 1)}
     max_spread = limits.max_spread.value
-    if max_spread is None:
-        return None
-    assert v.quote is not None
-    spread = v.quote.spread
-    if spread is None:
-        return _Deny(
-            QUOTE_NOT_TWO_SIDED, {"bid": v.quote.bid, "ask": v.quote.ask, "max": max_spread}
+    if max_spread is not None:
+        spread = quote.spread
+        if spread is None:
+            return QUOTE_NOT_TWO_SIDED, {"bid": quote.bid, "ask": quote.ask, "max": max_spread}
+        if spread > max_spread + _EPS:
+            return SPREAD_TOO_WIDE, {"max": max_spread, "got": round(spread, 6)}
+    if fx is None:
+        return FX_RATE_MISSING, {"currency": order.currency, "base": ctx.account.base_currency}
+    return None
+
+
+class _Chain:
+    """The checks of `CHECK_ORDER` for one account under one policy, fused into one pass per
+    order: each limit is read and tested for being set once, here, so an unset limit costs
+    a comparison per order and a check never builds a verdict object unless it fires.
+
+    `run` takes an order with its risk price and FX rate (order currency, base per unit) and
+    the effective position before it, and returns the order as it may go out (smaller after
+    a clip) or None, appending every clip and denial to `decisions`. Reducing risk is never
+    blocked by REDUCING, the restricted list, or the position and leverage caps.
+    """
+
+    __slots__ = (
+        "clips", "ctx", "daily_cap", "halt_source", "halted", "leverage_cap", "limits",
+        "nav", "nav_unknown", "order_cap", "orders_cap", "position_cap", "reducing",
+        "restricted", "turnover_cap",
+    )
+
+    def __init__(self, ctx: RiskContext, limits: EffectiveLimits) -> None:
+        self.ctx = ctx
+        self.limits = limits
+        self.halted = limits.state == "HALTED"
+        self.halt_source = limits.trading_state.source
+        self.reducing = limits.state == "REDUCING"
+        self.restricted = frozenset(limits.restricted.value or ())
+        self.order_cap = limits.max_order_notional.value
+        self.position_cap = limits.max_position_notional.value
+        self.leverage_cap = limits.max_leverage.value
+        self.orders_cap = limits.max_orders_per_cycle.value
+        self.turnover_cap = limits.max_cycle_turnover.value
+        self.daily_cap = limits.max_daily_notional.value
+        self.clips = limits.clips
+        nav = ctx.account.net_liquidation
+        self.nav = nav
+        self.nav_unknown = (self.leverage_cap is not None or self.turnover_cap is not None) and (
+            nav is None or not math.isfinite(nav) or nav <= 0
         )
-    if spread > max_spread + _EPS:
-        return _Deny(SPREAD_TOO_WIDE, {"max": max_spread, "got": round(spread, 6)})
-    return None
 
+    def run(
+        self,
+        order: PlannedOrder,
+        quote: Quote | None,
+        price: float | None,
+        fx: float | None,
+        effective: float,
+        book: _Book,
+        decisions: list[RiskDecision],
+        *,
+        quote_ok: bool,
+    ) -> PlannedOrder | None:
+        """`quote_ok`: `_quote_denial` is known to be None for this order (its instrument
+        passed the quote checks under these limits and it has a price and a rate)."""
+        quantity = order.quantity
+        sign = 1 if order.side == "BUY" else -1
+        unit = None if price is None or fx is None else price * fx
+        if self.halted:
+            detail = {"state": "HALTED", "source": self.halt_source}
+            return _deny(TRADING_HALTED, order, quantity, detail, decisions)
+        if self.reducing:
+            after = effective + sign * quantity
+            if not _reduces(effective, after):
+                detail = {"state": "REDUCING", "position": effective, "after": after}
+                most = abs(effective) if sign * effective < 0 else 0.0
+                clipped = self._clip(
+                    TRADING_REDUCING_DENIES_INCREASE, most, detail, order, quantity, unit,
+                    decisions,
+                )
+                if clipped is None:
+                    return None
+                quantity = clipped
+        restricted = self.restricted
+        if restricted and (order.key in restricted or order.symbol in restricted):
+            after = effective + sign * quantity
+            if not _reduces(effective, after):
+                detail = {"instrument": order.key, "position": effective, "after": after}
+                most = abs(effective) if sign * effective < 0 else 0.0
+                clipped = self._clip(
+                    INSTRUMENT_RESTRICTED, most, detail, order, quantity, unit, decisions
+                )
+                if clipped is None:
+                    return None
+                quantity = clipped
+        if not quote_ok:
+            denial = _quote_denial(order, quote, price, fx, self.limits, self.ctx)
+            if denial is not None:
+                return _deny(denial[0], order, quantity, denial[1], decisions)
+        assert unit is not None  # the quote checks passed: there is a price and a rate
 
-def _check_fx(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    if v.fx is None:
-        return _Deny(
-            FX_RATE_MISSING,
-            {"currency": v.order.currency, "base": ctx.account.base_currency},
+        cap = self.order_cap
+        if cap is not None and quantity * unit > cap + _EPS:
+            detail = {"max": cap, "got": round(quantity * unit, 2)}
+            clipped = self._clip(
+                NOTIONAL_EXCEEDS_MAX_PER_ORDER, cap / unit, detail, order, quantity, unit,
+                decisions,
+            )
+            if clipped is None:
+                return None
+            quantity = clipped
+        cap = self.position_cap
+        if cap is not None:
+            after = effective + sign * quantity
+            if not _reduces(effective, after) and abs(after) * unit > cap + _EPS:
+                detail = {"max": cap, "got": round(abs(after) * unit, 2), "position": effective}
+                clipped = self._clip(
+                    POSITION_EXCEEDS_MAX_NOTIONAL, cap / unit - sign * effective, detail, order,
+                    quantity, unit, decisions,
+                )
+                if clipped is None:
+                    return None
+                quantity = clipped
+        if self.nav_unknown:
+            return _deny(NAV_UNKNOWN, order, quantity, {"nav": self.nav}, decisions)
+        cap = self.leverage_cap
+        if cap is not None:
+            after = effective + sign * quantity
+            if not _reduces(effective, after):
+                gross = book.gross
+                if gross is None:
+                    detail = {"reason": "open order without price or fx"}
+                    return _deny(GROSS_EXPOSURE_UNKNOWN, order, quantity, detail, decisions)
+                nav = self.nav
+                leverage_after = (gross + (abs(after) - abs(effective)) * unit) / nav
+                if leverage_after > cap + _EPS:
+                    detail = {"max": cap, "got": round(leverage_after, 4), "nav": round(nav, 2)}
+                    most = abs(effective) + (cap * nav - gross) / unit - sign * effective
+                    clipped = self._clip(
+                        LEVERAGE_EXCEEDS_MAX, most, detail, order, quantity, unit, decisions
+                    )
+                    if clipped is None:
+                        return None
+                    quantity = clipped
+        cap = self.orders_cap
+        if cap is not None and book.orders >= cap:
+            detail = {"max": cap, "got": book.orders + 1}
+            return _deny(ORDERS_PER_CYCLE_EXCEEDED, order, quantity, detail, decisions)
+        cap = self.turnover_cap
+        if cap is not None:
+            nav = self.nav
+            turnover_after = (book.turnover + quantity * unit) / nav
+            if turnover_after > cap + _EPS:
+                detail = {"max": cap, "got": round(turnover_after, 4), "nav": round(nav, 2)}
+                clipped = self._clip(
+                    CYCLE_TURNOVER_EXCEEDED, (cap * nav - book.turnover) / unit, detail, order,
+                    quantity, unit, decisions,
+                )
+                if clipped is None:
+                    return None
+                quantity = clipped
+        cap = self.daily_cap
+        if cap is not None:
+            daily = book.daily
+            if daily is None:
+                detail = {"reason": "execution or open order not valued"}
+                return _deny(DAILY_NOTIONAL_UNKNOWN, order, quantity, detail, decisions)
+            daily_after = daily + quantity * unit
+            if daily_after > cap + _EPS:
+                detail = {"max": cap, "got": round(daily_after, 2), "today": round(daily, 2)}
+                clipped = self._clip(
+                    DAILY_NOTIONAL_EXCEEDED, (cap - daily) / unit, detail, order, quantity, unit,
+                    decisions,
+                )
+                if clipped is None:
+                    return None
+                quantity = clipped
+        return resize(order, quantity)
+
+    def _clip(
+        self,
+        code: str,
+        most: float,
+        detail: dict[str, Any],
+        order: PlannedOrder,
+        quantity: float,
+        unit: float | None,
+        decisions: list[RiskDecision],
+    ) -> float | None:
+        """A check's breach: the order shrunk to `most` (rounded down to its increment), or
+        None when that is denied (policy says deny, less than one increment, or below the
+        portfolio's minimum trade notional)."""
+        ctx = self.ctx
+        increment = ctx.size_increment(order.con_id)
+        allowed = floor_to_increment(min(quantity, most), increment)
+        if not self.clips:
+            detail["on_breach"] = "deny"
+            return _deny(code, order, quantity, detail, decisions)
+        if allowed < increment - _EPS:
+            detail["clipped_to"] = allowed
+            detail["increment"] = increment
+            return _deny(code, order, quantity, detail, decisions)
+        if unit is not None and allowed * unit < ctx.min_trade_notional - _EPS:
+            detail["clipped_notional"] = round(allowed * unit, 2)
+            detail["min_trade"] = ctx.min_trade_notional
+            return _deny(code, order, quantity, detail, decisions)
+        detail["allowed"] = allowed
+        decisions.append(
+            _new_decision(code, "clip", order.account, order.key, order.side, quantity, allowed,
+                          detail)
         )
-    return None
+        return allowed
 
 
-def _check_order_notional(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
-    cap = limits.max_order_notional.value
-    if cap is None or v.notional <= cap + _EPS:
-        return None
-    return _Clip(
-        NOTIONAL_EXCEEDS_MAX_PER_ORDER,
-        cap / v.unit,
-        {"max": cap, "got": round(v.notional, 2)},
+_new_decision = constructor(RiskDecision)
+
+
+def _deny(
+    code: str,
+    order: PlannedOrder,
+    quantity: float,
+    detail: dict[str, Any],
+    decisions: list[RiskDecision],
+) -> None:
+    decisions.append(
+        _new_decision(code, "deny", order.account, order.key, order.side, quantity, 0.0, detail)
     )
-
-
-def _check_position_notional(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
-    cap = limits.max_position_notional.value
-    if cap is None or v.reduces:
-        return None
-    after_notional = abs(v.after) * v.unit
-    if after_notional <= cap + _EPS:
-        return None
-    return _Clip(
-        POSITION_EXCEEDS_MAX_NOTIONAL,
-        v.max_for_absolute(cap / v.unit),
-        {"max": cap, "got": round(after_notional, 2), "position": v.effective},
-    )
-
-
-def _check_nav(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    if not (limits.max_leverage.is_set or limits.max_cycle_turnover.is_set):
-        return None
-    nav = ctx.account.net_liquidation
-    if nav is None or not math.isfinite(nav) or nav <= 0:
-        return _Deny(NAV_UNKNOWN, {"nav": nav})
-    return None
-
-
-def _check_leverage(v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book) -> Verdict:
-    cap = limits.max_leverage.value
-    if cap is None or v.reduces:
-        return None
-    if book.gross is None:
-        return _Deny(GROSS_EXPOSURE_UNKNOWN, {"reason": "open order without price or fx"})
-    nav = ctx.account.net_liquidation
-    delta = (abs(v.after) - abs(v.effective)) * v.unit
-    leverage_after = (book.gross + delta) / nav
-    if leverage_after <= cap + _EPS:
-        return None
-    room = cap * nav - book.gross
-    return _Clip(
-        LEVERAGE_EXCEEDS_MAX,
-        v.max_for_absolute(abs(v.effective) + room / v.unit),
-        {"max": cap, "got": round(leverage_after, 4), "nav": round(nav, 2)},
-    )
-
-
-def _check_orders_per_cycle(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
-    cap = limits.max_orders_per_cycle.value
-    if cap is None or book.orders < cap:
-        return None
-    return _Deny(ORDERS_PER_CYCLE_EXCEEDED, {"max": cap, "got": book.orders + 1})
-
-
-def _check_cycle_turnover(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
-    cap = limits.max_cycle_turnover.value
-    if cap is None:
-        return None
-    nav = ctx.account.net_liquidation
-    turnover_after = (book.turnover + v.notional) / nav
-    if turnover_after <= cap + _EPS:
-        return None
-    return _Clip(
-        CYCLE_TURNOVER_EXCEEDED,
-        (cap * nav - book.turnover) / v.unit,
-        {"max": cap, "got": round(turnover_after, 4), "nav": round(nav, 2)},
-    )
-
-
-def _check_daily_notional(
-    v: _View, limits: EffectiveLimits, ctx: RiskContext, book: _Book
-) -> Verdict:
-    cap = limits.max_daily_notional.value
-    if cap is None:
-        return None
-    if book.daily is None:
-        return _Deny(DAILY_NOTIONAL_UNKNOWN, {"reason": "execution or open order not valued"})
-    daily_after = book.daily + v.notional
-    if daily_after <= cap + _EPS:
-        return None
-    return _Clip(
-        DAILY_NOTIONAL_EXCEEDED,
-        (cap - book.daily) / v.unit,
-        {"max": cap, "got": round(daily_after, 2), "today": round(book.daily, 2)},
-    )
-
-
-CHECKS = (
-    _check_halted,
-    _check_reducing,
-    _check_restricted,
-    _check_price,
-    _check_live_data,
-    _check_price_age,
-    _check_spread,
-    _check_fx,
-    _check_order_notional,
-    _check_position_notional,
-    _check_nav,
-    _check_leverage,
-    _check_orders_per_cycle,
-    _check_cycle_turnover,
-    _check_daily_notional,
-)
-
-# When a check can return a verdict at all under given limits: the others are left out of a
-# policy's chain once (`active_checks`), so an unset limit costs nothing per order.
-_ALWAYS = {_check_price, _check_fx}
-_ACTIVE_WHEN = {
-    _check_halted: lambda lim: lim.state == "HALTED",
-    _check_reducing: lambda lim: lim.state == "REDUCING",
-    _check_restricted: lambda lim: bool(lim.restricted.value),
-    _check_live_data: lambda lim: not lim.allow_delayed_data.value,
-    _check_price_age: lambda lim: lim.max_price_age_seconds.is_set,
-    _check_spread: lambda lim: lim.max_spread.is_set,
-    _check_order_notional: lambda lim: lim.max_order_notional.is_set,
-    _check_position_notional: lambda lim: lim.max_position_notional.is_set,
-    _check_nav: lambda lim: lim.max_leverage.is_set or lim.max_cycle_turnover.is_set,
-    _check_leverage: lambda lim: lim.max_leverage.is_set,
-    _check_orders_per_cycle: lambda lim: lim.max_orders_per_cycle.is_set,
-    _check_cycle_turnover: lambda lim: lim.max_cycle_turnover.is_set,
-    _check_daily_notional: lambda lim: lim.max_daily_notional.is_set,
-}
-
-
-# Checks that read no book, quantity or position (see `Checker`); they never clip.
-_QUOTE_CHECKS = frozenset(
-    {_check_price, _check_live_data, _check_price_age, _check_spread, _check_fx}
-)
-
-
-def active_checks(limits: EffectiveLimits) -> tuple[Any, ...]:
-    """The checks of `CHECKS`, in order, that can give a verdict under `limits`."""
-    return tuple(c for c in CHECKS if c in _ALWAYS or _ACTIVE_WHEN[c](limits))
 
 
 # ---------------------------------------------------------------- running the checks
@@ -670,7 +672,7 @@ def check_orders(
 
 
 class Checker:
-    """`check_orders` in parts, for one account and policy: the chain of checks filtered
+    """`check_orders` in parts, for one account and policy: the chain of checks set up
     once, the running book opened once and copied where runs share a prefix of orders."""
 
     def __init__(
@@ -678,13 +680,11 @@ class Checker:
     ) -> None:
         self.ctx = ctx
         self.limits = limits
-        self.checks = active_checks(limits)
-        # The checks that read only the quote, its price, the FX rate, limits and the clock:
-        # once they all pass for an instrument (and an order of it has a price and a rate),
-        # they pass for every order of it, so those orders run only the rest of the chain.
-        # `quote_ok` (con_ids) may be shared by checkers with the same limits, quotes and now.
-        self._quote_checks = tuple(c for c in self.checks if c in _QUOTE_CHECKS)
-        self._rest = tuple(c for c in self.checks if c not in _QUOTE_CHECKS)
+        self._chain = _Chain(ctx, limits)
+        # Instruments that passed the quote checks (`_quote_denial`), which read only the
+        # quote, its price, the FX rate, limits and the clock: every order of such an
+        # instrument (with a price and a rate) skips them. `quote_ok` (con_ids) may be shared
+        # by checkers with the same limits, quotes and now.
         self._quote_ok: set[int] = set() if quote_ok is None else quote_ok
 
     def open_book(self) -> _Book:
@@ -711,8 +711,8 @@ class Checker:
         running the chain. Any other order runs the chain; the book stays in step only when
         it was accepted before and is accepted unchanged again.
         """
-        ctx, limits, checks = self.ctx, self.limits, self.checks
-        quote_ok, quote_checks, rest = self._quote_ok, self._quote_checks, self._rest
+        ctx, limits, chain = self.ctx, self.limits, self._chain
+        quote_ok = self._quote_ok
         accepted: list[PlannedOrder] = []
         decisions: list[RiskDecision] = []
         quotes = ctx.quotes
@@ -720,36 +720,32 @@ class Checker:
         effective = book.effective
         in_step = bool(known)
         for order in orders:
-            if in_step and id(order) in known:
-                quote = quotes[order.con_id]
-                price = _highest_usable(order.limit_price, quote.ask, quote.reference_price)
-                accepted.append(order)
-                _record(order, price * fx_rate(order.currency), book)
-                continue
-            quote = quotes.get(order.con_id)
-            ref = None if quote is None else quote.reference_price
-            view = _View(
-                order,
-                order.quantity,
-                1 if order.side == "BUY" else -1,
-                quote,
-                None if ref is None else _highest_usable(order.limit_price, quote.ask, ref),
-                fx_rate(order.currency),
-                effective.get(order.con_id, 0.0),
+            con_id = order.con_id
+            quote = quotes.get(con_id)
+            fx = fx_rate(order.currency)
+            price = (
+                None if quote is None or quote.reference_price is None
+                else _highest_usable(order.limit_price, quote.ask, quote.reference_price)
             )
-            taken = len(decisions)
-            chain = checks
-            if view.price is not None and view.fx is not None:
-                con_id = order.con_id
+            if in_step and id(order) in known:
+                accepted.append(order)
+                _record(order, price * fx, book)  # type: ignore[operator]
+                continue
+            ok = False
+            if price is not None and fx is not None:
                 if con_id in quote_ok:
-                    chain = rest
-                elif all(c(view, limits, ctx, book) is None for c in quote_checks):
+                    ok = True
+                elif _quote_denial(order, quote, price, fx, limits, ctx) is None:
                     quote_ok.add(con_id)
-                    chain = rest
-            final = _run_checks(view, ctx, limits, book, decisions, chain)
+                    ok = True
+            taken = len(decisions)
+            final = chain.run(
+                order, quote, price, fx, effective.get(con_id, 0.0), book, decisions,
+                quote_ok=ok,
+            )
             if final is not None:
                 accepted.append(final)
-                _record(final, view.unit, book)
+                _record(final, price * fx, book)  # type: ignore[operator]
                 if clean is not None and final is order and len(decisions) == taken:
                     clean.add(id(order))
             in_step = in_step and final is order and id(order) in accepted_before
@@ -791,62 +787,6 @@ def recheck_plan(
     if not taken:
         return plan, ()
     return dataclasses.replace(plan, accounts=tuple(accounts)), tuple(taken)
-
-
-def _decision(
-    code: str, action: str, view: _View, allowed: float, detail: Mapping[str, Any]
-) -> RiskDecision:
-    order = view.order
-    return make(
-        RiskDecision,
-        code=code,
-        action=action,
-        account=order.account,
-        key=order.key,
-        side=order.side,
-        requested_quantity=view.quantity,
-        allowed_quantity=allowed,
-        detail=dict(detail),
-    )
-
-
-def _run_checks(
-    view: _View,
-    ctx: RiskContext,
-    limits: EffectiveLimits,
-    book: _Book,
-    decisions: list[RiskDecision],
-    checks: Sequence[Any] = CHECKS,
-) -> PlannedOrder | None:
-    order = view.order
-    for check in checks:
-        verdict = check(view, limits, ctx, book)
-        if verdict is None:
-            continue
-        if isinstance(verdict, _Deny):
-            decisions.append(_decision(verdict.code, "deny", view, 0.0, verdict.detail))
-            return None
-        increment = ctx.size_increment(order.con_id)
-        allowed = floor_to_increment(min(view.quantity, verdict.max_quantity), increment)
-        detail = dict(verdict.detail)
-        if not limits.clips:
-            detail["on_breach"] = "deny"
-            decisions.append(_decision(verdict.code, "deny", view, 0.0, detail))
-            return None
-        if allowed < increment - _EPS:
-            detail["clipped_to"] = allowed
-            detail["increment"] = increment
-            decisions.append(_decision(verdict.code, "deny", view, 0.0, detail))
-            return None
-        if view.unit is not None and allowed * view.unit < ctx.min_trade_notional - _EPS:
-            detail["clipped_notional"] = round(allowed * view.unit, 2)
-            detail["min_trade"] = ctx.min_trade_notional
-            decisions.append(_decision(verdict.code, "deny", view, 0.0, detail))
-            return None
-        detail["allowed"] = allowed
-        decisions.append(_decision(verdict.code, "clip", view, allowed, detail))
-        view.quantity = allowed
-    return resize(order, view.quantity)
 
 
 def _record(order: PlannedOrder, unit: float, book: _Book) -> None:
@@ -927,12 +867,11 @@ def _daily_so_far(ctx: RiskContext) -> float | None:
 
 
 __all__ = [
-    "CHECKS",
+    "CHECK_ORDER",
     "Checker",
     "EffectiveLimits",
     "Limit",
     "RiskContext",
-    "active_checks",
     "check_orders",
     "effective_limits",
     "open_order_unit",

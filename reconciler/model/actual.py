@@ -16,8 +16,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, TypeVar
 
 from reconciler.model.instrument import instrument_key
+
+_Owned = TypeVar("_Owned", bound=Any)  # an open order or an execution: has `.account`
 
 
 class SnapshotError(Exception):
@@ -209,6 +212,13 @@ class AccountState:
         return next((p for p in self.positions if p.con_id == con_id), None)
 
 
+def _by_account(items: Iterable[_Owned]) -> dict[str, tuple[_Owned, ...]]:
+    grouped: dict[str, list[_Owned]] = {}
+    for item in items:
+        grouped.setdefault(item.account, []).append(item)
+    return {account: tuple(found) for account, found in grouped.items()}
+
+
 def in_flight_by_con_id(open_orders: Iterable[OpenOrder]) -> dict[int, float]:
     """Signed remaining quantity of open orders per conId (buys +, sells -)."""
     in_flight: dict[int, float] = {}
@@ -232,10 +242,20 @@ class ActualState:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def open_orders_for(self, account: str) -> tuple[OpenOrder, ...]:
-        return tuple(o for o in self.open_orders if o.account == account)
+        return self._open_orders_by_account.get(account, ())
 
     def executions_for(self, account: str) -> tuple[Execution, ...]:
-        return tuple(e for e in self.executions if e.account == account)
+        return self._executions_by_account.get(account, ())
+
+    # Grouped once (cached in the instance dict, like Quote's figures): a plan of many
+    # accounts asks for each account's orders and executions several times.
+    @cached_property
+    def _open_orders_by_account(self) -> dict[str, tuple[OpenOrder, ...]]:
+        return _by_account(self.open_orders)
+
+    @cached_property
+    def _executions_by_account(self) -> dict[str, tuple[Execution, ...]]:
+        return _by_account(self.executions)
 
     def fingerprint(self) -> str:
         """SHA-256 over what makes a plan stale: positions, open orders, NAV and quotes.

@@ -351,13 +351,20 @@ def test_two_clips_on_one_order_are_both_recorded_and_only_shrink_it(book):
     assert accepted[0].quantity == decisions[1].allowed_quantity < 300
 
 
-def test_check_list_is_ordered_as_documented():
-    assert [c.__name__ for c in risk.CHECKS] == [
-        "_check_halted", "_check_reducing", "_check_restricted", "_check_price",
-        "_check_live_data", "_check_price_age", "_check_spread", "_check_fx", "_check_order_notional",
-        "_check_position_notional", "_check_nav", "_check_leverage", "_check_orders_per_cycle",
-        "_check_cycle_turnover", "_check_daily_notional",
+def test_check_order_lists_every_code_once_as_documented():
+    assert list(risk.CHECK_ORDER) == [
+        "TRADING_HALTED", "TRADING_REDUCING_DENIES_INCREASE", "INSTRUMENT_RESTRICTED",
+        "PRICE_MISSING", "QUOTE_NOT_LIVE", "QUOTE_DELAYED", "PRICE_TIME_MISSING", "PRICE_TOO_OLD",
+        "QUOTE_NOT_TWO_SIDED", "SPREAD_TOO_WIDE", "FX_RATE_MISSING",
+        "NOTIONAL_EXCEEDS_MAX_PER_ORDER", "POSITION_EXCEEDS_MAX_NOTIONAL", "NAV_UNKNOWN",
+        "GROSS_EXPOSURE_UNKNOWN", "LEVERAGE_EXCEEDS_MAX", "ORDERS_PER_CYCLE_EXCEEDED",
+        "CYCLE_TURNOVER_EXCEEDED", "DAILY_NOTIONAL_UNKNOWN", "DAILY_NOTIONAL_EXCEEDED",
     ]
+    codes_defined = {
+        value for name, value in vars(risk).items()
+        if name.isupper() and isinstance(value, str) and value == name
+    }
+    assert codes_defined == set(risk.CHECK_ORDER)
 
 
 def test_survivors_keep_their_legs_and_context_is_not_changed(book):
