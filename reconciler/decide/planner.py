@@ -82,7 +82,6 @@ from reconciler.model.plan import (
     PlannedOrder,
     RiskDecision,
     constructor,
-    evolve,
 )
 
 INSTRUMENT_UNRESOLVED = "INSTRUMENT_UNRESOLVED"
@@ -135,10 +134,12 @@ class PlanShared:
     and side, and the instruments whose quote passed the quote checks (per set of limits).
     Valid for one snapshot (quotes, contracts and clock); `build_plan` makes one per plan."""
 
-    __slots__ = ("extra_contracts", "increments", "prices", "quote_ok")
+    __slots__ = ("contracts", "increments", "prices", "quote_ok")
 
-    def __init__(self, resolved: Mapping[str, ContractInfo]) -> None:
-        self.extra_contracts = {c.con_id: c for c in resolved.values()}
+    def __init__(self, actual: ActualState, resolved: Mapping[str, ContractInfo]) -> None:
+        self.contracts = RiskContext.combined_contracts(
+            actual, {c.con_id: c for c in resolved.values()}
+        )
         self.increments: dict[int, float] = {}
         self.prices: dict[tuple[int, str, str, float], tuple[float | None, float]] = {}
         self.quote_ok: dict[int, set[int]] = {}
@@ -157,16 +158,16 @@ def plan_account(
 ) -> AccountPlan:
     """Drift, orders (after risk, legs numbered from `first_leg`), decisions and notes."""
     if shared is None:
-        shared = PlanShared(resolved)
+        shared = PlanShared(actual, resolved)
     capital = capital_for(portfolio, account)
     rows = drift_table(portfolio, account, actual, resolved, capital)
     ctx = RiskContext.for_account(
         actual,
         account.account,
         now=now,
-        extra_contracts=shared.extra_contracts,
         min_trade_notional=portfolio.min_trade_notional,
         increments=shared.increments,
+        contracts=shared.contracts,
     )
     held = account.held_by_con_id()
     open_sells: dict[int, float] = {}
@@ -239,7 +240,7 @@ def plan_account(
 
     band_text = _band_text(portfolio)
     orders = tuple(
-        evolve(order, leg=leg, reason=ordered[order.leg - first_leg].reason(band_text))
+        _settle(order, leg, ordered[order.leg - first_leg].reason(band_text))
         for leg, order in enumerate(final, start=first_leg)
     )
     return AccountPlan(
@@ -255,6 +256,17 @@ def plan_account(
         notes=tuple(notes),
         cash_for_buys=None if budget is None else round(budget, 2),
     )
+
+
+def _settle(order: PlannedOrder, leg: int, reason: str) -> PlannedOrder:
+    """An accepted order with its final leg and its reason, completed in place: every order
+    here was made by this account's planning (priced, or resized by risk or cash fitting)
+    and nothing outside it holds one yet, so a copy per order would buy nothing. The order is
+    frozen from here on, like every value of the plan."""
+    state = order.__dict__
+    state["leg"] = leg
+    state["reason"] = reason
+    return order
 
 
 def _refuse(code: str, row: DriftRow, detail: dict[str, Any]) -> RiskDecision:
@@ -293,7 +305,8 @@ def _towards_target(
     if row.status == "missing-price":
         decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
         return None
-    contract = ctx.contracts[row.con_id]
+    contract = ctx.contract(row.con_id)
+    assert contract is not None  # the drift row was valued with it
     if row.status == "missing-fx":
         detail = {"currency": contract.currency, "base": ctx.account.base_currency}
         decisions.append(_refuse(FX_RATE_MISSING, row, detail))
@@ -347,7 +360,7 @@ def _liquidation(
     if row.price is None:
         decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
         return None
-    contract = ctx.contracts.get(row.con_id) or _contract_from_position(ctx.account, row)
+    contract = ctx.contract(row.con_id) or _contract_from_position(ctx.account, row)
     if ctx.account.fx_rate(contract.currency) is None:
         detail = {"currency": contract.currency, "base": ctx.account.base_currency}
         decisions.append(_refuse(FX_RATE_MISSING, row, detail))
@@ -580,7 +593,7 @@ def build_plan(
         raise PlanningError(str(exc)) from exc
     account_plans: list[AccountPlan] = []
     next_leg = 1
-    shared = PlanShared(resolved)
+    shared = PlanShared(actual, resolved)
     for portfolio in portfolios:
         account = actual.accounts.get(portfolio.account)
         if account is None:
@@ -607,6 +620,7 @@ def build_plan(
     from reconciler.desired.snapshot import snapshot_of
 
     parts = fingerprint_parts(actual)
+    instruments: dict[int, dict[str, Any]] = {}
     return Plan(
         plan_id=plan_id,
         created_at=now,
@@ -620,7 +634,8 @@ def build_plan(
         nav={a.account: a.net_liquidation for a in account_plans},
         accounts=tuple(account_plans),
         desired_snapshot={
-            p.account: snapshot_of(p, desired.risk_policies.get(p.risk_policy)) for p in portfolios
+            p.account: snapshot_of(p, desired.risk_policies.get(p.risk_policy), instruments)
+            for p in portfolios
         },
     )
 

@@ -247,22 +247,26 @@ class RiskContext:
         extra_contracts: Iterable[ContractInfo] | Mapping[int, ContractInfo] = (),
         min_trade_notional: float = 0.0,
         increments: dict[int, float] | None = None,
+        contracts: Mapping[int, ContractInfo] | None = None,
     ) -> RiskContext:
         """The context of one account of a snapshot, as the planner and the apply-time
         re-check both build it (`extra_contracts`: resolved targets not yet held, as
-        contracts or by conId). `increments` may share the size-increment memo between the
-        accounts of one snapshot (same contracts)."""
-        extra = (
-            extra_contracts
-            if isinstance(extra_contracts, Mapping)
-            else {c.con_id: c for c in extra_contracts}
-        )
-        # A view, not a copy: many accounts must not each copy the whole contract universe.
+        contracts or by conId). The accounts of one snapshot may share the size-increment
+        memo (`increments`) and the contracts, already merged (`contracts`: the snapshot's
+        over the resolved ones, as `combined_contracts` makes them)."""
+        if contracts is None:
+            extra = (
+                extra_contracts
+                if isinstance(extra_contracts, Mapping)
+                else {c.con_id: c for c in extra_contracts}
+            )
+            # A view, not a copy: many accounts must not each copy the whole contract universe.
+            contracts = ChainMap(actual.contracts, extra)  # type: ignore[arg-type]
         context = cls(
             now=now,
             account=actual.accounts[account],
             quotes=actual.quotes,
-            contracts=ChainMap(actual.contracts, extra),  # type: ignore[arg-type]
+            contracts=contracts,
             open_orders=actual.open_orders_for(account),
             executions=actual.executions_for(account),
             min_trade_notional=min_trade_notional,
@@ -271,10 +275,30 @@ class RiskContext:
             context.__dict__["_increments"] = increments
         return context
 
+    @staticmethod
+    def combined_contracts(
+        actual: ActualState, extra_contracts: Mapping[int, ContractInfo]
+    ) -> dict[int, ContractInfo]:
+        """The snapshot's contracts over `extra_contracts` in one dict: what `for_account`'s
+        chained view answers, made once for every account of a plan."""
+        return {**extra_contracts, **actual.contracts}
+
+    def contract(self, con_id: int) -> ContractInfo | None:
+        """The contract of `con_id` (the snapshot's first, then the resolved targets'): what
+        `contracts.get` returns, without a chained map's per-call overhead."""
+        contracts = self.contracts
+        if isinstance(contracts, ChainMap):
+            for mapping in contracts.maps:
+                found = mapping.get(con_id)
+                if found is not None:
+                    return found
+            return None
+        return contracts.get(con_id)
+
     def size_increment(self, con_id: int) -> float:
         found = self._increments.get(con_id)
         if found is None:
-            contract = self.contracts.get(con_id)
+            contract = self.contract(con_id)
             found = size_increment(contract.size_increment if contract is not None else None)
             self._increments[con_id] = found
         return found
@@ -307,10 +331,11 @@ def _highest_usable(
 ) -> float | None:
     """The highest of the three that is usable: finite and positive (NaN fails both
     comparisons of `0 < p < inf`)."""
-    best = None
-    for p in (limit, ask, reference):
-        if p is not None and 0 < p < math.inf and (best is None or p > best):
-            best = p
+    best = limit if limit is not None and 0 < limit < math.inf else None
+    if ask is not None and 0 < ask < math.inf and (best is None or ask > best):
+        best = ask
+    if reference is not None and 0 < reference < math.inf and (best is None or reference > best):
+        best = reference
     return best
 
 

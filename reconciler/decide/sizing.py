@@ -64,10 +64,18 @@ COMMISSION_MAX_SHARE_OF_VALUE = Decimal("0.01")
 
 _ZERO = Decimal(0)
 
-# Float fast paths (see `_fast_units`): amounts below this are exact enough in a float, and a
-# float fraction this far from a rounding boundary cannot be on the other side of it.
-# Quantities and tick ratios below 2**24 carry float noise under 1e-8 (the margin kept
-# from a step, beyond STEP_SLACK); amounts below 2**40 carry noise far below their margin.
+# Float fast paths: amounts below this are exact enough in a float, and a float fraction this
+# far from a rounding boundary cannot be on the other side of it. Quantities and tick ratios
+# below 2**24 carry float noise under 1e-8 (the margin kept from a step, beyond STEP_SLACK);
+# amounts below 2**40 carry noise far below their margin.
+# Money (`estimate_notional`, `estimate_commission`): an amount scaled to whole units (cents,
+# or 1/10,000 for commission) is rounded in floats when float noise cannot change the answer,
+# else in decimals. The float product is within a few ulps of the exact decimal one; when its
+# fraction is further than that from the half (the only place HALF_UP, HALF_DOWN and
+# HALF_EVEN differ or float noise could tip it), rounding to nearest gives the decimal
+# answer, and `n / 100` of a whole n is the float nearest the decimal n/100, as
+# `float(Decimal)` gives. For commission, where the decimal rule's max/min could pick
+# differently from floats (per-share fee, minimum and cap within noise), decimals decide.
 _FAST_LIMIT = 2.0**40
 _FAST_QUANTITY = 2.0**24
 _FAST_FRACTION = 1 - 1e-8
@@ -138,9 +146,20 @@ def estimate_commission(quantity: float, notional: float) -> float:
     """IBKR fixed schedule: 0.005 per share, at least 1.00, at most 1% of trade value."""
     if not quantity > 0:
         return 0.0
-    fast = _fast_commission(quantity, notional)
-    if fast is not None:
-        return fast
+    # `_fast_commission`, inlined: the planner asks once per order of a large plan.
+    per_share = 0.005 * quantity
+    cap = 0.01 * abs(notional)
+    margin = (per_share + cap) * 1e-13 + 1e-12
+    if not (
+        abs(per_share - 1.0) <= margin or abs(per_share - cap) <= margin
+        or abs(cap - 1.0) <= margin
+    ):
+        scaled = min(max(per_share, 1.0), cap) * 10_000.0
+        if -_FAST_LIMIT < scaled < _FAST_LIMIT:
+            whole = math.floor(scaled)
+            fraction = scaled - whole
+            if abs(fraction - 0.5) > abs(scaled) * 1e-13 + 1e-9:
+                return (whole + 1 if fraction > 0.5 else whole) / 10_000
     per_share = max(COMMISSION_PER_SHARE * to_decimal(quantity), COMMISSION_MINIMUM)
     fee = min(per_share, COMMISSION_MAX_SHARE_OF_VALUE * abs(to_decimal(notional)))
     return float(fee.quantize(MONEY_UNIT, rounding=ROUND_HALF_EVEN))
@@ -149,44 +168,15 @@ def estimate_commission(quantity: float, notional: float) -> float:
 def estimate_notional(quantity: float, price: float, fx: float, side: str) -> float:
     """Estimated notional in base currency, to the cent: a half cent up for a buy (a cost),
     down for a sell (proceeds)."""
-    fast = _fast_units(quantity * price * fx * 100.0)
-    if fast is not None:
-        return fast / 100
+    # `_fast_units`, inlined: the planner asks once per order of a large plan.
+    scaled = quantity * price * fx * 100.0
+    if -_FAST_LIMIT < scaled < _FAST_LIMIT:
+        whole = math.floor(scaled)
+        fraction = scaled - whole
+        if abs(fraction - 0.5) > abs(scaled) * 1e-13 + 1e-9:
+            return (whole + 1 if fraction > 0.5 else whole) / 100
     exact = to_decimal(quantity) * to_decimal(price) * to_decimal(fx)
     return float(_to_cent(exact, side))
-
-
-def _fast_units(scaled: float) -> int | None:
-    """`scaled` (an amount in cents or 1/10,000) rounded to a whole unit when float noise
-    cannot change the answer, else None (the caller computes it in decimals).
-
-    The float product is within a few ulps of the exact decimal one; when its fraction is
-    further than that from the half (the only place HALF_UP, HALF_DOWN and HALF_EVEN differ
-    or float noise could tip it), rounding to nearest gives the decimal answer. `n / 100` of
-    a whole n is then the float nearest the decimal n/100, as `float(Decimal)` gives.
-    """
-    if not -_FAST_LIMIT < scaled < _FAST_LIMIT:
-        return None
-    whole = math.floor(scaled)
-    fraction = scaled - whole
-    margin = abs(scaled) * 1e-13 + 1e-9
-    if abs(fraction - 0.5) <= margin:
-        return None
-    return whole + 1 if fraction > 0.5 else whole
-
-
-def _fast_commission(quantity: float, notional: float) -> float | None:
-    per_share = 0.005 * quantity
-    cap = 0.01 * abs(notional)
-    margin = (per_share + cap) * 1e-13 + 1e-12
-    # Where the decimal rule's max/min could pick differently from floats, let it decide.
-    if abs(per_share - 1.0) <= margin or abs(per_share - cap) <= margin or abs(cap - 1.0) <= margin:
-        return None
-    fee = min(max(per_share, 1.0), cap)
-    units = _fast_units(fee * 10_000.0)
-    if units is None:
-        return None
-    return units / 10_000
 
 
 def _to_cent(amount: Decimal, side: str) -> Decimal:

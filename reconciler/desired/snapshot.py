@@ -55,19 +55,29 @@ def instrument_snapshot(instrument: Instrument) -> dict[str, Any]:
     return dict(zip(_INSTRUMENT_FIELDS, _instrument_values(instrument), strict=True))
 
 
-def portfolio_snapshot(portfolio: Portfolio) -> dict[str, Any]:
-    """The portfolio without `source`, its targets keyed by instrument key."""
+def portfolio_snapshot(
+    portfolio: Portfolio, instruments: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The portfolio without `source`, its targets keyed by instrument key.
+
+    `instruments` may memoise instrument snapshots, by `id` of the instrument, across the
+    portfolios of one plan (accounts of one model hold the very same instrument objects);
+    it must not outlive the desired state it was filled from. The memoised dicts are then
+    shared between snapshots, which, like every snapshot, are read and never changed."""
+    memo: dict[int, dict[str, Any]] = {} if instruments is None else instruments
     data: dict[str, Any] = {}
     for name in _PORTFOLIO_FIELDS:
         if name == "targets":
-            data[name] = {
-                target.instrument.key: {
-                    "instrument": instrument_snapshot(target.instrument),
-                    "weight": target.weight,
-                    "quantity": target.quantity,
+            targets = {}
+            for target in portfolio.targets:
+                instrument = target.instrument
+                found = memo.get(id(instrument))
+                if found is None:
+                    found = memo[id(instrument)] = instrument_snapshot(instrument)
+                targets[instrument.key] = {
+                    "instrument": found, "weight": target.weight, "quantity": target.quantity
                 }
-                for target in portfolio.targets
-            }
+            data[name] = targets
         else:
             data[name] = _jsonable(getattr(portfolio, name))
     return data
@@ -85,10 +95,15 @@ def schedule_snapshot(schedule: Schedule) -> dict[str, Any]:
     return data
 
 
-def snapshot_of(portfolio: Portfolio, policy: RiskPolicy | None) -> dict[str, Any]:
-    """A portfolio and the policy that binds it, as plain data for deepdiff between cycles."""
+def snapshot_of(
+    portfolio: Portfolio,
+    policy: RiskPolicy | None,
+    instruments: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A portfolio and the policy that binds it, as plain data for deepdiff between cycles
+    (`instruments`: see `portfolio_snapshot`)."""
     return {
-        "portfolio": portfolio_snapshot(portfolio),
+        "portfolio": portfolio_snapshot(portfolio, instruments),
         "riskPolicy": policy_snapshot(policy) if policy is not None else None,
     }
 

@@ -224,7 +224,7 @@ def constructor(cls: type[_T]) -> Any:
     namespace: dict[str, Any] = {
         "_new": object.__new__, "_set": object.__setattr__, "_cls": cls, **defaults
     }
-    exec(source, namespace)  # noqa: S102 - generated from the fields, as dataclasses does
+    exec(source, namespace)  # generated from the fields, as dataclasses writes __init__
     return namespace[f"new_{cls.__name__}"]
 
 
