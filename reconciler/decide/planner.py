@@ -46,6 +46,7 @@ Rules (decided here, documented for reviewers):
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -108,24 +109,15 @@ def new_plan_id(now: dt.datetime, rng: random.Random | None = None) -> str:
 # ---------------------------------------------------------------- one account
 
 
-class _Proposal:
-    """An order the planner wants before pricing and risk. Its reason is written only for
-    the orders that pass risk (`reason()`): most text of a large plan would be thrown away."""
+# What a planned order's reason is written from: the text itself, or (portfolio, target, drift
+# row). The text is written only for the orders that pass risk (`_reason`): most text of a
+# large plan would be thrown away.
+_Why = Any
 
-    __slots__ = ("contract", "key", "quantity", "side", "why")
 
-    def __init__(
-        self, contract: ContractInfo, key: str, side: str, quantity: float, why: Any
-    ) -> None:
-        self.contract = contract
-        self.key = key
-        self.side = side
-        self.quantity = quantity
-        self.why = why  # the text, or (portfolio, target, row) to write it from
-
-    def reason(self, band_text: str) -> str:
-        """`band_text`: the portfolio's `_band_text`, written once per account."""
-        return self.why if isinstance(self.why, str) else _target_reason(*self.why, band_text)
+def _reason(why: _Why, band_text: str) -> str:
+    """`band_text`: the portfolio's `_band_text`, written once per account."""
+    return why if isinstance(why, str) else _target_reason(*why, band_text)
 
 
 class PlanShared:
@@ -177,30 +169,41 @@ def plan_account(
 
     decisions: list[RiskDecision] = []
     notes: list[str] = []
-    proposals: list[_Proposal] = []
+    proposals: list[tuple[PlannedOrder, _Why]] = []
     targets = {t.instrument.key: t for t in portfolio.targets}
+    pricer = _Pricer(portfolio, ctx, account.account, shared.prices)
 
     for row in rows:
         if row.status == "managed":
             if row.in_band:
                 continue  # the common case: nothing to do, nothing to say
             proposal = _towards_target(
-                portfolio, targets[row.key], row, ctx, held, open_sells, decisions, notes
+                portfolio, targets[row.key], row, ctx, held, open_sells, decisions, notes, pricer
             )
         elif row.status == "unmanaged":
-            proposal = _liquidation(portfolio, row, ctx, held, open_sells, decisions, notes)
+            proposal = _liquidation(
+                portfolio, row, ctx, held, open_sells, decisions, notes, pricer
+            )
         else:
             proposal = _towards_target(
-                portfolio, targets[row.key], row, ctx, held, open_sells, decisions, notes
+                portfolio, targets[row.key], row, ctx, held, open_sells, decisions, notes, pricer
             )
         if proposal is not None:
             proposals.append(proposal)
 
-    ordered = sorted(proposals, key=lambda p: (p.side != "SELL", p.key))
-    pricer = _Pricer(portfolio, ctx, account.account, shared.prices)
-    priced = [pricer.price(p, leg) for leg, p in enumerate(ordered, start=first_leg)]
-    sells = [o for o in priced if o.side == "SELL"]
-    buys = [o for o in priced if o.side == "BUY"]
+    # Sells first, each side by instrument key; legs numbered in that order.
+    by_key = operator.itemgetter(0)
+    ordered = sorted(
+        ((order.key, order, why) for order, why in proposals if order.side == "SELL"), key=by_key
+    )
+    sell_count = len(ordered)
+    ordered += sorted(
+        ((order.key, order, why) for order, why in proposals if order.side != "SELL"), key=by_key
+    )
+    priced = [_number(order, leg) for leg, (_, order, _) in enumerate(ordered, start=first_leg)]
+    whys = [why for _, _, why in ordered]
+    sells = priced[:sell_count]
+    buys = priced[sell_count:]
 
     # Accounts share their quotes and clock, so instruments whose quote passed the quote-only
     # checks under the same limits need not be checked again (`Checker`).
@@ -240,7 +243,7 @@ def plan_account(
 
     band_text = _band_text(portfolio)
     orders = tuple(
-        _settle(order, leg, ordered[order.leg - first_leg].reason(band_text))
+        _settle(order, leg, _reason(whys[order.leg - first_leg], band_text))
         for leg, order in enumerate(final, start=first_leg)
     )
     return AccountPlan(
@@ -256,6 +259,13 @@ def plan_account(
         notes=tuple(notes),
         cash_for_buys=None if budget is None else round(budget, 2),
     )
+
+
+def _number(order: PlannedOrder, leg: int) -> PlannedOrder:
+    """A freshly priced order with its provisional leg (its place in sells-then-buys order),
+    set in place: nothing outside this account's planning holds it yet (see `_settle`)."""
+    order.__dict__["leg"] = leg
+    return order
 
 
 def _settle(order: PlannedOrder, leg: int, reason: str) -> PlannedOrder:
@@ -296,7 +306,8 @@ def _towards_target(
     open_sells: Mapping[int, float],
     decisions: list[RiskDecision],
     notes: list[str],
-) -> _Proposal | None:
+    pricer: _Pricer,
+) -> tuple[PlannedOrder, _Why] | None:
     if row.status == "unresolved":
         decisions.append(_refuse(INSTRUMENT_UNRESOLVED, row, {"instrument": row.key}))
         return None
@@ -305,7 +316,7 @@ def _towards_target(
     if row.status == "missing-price":
         decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
         return None
-    contract = ctx.contract(row.con_id)
+    contract = ctx.contracts.get(row.con_id)
     assert contract is not None  # the drift row was valued with it
     if row.status == "missing-fx":
         detail = {"currency": contract.currency, "base": ctx.account.base_currency}
@@ -334,7 +345,8 @@ def _towards_target(
     if quantity <= 0:
         notes.append(f"{row.key}: gap {gap:+g} is less than one size increment ({increment:g})")
         return None
-    notional = quantity * row.price * ctx.account.fx_rate(contract.currency)
+    fx = ctx.account.fx_rate(contract.currency)
+    notional = quantity * row.price * fx  # type: ignore[operator]
     closes_position = row.target_quantity == 0 and abs(effective + (
         quantity if side == "BUY" else -quantity)) < _EPS
     if notional < portfolio.min_trade_notional - _EPS and not closes_position:
@@ -343,7 +355,7 @@ def _towards_target(
             f"{portfolio.min_trade_notional:g}"
         )
         return None
-    return _Proposal(contract, row.key, side, quantity, (portfolio, target, row))
+    return pricer.order(contract, row.key, side, quantity, fx), (portfolio, target, row)
 
 
 def _liquidation(
@@ -354,14 +366,16 @@ def _liquidation(
     open_sells: Mapping[int, float],
     decisions: list[RiskDecision],
     notes: list[str],
-) -> _Proposal | None:
+    pricer: _Pricer,
+) -> tuple[PlannedOrder, _Why] | None:
     if portfolio.unmanaged != "liquidate" or row.in_band:
         return None
     if row.price is None:
         decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
         return None
     contract = ctx.contract(row.con_id) or _contract_from_position(ctx.account, row)
-    if ctx.account.fx_rate(contract.currency) is None:
+    fx = ctx.account.fx_rate(contract.currency)
+    if fx is None:
         detail = {"currency": contract.currency, "base": ctx.account.base_currency}
         decisions.append(_refuse(FX_RATE_MISSING, row, detail))
         return None
@@ -386,7 +400,7 @@ def _liquidation(
     reason = f"{row.key}: unmanaged holding {row.quantity:g}, unmanaged=liquidate"
     if row.in_flight:
         reason += f", in flight {row.in_flight:+g}"
-    return _Proposal(contract, row.key, side, quantity, reason)
+    return pricer.order(contract, row.key, side, quantity, fx), reason
 
 
 def _contract_from_position(account: AccountState, row: DriftRow) -> ContractInfo:
@@ -458,7 +472,7 @@ class _Pricer:
     tick, so it is worked out once per instrument and side for the whole plan (`prices`,
     shared through `PlanShared`) rather than once per account."""
 
-    __slots__ = ("account", "ctx", "execution", "fx_rate", "min_trade", "prices", "quotes")
+    __slots__ = ("account", "execution", "min_trade", "prices", "quotes")
 
     def __init__(
         self,
@@ -469,33 +483,30 @@ class _Pricer:
     ) -> None:
         self.execution = portfolio.execution
         self.min_trade = portfolio.min_trade_notional
-        self.ctx = ctx
         self.account = account
         self.prices = prices
         self.quotes = ctx.quotes
-        self.fx_rate = ctx.account.fx_rate
 
-    def price(self, proposal: _Proposal, leg: int) -> PlannedOrder:
-        contract = proposal.contract
+    def order(
+        self, contract: ContractInfo, key: str, side: str, quantity: float, fx: float
+    ) -> PlannedOrder:
+        """The planned order, priced, with leg 0 until the account's orders are numbered."""
         con_id = contract.con_id
-        side = proposal.side
-        quantity = proposal.quantity
         execution = self.execution
         quote = self.quotes[con_id]
-        key = (con_id, side, execution.order_type, execution.limit_offset_bps)
-        found = self.prices.get(key)
+        found = self.prices.get((con_id, side, execution.order_type, execution.limit_offset_bps))
         if found is None:
             limit = limit_price(
                 side, quote, execution.order_type, execution.limit_offset_bps, contract.min_tick
             )
             found = (limit, limit if limit is not None else _far_side(side, quote))
-            self.prices[key] = found
+            self.prices[(con_id, side, execution.order_type, execution.limit_offset_bps)] = found
         limit, unit_price = found
-        notional = estimate_notional(quantity, unit_price, self.fx_rate(contract.currency), side)
+        notional = estimate_notional(quantity, unit_price, fx, side)
         return _new_order(
-            leg,
+            0,
             self.account,
-            proposal.key,
+            key,
             contract.symbol,
             con_id,
             contract.sec_type,

@@ -389,6 +389,22 @@ class _Book:
     def copy(self) -> _Book:
         return _Book(dict(self.effective), self.gross, self.daily, self.orders, self.turnover)
 
+    def record(self, order: PlannedOrder, unit: float) -> None:
+        """An accepted order joins the book (valued at its risk unit, as checked)."""
+        effective = self.effective
+        con_id = order.con_id
+        quantity = order.quantity
+        before = effective.get(con_id, 0.0)
+        after = before + quantity if order.side == "BUY" else before - quantity
+        effective[con_id] = after
+        self.orders += 1
+        notional = quantity * unit
+        self.turnover += notional
+        if self.daily is not None:
+            self.daily += notional
+        if self.gross is not None:
+            self.gross += (abs(after) - abs(before)) * unit
+
 
 # ---------------------------------------------------------------- the checks, in order
 
@@ -744,17 +760,19 @@ class Checker:
         fx_rate = ctx.account.fx_rate
         effective = book.effective
         in_step = bool(known)
+        record = book.record
         for order in orders:
             con_id = order.con_id
             quote = quotes.get(con_id)
             fx = fx_rate(order.currency)
+            reference = None if quote is None else quote.reference_price
             price = (
-                None if quote is None or quote.reference_price is None
-                else _highest_usable(order.limit_price, quote.ask, quote.reference_price)
+                None if reference is None
+                else _highest_usable(order.limit_price, quote.ask, reference)  # type: ignore[union-attr]
             )
             if in_step and id(order) in known:
                 accepted.append(order)
-                _record(order, price * fx, book)  # type: ignore[operator]
+                record(order, price * fx)  # type: ignore[operator]
                 continue
             ok = False
             if price is not None and fx is not None:
@@ -770,7 +788,7 @@ class Checker:
             )
             if final is not None:
                 accepted.append(final)
-                _record(final, price * fx, book)  # type: ignore[operator]
+                record(final, price * fx)  # type: ignore[operator]
                 if clean is not None and final is order and len(decisions) == taken:
                     clean.add(id(order))
             in_step = in_step and final is order and id(order) in accepted_before
@@ -812,20 +830,6 @@ def recheck_plan(
     if not taken:
         return plan, ()
     return dataclasses.replace(plan, accounts=tuple(accounts)), tuple(taken)
-
-
-def _record(order: PlannedOrder, unit: float, book: _Book) -> None:
-    """An accepted order joins the running book (valued at its risk unit, as checked)."""
-    before = book.effective.get(order.con_id, 0.0)
-    after = before + order.signed_quantity
-    book.effective[order.con_id] = after
-    book.orders += 1
-    notional = order.quantity * unit
-    book.turnover += notional
-    if book.daily is not None:
-        book.daily += notional
-    if book.gross is not None:
-        book.gross += (abs(after) - abs(before)) * unit
 
 
 def _open_book(ctx: RiskContext, limits: EffectiveLimits) -> _Book:
