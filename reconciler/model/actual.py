@@ -202,8 +202,13 @@ class AccountState:
             raise KeyError(currency)
         return amount * rate
 
-    def held_by_con_id(self) -> dict[int, float]:
-        """Quantity held per conId (positions of one instrument summed)."""
+    def held_by_con_id(self) -> Mapping[int, float]:
+        """Quantity held per conId (positions of one instrument summed); read-only, worked
+        out once per account state (drift, planner and risk each ask)."""
+        return self._held
+
+    @cached_property
+    def _held(self) -> dict[int, float]:
         held: dict[int, float] = {}
         for position in self.positions:
             held[position.con_id] = held.get(position.con_id, 0.0) + position.quantity
