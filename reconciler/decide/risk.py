@@ -4,9 +4,12 @@ Responsible for
 - `effective_limits`: the limits that bind one portfolio, from its git `RiskPolicy`, the
   `EXEC_RISK_*` environment overrides (which may only tighten git) and the store's
   out-of-band halt (which may only make trading stricter), each with the source it came from;
-- `check_orders`: running a cycle's planned orders, in leg order, through small check
-  functions (each returns nothing, a clip or a denial with a SCREAMING_SNAKE code and
-  key=value detail) and returning the orders that may go out plus every decision taken;
+- `check_orders`: running a cycle's planned orders, in leg order, through the checks in the
+  order of `CHECK_ORDER` (each gives nothing, a clip or a denial with a SCREAMING_SNAKE code
+  and key=value detail) and returning the orders that may go out plus every decision taken.
+  The checks that read only the quote run once per instrument (`_quote_denial`); the order
+  and book checks are fused into one pass per order (`_Chain`), each limit read once per
+  policy, because a plan of 10^5 orders runs them 10^5 times;
 - `recheck_plan`: the same checks over a saved plan's orders at apply time, against the
   limits and broker picture of then (a saved plan is never trusted to be within limits).
 
