@@ -25,6 +25,19 @@ from reconciler.model.plan import dumps, loads
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def assert_same_accounts(new, old):
+    """Account by account, the two plans' drift, orders, decisions, notes and cash budget are
+    equal (decisions compared field by field, details included)."""
+    for mine, theirs in zip(new.accounts, old.accounts, strict=True):
+        assert mine.drift == theirs.drift
+        assert mine.orders == theirs.orders
+        assert [dataclasses.astuple(d) for d in mine.decisions] == [
+            dataclasses.astuple(d) for d in theirs.decisions
+        ]
+        assert mine.notes == theirs.notes
+        assert mine.cash_for_buys == theirs.cash_for_buys
+
+
 def _policy_of(scenario):
     limits = scenario.limits
     return {
@@ -60,14 +73,7 @@ def test_optimised_planner_when_given_random_books_then_plans_equal_the_referenc
     scenario, halt
 ):
     new, old = _both(scenario, halt)
-    for mine, theirs in zip(new.accounts, old.accounts, strict=True):
-        assert mine.drift == theirs.drift
-        assert mine.orders == theirs.orders
-        assert [dataclasses.astuple(d) for d in mine.decisions] == [
-            dataclasses.astuple(d) for d in theirs.decisions
-        ]
-        assert mine.notes == theirs.notes
-        assert mine.cash_for_buys == theirs.cash_for_buys
+    assert_same_accounts(new, old)
     # The optimised plan also states each price's source (all live here).
     assert {q.pop("price_source") for q in map(dict, new.quotes.values())} <= {"live"}
     sources = {k: dict(v) for k, v in new.quotes.items()}

@@ -17,6 +17,7 @@ import random
 import pytest
 from reference_planner import planner as reference
 from reference_planner import risk as reference_risk
+from test_planner_matches_reference import assert_same_accounts
 
 from reconciler.decide import risk
 from reconciler.decide.planner import build_plan
@@ -147,14 +148,7 @@ def test_optimised_planner_when_given_a_fleet_of_accounts_then_plans_equal_the_r
         now=NOW, plan_id="fleet",
     )
     assert sum(len(a.orders) for a in new.accounts) > 0
-    for mine, theirs in zip(new.accounts, old.accounts, strict=True):
-        assert mine.drift == theirs.drift
-        assert mine.orders == theirs.orders
-        assert [dataclasses.astuple(d) for d in mine.decisions] == [
-            dataclasses.astuple(d) for d in theirs.decisions
-        ]
-        assert mine.notes == theirs.notes
-        assert mine.cash_for_buys == theirs.cash_for_buys
+    assert_same_accounts(new, old)
     sources = {k: {f: v for f, v in q.items() if f != "price_source"}
                for k, q in new.quotes.items()}
     assert dataclasses.replace(new, quotes=sources) == old
