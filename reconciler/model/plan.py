@@ -353,24 +353,30 @@ _row_values = {
 _DETAIL = _COLUMNS["decisions"].index("detail")
 
 
-def _table(kind: str, items: Sequence[Any]) -> dict[str, list[Any]]:
-    values = _row_values[kind]
-    rows = list(map(list, map(values, items)))
-    if kind == "decisions":
-        for row in rows:
-            row[_DETAIL] = dict(row[_DETAIL])
+def _table(kind: str, items: Sequence[Any], *, as_lists: bool) -> dict[str, list[Any]]:
+    """A table of `items`; its rows are lists, or, when only serialised (`as_lists` false),
+    the tuples the getter returns (the same JSON, without a copy of each row)."""
+    rows: list[Any] = list(map(_row_values[kind], items))
+    if kind == "decisions" and not all(type(d.detail) is dict for d in items):
+        rows = [[*row[:_DETAIL], dict(row[_DETAIL]), *row[_DETAIL + 1 :]] for row in rows]
+    elif as_lists:
+        rows = list(map(list, rows))
     return {"columns": list(_COLUMNS[kind]), "rows": rows}
 
 
 def to_dict(plan: Plan) -> dict[str, Any]:
     """The plan document without its seal (the store keeps this form)."""
+    return _document(plan, as_lists=True)
+
+
+def _document(plan: Plan, *, as_lists: bool) -> dict[str, Any]:
     with _bulk():
         accounts = []
         for a in plan.accounts:
             body = dict(zip(_ACCOUNT_MEMBERS, _account_members(a), strict=True))
-            body["drift"] = _table("drift", a.drift)
-            body["orders"] = _table("orders", a.orders)
-            body["decisions"] = _table("decisions", a.decisions)
+            body["drift"] = _table("drift", a.drift, as_lists=as_lists)
+            body["orders"] = _table("orders", a.orders, as_lists=as_lists)
+            body["decisions"] = _table("decisions", a.decisions, as_lists=as_lists)
             body["notes"] = list(a.notes)
             accounts.append(body)
         body = _flat(plan)
@@ -401,15 +407,15 @@ def dumps(plan: Plan) -> str:
     """The plan file's text: indented for review in a PR; very large plans compactly (the
     canonical bytes the digest is taken over, with the seal appended: serialised once)."""
     with _bulk():
-        document = to_dict(plan)
+        document = _document(plan, as_lists=False)
         canonical, parts = _canonical(document, locate=True)
         integrity = _integrity(hashlib.sha256(canonical).hexdigest(), parts)
         if sum(len(a.orders) + len(a.drift) for a in plan.accounts) < _SMALL_PLAN_ROWS:
             document[INTEGRITY_KEY] = integrity
             option = orjson.OPT_INDENT_2 | _CANONICAL & ~orjson.OPT_SORT_KEYS
             return orjson.dumps(document, option=option, default=str).decode()
-        seal_ = _dumps(INTEGRITY_KEY) + b":" + _dumps(integrity)
-        return (canonical[:-1] + b"," + seal_ + b"}").decode()
+        seal_ = [b",", _dumps(INTEGRITY_KEY), b":", _dumps(integrity), b"}"]
+        return b"".join([memoryview(canonical)[:-1], *seal_]).decode()
 
 
 def loads(text: str | bytes) -> Plan:
@@ -435,10 +441,11 @@ def sealed_as_written(text: str | bytes, data: Any) -> bool:
     suffix = b"," + _dumps(INTEGRITY_KEY) + b":" + _dumps(seal_) + b"}"
     if not raw.endswith(suffix):
         return False
-    canonical = raw[: -len(suffix)] + b"}"
+    digest = hashlib.sha256(memoryview(raw)[: -len(suffix)])
+    digest.update(b"}")
     # SHA-256 matching means these are the very bytes the digest was taken over when the
     # plan was written, which were canonical: the parsed document is the sealed one.
-    return hashlib.sha256(canonical).hexdigest() == seal_.get("digest")
+    return digest.hexdigest() == seal_.get("digest")
 
 
 def from_dict(data: Any) -> Plan:
