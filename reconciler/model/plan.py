@@ -256,9 +256,10 @@ def order_ref(plan_id: str, leg: int) -> str:
 #   mapping (key -> {instrument, weight, quantity}) is written as a table whose columns are
 #   `key`, `weight`, `quantity` and `instrument.<field>` for each instrument field, or, when
 #   an account earlier in the snapshot has byte-for-byte the same targets (a model portfolio
-#   shared by many accounts), as `{"same_as": "<that account>"}` (always the first account
-#   holding them). Targets of another shape are kept as `{"value": ...}`. The reader rebuilds
-#   the same mapping (accounts that share targets share one mapping in memory).
+#   shared by many accounts), as `{"same_as": "<that account>"}`, naming the first account
+#   holding them, whose targets are written out (references never chain, and need no member
+#   order). Targets of another shape are kept as `{"value": ...}`. The reader rebuilds the
+#   same mapping (accounts that share targets share one mapping in memory).
 # - there are no top-level `orders` or `decisions` (versions 1-3 carried them as derived
 #   copies): `Plan.orders` / `Plan.decisions` derive them, and `document_orders` /
 #   `document_decisions` do for a stored document of any version. `totals` is derived from
@@ -269,8 +270,8 @@ def order_ref(plan_id: str, leg: int) -> str:
 #   digest is over the JSON values, not the bytes: re-indenting or reordering keys keeps
 #   it, any changed value (a number respelled, 20.0 as 20, included) breaks it.
 # - `locate`: small CRC-32 checksums of the document's parts: each top-level member, each
-#   account's members, each table row (the low 24 bits of the row's CRC-32, as 4 base64
-#   characters per row packed in one string) and each column of the orders. They decide
+#   account's members, each table's `columns` list and rows (the low 24 bits of each row's
+#   CRC-32, as 4 base64 characters per row packed in one string) and each order column. They decide
 #   nothing; they only let the reader say *where* a document that fails its digest was
 #   edited (an order by leg and field, a drift or decision row by its key).
 # Large plans (5,000 rows and more) are written compactly as the canonical bytes themselves
@@ -572,30 +573,49 @@ def _targets_table(targets: Any) -> dict[str, Any]:
 
 
 def _expand_snapshot(value: Any) -> dict[str, Any]:
-    """`Plan.desired_snapshot` from its written form (the inverse of `_compact_snapshot`)."""
+    """`Plan.desired_snapshot` from its written form (the inverse of `_compact_snapshot`).
+    Tables first, then the references to them: an object's member order carries no meaning
+    in JSON, so a reference may come before the account it names."""
     if not isinstance(value, Mapping):
         raise PlanFileError("desired_snapshot is not an object")
+    tables: dict[str, Any] = {}
+    for account, entry in value.items():
+        written = _written_targets(entry)
+        if written is not None and not _is_reference(written):
+            tables[account] = _targets_of(written, f"desired_snapshot.{account}.portfolio.targets")
     expanded: dict[str, Any] = {}
     for account, entry in value.items():
-        portfolio = entry.get("portfolio") if isinstance(entry, Mapping) else None
-        if not isinstance(portfolio, Mapping) or "targets" not in portfolio:
+        written = _written_targets(entry)
+        if written is None:
             expanded[account] = entry
             continue
-        path = f"desired_snapshot.{account}.portfolio.targets"
-        targets = _targets_of(portfolio["targets"], expanded, path)
-        expanded[account] = {**entry, "portfolio": {**portfolio, "targets": targets}}
+        if _is_reference(written):
+            holder = written["same_as"]
+            if not isinstance(holder, str) or holder not in tables:
+                raise PlanFileError(
+                    f"desired_snapshot.{account}.portfolio.targets.same_as {holder!r} is not "
+                    "an account whose targets are written out"
+                )
+            targets = tables[holder]
+        else:
+            targets = tables[account]
+        expanded[account] = {**entry, "portfolio": {**entry["portfolio"], "targets": targets}}
     return expanded
 
 
-def _targets_of(written: Any, earlier: Mapping[str, Any], path: str) -> Any:
-    if isinstance(written, Mapping) and set(written) == {"same_as"}:
-        holder = earlier.get(written["same_as"]) if isinstance(written["same_as"], str) else None
-        portfolio = holder.get("portfolio") if isinstance(holder, Mapping) else None
-        if not isinstance(portfolio, Mapping) or "targets" not in portfolio:
-            raise PlanFileError(
-                f"{path}.same_as {written['same_as']!r} is not an earlier account with targets"
-            )
-        return portfolio["targets"]
+def _written_targets(entry: Any) -> Any:
+    """A snapshot entry's written targets; None when its portfolio has none."""
+    portfolio = entry.get("portfolio") if isinstance(entry, Mapping) else None
+    if not isinstance(portfolio, Mapping) or "targets" not in portfolio:
+        return None
+    return portfolio["targets"]
+
+
+def _is_reference(written: Any) -> bool:
+    return isinstance(written, Mapping) and set(written) == {"same_as"}
+
+
+def _targets_of(written: Any, path: str) -> Any:
     if isinstance(written, Mapping) and set(written) == {"value"}:
         return written["value"]
     if not isinstance(written, Mapping) or set(written) != {"columns", "rows"}:
@@ -667,11 +687,11 @@ def _table_canonical(kind: str, table: Mapping[str, Any], locate: bool) -> tuple
     `locate` its row checksums and, for the orders, its column checksums (what names the
     edited field of an order; kept to the orders as they cost a second pass over a table)."""
     rows = table["rows"]
-    written = _dumps(rows)
-    pieces = [b'{"columns":', _dumps(table["columns"]), b',"rows":', written, b"}"]
+    written, header = _dumps(rows), _dumps(table["columns"])
+    pieces = [b'{"columns":', header, b',"rows":', written, b"}"]
     if not locate:
         return pieces, None
-    part: dict[str, Any] = {"rows": _packed_crcs(_items(written, rows))}
+    part: dict[str, Any] = {"header": _crc(header), "rows": _packed_crcs(_items(written, rows))}
     if kind == "orders":
         part["columns"] = _column_crcs(table["columns"], rows)
     return pieces, part
@@ -889,12 +909,19 @@ def _table_edits(
     """Which rows (and, for edited rows, which columns) of a table differ from when it was
     written."""
     found = []
+    if then.get("header") != now["header"]:
+        names = account[kind].get("columns")
+        names = [str(n) for n in names] if isinstance(names, list) else []
+        said = [
+            f"{label} {', '.join(listed)}"
+            for label, listed in (
+                ("without", [c for c in _COLUMNS[kind] if c not in names]),
+                ("with unknown", [c for c in names if c not in _COLUMNS[kind]]),
+            )
+            if listed
+        ]
+        return [f"{path}.columns ({'; '.join(said) or 'reordered or repeated'})"]
     then_columns, now_columns = then.get("columns") or {}, now.get("columns") or {}
-    if now_columns and list(then_columns) != list(now_columns):
-        found.append(
-            f"{path}.columns (now {', '.join(now_columns)}; were {', '.join(then_columns)})"
-        )
-        return found
     columns = [c for c in now_columns if then_columns.get(c) != now_columns[c]]
     then_rows, now_rows = _chunks(str(then.get("rows", ""))), _chunks(now["rows"])
     matcher = difflib.SequenceMatcher(None, then_rows, now_rows, autojunk=False)

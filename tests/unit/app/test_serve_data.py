@@ -13,7 +13,9 @@ from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 from reconciler.app.mcp_server import RISK_CODES, explain_code
 from reconciler.app.serve import data
 from reconciler.decide.planner import build_plan
+from reconciler.model.clock import FixedClock
 from reconciler.model.plan import document_orders, to_dict
+from reconciler.store import open_store
 
 T0 = dt.datetime(2026, 1, 7, 17, 0, tzinfo=dt.UTC)
 
@@ -198,6 +200,36 @@ def test_a_malformed_stored_plan_reads_as_no_orders_rather_than_failing(body):
     summary = data.plan_summary(body, "DU1")
     assert summary["orders"] == [] and summary["decisions"] == []
     assert data.cash_nav_series([body], "DU1") == {"t": [], "nav": [], "cash": []}
+
+
+def test_a_store_holding_a_format_3_plan_and_a_format_4_plan_shows_each(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'reconciler.db'}", clock=FixedClock(NOW))
+    try:
+        order = {"leg": 1, "account": "DU0000009", "symbol": "VTI", "side": "BUY", "quantity": 3.0}
+        store.record_plan(
+            {
+                "format": "ib-reconciler/plan",
+                "version": 3,
+                "plan_id": "old",
+                "created_at": T0.isoformat(),
+                "accounts": [{"account": "DU0000009", "orders": [order], "decisions": [],
+                              "drift": [{"key": "VTI", "status": "managed",
+                                         "target_weight": 0.5}]}],
+                "orders": [order],
+                "decisions": [],
+            }
+        )
+        store.record_plan(stored_plan())
+        new = data.account_detail(store, "DU0000002")
+        old = data.account_detail(store, "DU0000009")
+    finally:
+        store.close()
+    assert new["last_plan"]["plan_id"] == "p4"
+    assert {o["symbol"] for o in new["last_plan"]["orders"]} == {"GLD", "TLT"}
+    assert {t["key"] for t in new["targets"]} == {"GLD", "TLT"}
+    assert old["last_plan"]["plan_id"] == "old"
+    assert [o["symbol"] for o in old["last_plan"]["orders"]] == ["VTI"]
+    assert old["targets"] == [{"key": "VTI", "target_weight": 0.5, "target_quantity": None}]
 
 
 def test_a_risk_code_is_explained_with_its_numbers():

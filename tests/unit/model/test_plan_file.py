@@ -11,19 +11,25 @@ import json
 import orjson
 import pytest
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler.decide.planner import build_plan
 from reconciler.model.plan import (
     INTEGRITY_KEY,
+    AccountPlan,
+    DriftRow,
     PlanFileError,
     PlanIntegrityError,
     PlannedOrder,
+    RiskDecision,
     canonical_json,
     content_digest,
     dumps,
     from_dict,
     loads,
     seal,
+    sealed_as_written,
     to_dict,
     to_document,
 )
@@ -135,17 +141,42 @@ def test_a_loaded_plan_is_the_plan_that_was_written():
     assert again.desired_snapshot == plan.desired_snapshot
 
 
-def test_a_large_plan_is_written_compactly_and_reads_back_the_same():
+def large_plan():
     plan = two_account_plan()
-    rows = dataclasses.replace(plan.accounts[0].drift[0], key="X")
-    large = dataclasses.replace(
+    row = dataclasses.replace(plan.accounts[0].drift[0], key="X")
+    return dataclasses.replace(
         plan,
-        accounts=(dataclasses.replace(plan.accounts[0], drift=(rows,) * 5000), *plan.accounts[1:]),
+        accounts=(dataclasses.replace(plan.accounts[0], drift=(row,) * 5000), *plan.accounts[1:]),
     )
+
+
+def test_a_large_plan_is_written_compactly_and_reads_back_the_same():
+    large = large_plan()
     text = dumps(large)
     assert "\n" not in text and text.endswith("}")
+    assert sealed_as_written(text, json.loads(text))  # verified from its bytes
     assert loads(text) == large
-    assert loads(json.dumps(json.loads(text), indent=1)) == large  # the long way, same plan
+    reindented = json.dumps(json.loads(text), indent=1)
+    assert not sealed_as_written(reindented, json.loads(reindented))
+    assert loads(reindented) == large  # verified the long way: the same plan
+
+
+def test_an_edited_compact_plan_is_refused_naming_the_edit():
+    large = large_plan()
+    text = dumps(large)
+    leg = large.accounts[1].orders[0].leg
+    quantity = json.dumps(large.accounts[1].orders[0].quantity)
+    document = json.loads(text)
+    columns = document["accounts"][1]["orders"]["columns"]
+    row = document["accounts"][1]["orders"]["rows"][0]
+    row[columns.index("quantity")] = 1.0
+    edited_text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
+    assert quantity != "1.0" and not sealed_as_written(edited_text, document)
+    with pytest.raises(PlanIntegrityError) as caught:
+        loads(edited_text)
+    assert f"edited: accounts[1].orders[0].quantity (leg {leg}, DU0000002" in "\n".join(
+        caught.value.problems
+    )
 
 
 # ---------------------------------------------------------------- the desired snapshot
@@ -218,7 +249,26 @@ def test_a_target_reference_to_no_earlier_account_is_not_a_readable_plan():
         d["desired_snapshot"]["DU0000002"]["portfolio"]["targets"] = {"same_as": "DU0000009"}
 
     message = unreadable(resealed(edited(document, dangle)))
-    assert "desired_snapshot.DU0000002.portfolio.targets.same_as 'DU0000009'" in message
+    assert "desired_snapshot.DU0000002.portfolio.targets.same_as 'DU0000009' is not" in message
+
+
+def test_a_target_reference_reads_back_whatever_the_member_order():
+    plan = shared_targets_plan(same=True)
+    document = to_document(plan)
+    snapshot = document["desired_snapshot"]
+    document["desired_snapshot"] = dict(reversed(list(snapshot.items())))  # references first
+    assert next(iter(document["desired_snapshot"])) == "DU0000003"
+    assert from_dict(document).desired_snapshot == plan.desired_snapshot
+
+
+def test_a_reference_to_a_reference_is_not_a_readable_plan():
+    plan = shared_targets_plan(same=True)
+
+    def chain(d):
+        d["desired_snapshot"]["DU0000003"]["portfolio"]["targets"] = {"same_as": "DU0000002"}
+
+    message = unreadable(resealed(edited(to_document(plan), chain)))
+    assert "same_as 'DU0000002' is not an account whose targets are written out" in message
 
 
 # ---------------------------------------------------------------- the seal
@@ -515,3 +565,97 @@ def test_a_sealed_plan_with_a_time_without_zone_is_not_a_readable_plan(document)
     naive = resealed(edited(document, lambda d: d.update(created_at="2026-11-20T15:30:00")))
     with pytest.raises(PlanFileError, match=r"created_at .* has no time zone"):
         from_dict(naive)
+
+
+# ---------------------------------------------------------------- any plan round-trips
+
+NAMES = st.text("ABCDXYZ019 ._-é", min_size=1, max_size=6)
+NUMBERS = st.floats(-1e12, 1e12, allow_nan=False) | st.integers(-(10**12), 10**12)
+POSITIVE = st.floats(1e-6, 1e9) | st.integers(1, 10**9)
+OPTIONAL = st.none() | NUMBERS
+
+
+def drift_rows(account: str):
+    return st.builds(
+        DriftRow, account=st.just(account), key=NAMES, symbol=NAMES,
+        con_id=st.none() | st.integers(1, 10**9), status=st.sampled_from(["managed", "unmanaged"]),
+        quantity=NUMBERS, price=OPTIONAL, market_value=OPTIONAL, current_weight=OPTIONAL,
+        target_weight=OPTIONAL, target_quantity=OPTIONAL, drift=OPTIONAL, in_band=st.booleans(),
+        in_flight=NUMBERS,
+    )
+
+
+def orders(account: str, legs: list[int]):
+    return st.tuples(*[
+        st.builds(
+            PlannedOrder, leg=st.just(leg), account=st.just(account), key=NAMES, symbol=NAMES,
+            con_id=st.integers(1, 10**9), sec_type=NAMES, exchange=NAMES, primary_exchange=NAMES,
+            currency=NAMES, side=st.sampled_from(["BUY", "SELL"]), quantity=POSITIVE,
+            order_type=NAMES, limit_price=st.none() | POSITIVE, time_in_force=NAMES,
+            ttl_seconds=NUMBERS, outside_rth=st.booleans(), arrival_price=NUMBERS,
+            est_notional=NUMBERS, est_commission=NUMBERS, reason=st.text(max_size=20),
+            min_trade_notional=NUMBERS,
+        )
+        for leg in legs
+    ])
+
+
+def decisions(account: str):
+    return st.builds(
+        RiskDecision, code=NAMES, action=st.sampled_from(["clip", "deny"]),
+        account=st.just(account), key=NAMES, side=st.sampled_from(["BUY", "SELL"]),
+        requested_quantity=NUMBERS, allowed_quantity=NUMBERS,
+        detail=st.dictionaries(NAMES, st.none() | NUMBERS | NAMES | st.lists(NUMBERS, max_size=2),
+                               max_size=3),
+    )
+
+
+def target_tables():
+    instrument = st.fixed_dictionaries(
+        {"symbol": NAMES, "sec_type": NAMES, "con_id": st.none() | st.integers(1, 10**6)}
+    )
+    target = st.fixed_dictionaries(
+        {"instrument": instrument, "weight": OPTIONAL, "quantity": OPTIONAL}
+    )
+    return st.dictionaries(NAMES, target, max_size=4)
+
+
+@st.composite
+def plans(draw):
+    names = draw(st.lists(st.sampled_from([f"DU000000{n}" for n in range(1, 6)]), min_size=1,
+                          max_size=4, unique=True))
+    tables = draw(st.lists(target_tables(), min_size=1, max_size=2))
+    leg = 0
+    accounts = []
+    for name in names:
+        count = draw(st.integers(0, 3))
+        legs = list(range(leg + 1, leg + 1 + count))
+        leg += count
+        accounts.append(AccountPlan(
+            account=name, portfolio=draw(NAMES), risk_policy="default", base_currency="USD",
+            net_liquidation=draw(NUMBERS), capital=draw(NUMBERS),
+            drift=tuple(draw(st.lists(drift_rows(name), max_size=3))),
+            orders=draw(orders(name, legs)),
+            decisions=tuple(draw(st.lists(decisions(name), max_size=2))),
+            notes=tuple(draw(st.lists(st.text(max_size=8), max_size=2))),
+            cash_for_buys=draw(OPTIONAL),
+        ))
+    snapshot = {
+        name: {"portfolio": {"name": name, "targets": draw(st.sampled_from(tables))},
+               "riskPolicy": None}
+        for name in names
+    }
+    return dataclasses.replace(
+        two_account_plan(), accounts=tuple(accounts), desired_snapshot=snapshot,
+        nav={name: 1.0 for name in names},
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=plans())
+def test_any_plan_reads_back_as_the_plan_written_indented_or_compact(plan):
+    assert loads(dumps(plan)) == plan
+    document = to_document(plan)
+    compact = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    assert loads(compact) == plan
+    assert from_dict(json.loads(json.dumps(document))) == plan
