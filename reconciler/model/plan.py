@@ -506,11 +506,6 @@ def document_decisions(document: Any) -> list[dict[str, Any]]:
     return _document_items(document, "decisions")
 
 
-def document_version(document: Any) -> Any:
-    """The format version a plan document says it is (None when it says nothing)."""
-    return document.get("version") if isinstance(document, Mapping) else None
-
-
 def _document_items(document: Any, kind: str) -> list[dict[str, Any]]:
     if not isinstance(document, Mapping):
         return []
@@ -657,8 +652,6 @@ def canonical_json(value: Any) -> str:
 def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=_CANONICAL, default=str)
 
-
-_canonical_bytes = _dumps
 
 
 def _crc(data: bytes) -> str:
