@@ -214,7 +214,7 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
     async def plan(accounts: list[str] | None = None, path: str | None = None) -> dict[str, Any]:
         from reconciler.cycle.plan import plan_cycle
         from reconciler.model.clock import SystemClock
-        from reconciler.model.plan import to_dict
+        from reconciler.model.plan import document_decisions, document_orders, to_dict
         from reconciler.render.plan import render_plan
 
         desired = load_desired(path)
@@ -225,8 +225,8 @@ def build_server(store: Any, *, settings: Any, directory: str = "desired_state")
         return {
             "text": render_plan(outcome.plan, "text"),
             "plan_id": body.get("plan_id"),
-            "orders": body.get("orders", []),
-            "decisions": body.get("decisions", []),
+            "orders": document_orders(body),
+            "decisions": document_decisions(body),
         }
 
     @tool(

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.broker.pacing import DEFAULT_MESSAGE_RATE
+from reconciler.model.plan import document_orders
 from reconciler.sim import run_in_thread
 from reconciler.sim.market import builtin_universe
 
@@ -252,7 +253,7 @@ def closed_port() -> int:
 
 
 def count_orders(plan: dict) -> int:
-    return sum(len(account.get("orders", [])) for account in plan.get("accounts", []))
+    return len(document_orders(plan))
 
 
 @dataclass(frozen=True)

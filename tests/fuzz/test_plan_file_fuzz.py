@@ -77,6 +77,7 @@ def _paths(value, prefix=()):
 
 
 PATHS = list(_paths(DOCUMENT))
+QUANTITY = DOCUMENT["accounts"][0]["orders"]["columns"].index("quantity")
 
 
 def _at(document, path):
@@ -121,7 +122,10 @@ def test_plan_reader_when_keys_are_reordered_or_reindented_then_it_is_the_same_p
 @given(path=st.sampled_from(PATHS), new=JSON_VALUES,
        how=st.sampled_from(["replace", "delete", "add_sibling"]))
 @example(path=("version",), new=2.0, how="replace")
-@example(path=("accounts", 0, "orders", 0, "quantity"), new=10**12, how="replace")
+@example(path=("accounts", 0, "orders", "rows", 0, QUANTITY), new=10**12, how="replace")
+@example(path=("accounts", 0, "drift", "rows", 1), new=None, how="delete")
+@example(path=("desired_snapshot", "DU0000002", "portfolio", "targets", "rows", 0, 1), new=0.9,
+         how="replace")
 @example(path=(INTEGRITY_KEY, "digest"), new="0" * 64, how="replace")
 @example(path=(INTEGRITY_KEY,), new=None, how="delete")
 def test_plan_reader_when_any_value_is_edited_then_refuses(path, new, how):
@@ -163,6 +167,7 @@ def test_plan_reader_when_the_json_is_foreign_then_refuses(value):
 @given(version=JSON_VALUES)
 @example(version=1)
 @example(version=3)
+@example(version=4.0)
 @example(version="2")
 def test_plan_reader_when_the_version_is_another_then_refuses(version):
     assume(canonical_json(version) != canonical_json(DOCUMENT["version"]))

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.app.exit_codes import EXIT_OK, exit_code_for_status
+from reconciler.model.plan import document_decisions, document_orders, document_rows
 from reconciler.render.views import drift_summary
 
 UTC = dt.UTC
@@ -145,11 +146,19 @@ def health(store: Any, now: dt.datetime, gateway: Mapping[str, Any]) -> dict[str
 
 
 def latest_plan(store: Any, account: str | None = None) -> dict[str, Any] | None:
-    """The newest recorded plan (that covers `account`, when given)."""
+    """The newest recorded plan (that covers `account`, when given), as stored: a plan
+    document of the format version it was written in (read with the `document_*` helpers of
+    reconciler.model.plan, which read every version)."""
     for body in store.recent_plans(limit=200):
-        if account is None or any(a.get("account") == account for a in body.get("accounts", [])):
+        if account is None or any(a.get("account") == account for a in _plan_accounts(body)):
             return body
     return None
+
+
+def _plan_accounts(body: Any) -> list[Mapping[str, Any]]:
+    """A stored plan's accounts (any format version); none when the body is malformed."""
+    accounts = body.get("accounts") if isinstance(body, Mapping) else None
+    return [a for a in accounts if isinstance(a, Mapping)] if isinstance(accounts, list) else []
 
 
 def plan_summary(body: Mapping[str, Any], account: str | None = None) -> dict[str, Any]:
@@ -173,7 +182,7 @@ def plan_summary(body: Mapping[str, Any], account: str | None = None) -> dict[st
                 "est_notional": o.get("est_notional"),
                 "reason": o.get("reason"),
             }
-            for o in body.get("orders", [])
+            for o in document_orders(body)
             if mine(o)
         ],
         "decisions": [
@@ -187,7 +196,7 @@ def plan_summary(body: Mapping[str, Any], account: str | None = None) -> dict[st
                 "allowed_quantity": d.get("allowed_quantity"),
                 "detail": dict(d.get("detail") or {}),
             }
-            for d in body.get("decisions", [])
+            for d in document_decisions(body)
             if mine(d)
         ],
     }
@@ -211,7 +220,7 @@ def account_detail(store: Any, account: str) -> dict[str, Any] | None:
     report = report_of(cycles[0]) if cycles else {}
     targets: list[dict[str, Any]] = []
     if plan is not None:
-        for acct in plan.get("accounts", []):
+        for acct in _plan_accounts(plan):
             if acct.get("account") == account:
                 targets = [
                     {
@@ -219,7 +228,7 @@ def account_detail(store: Any, account: str) -> dict[str, Any] | None:
                         "target_weight": r.get("target_weight"),
                         "target_quantity": r.get("target_quantity"),
                     }
-                    for r in acct.get("drift", [])
+                    for r in document_rows(acct, "drift")
                     if r.get("status") != "unmanaged"
                 ]
     drift_fields = (
@@ -319,14 +328,16 @@ def cash_nav_series(plans: Iterable[Mapping[str, Any]], account: str) -> dict[st
     liquidation minus the market value of every position it saw (managed or not)."""
     points = []
     for body in plans:
-        for acct in body.get("accounts", []):
+        for acct in _plan_accounts(body):
             if acct.get("account") != account or acct.get("net_liquidation") is None:
                 continue
             when = body.get("snapshot_time") or body.get("created_at")
             if not isinstance(when, str):
                 continue
             nav = float(acct["net_liquidation"])
-            invested = sum(float(r.get("market_value") or 0.0) for r in acct.get("drift", []))
+            invested = sum(
+                float(r.get("market_value") or 0.0) for r in document_rows(acct, "drift")
+            )
             points.append((dt.datetime.fromisoformat(when).timestamp(), nav, nav - invested))
     points.sort()
     return {

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from e2e import Cli, base_env, placed_order_refs
 
+from reconciler.model.plan import document_orders
 from reconciler.sim import run_in_thread
 
 ENABLED = {"ORDERS_ENABLED": "true"}
@@ -114,9 +115,7 @@ def test_apply_of_a_saved_plan_sends_exactly_its_orders(cli, sim, desired_dir, t
     out = tmp_path / "plan.json"
     assert cli("plan", str(desired_dir), "--out", str(out)).returncode == 0
     plan = json.loads(out.read_text())
-    expected = {
-        f"rc-{plan['plan_id']}-{o['leg']:03d}" for a in plan["accounts"] for o in a["orders"]
-    }
+    expected = {f"rc-{plan['plan_id']}-{o['leg']:03d}" for o in document_orders(plan)}
     result = cli("apply", str(out), "--dir", str(desired_dir), env=ENABLED)
     assert result.returncode == 0, result.stderr
     assert sorted(placed_order_refs(sim)) == sorted(expected)
@@ -174,7 +173,7 @@ def test_partial_fills_and_ttl_cancels_are_recorded_and_the_next_cycle_plans_the
             and events[-1] == "CANCEL"
         )
         again = json.loads(cli("plan", str(desired_dir), "--format", "json").stdout)
-        [next_bnd] = [o for a in again["accounts"] for o in a["orders"] if o["key"] == "BND"]
+        [next_bnd] = [o for o in document_orders(again) if o["key"] == "BND"]
         assert next_bnd["quantity"] == bnd["quantity"] - held
 
 

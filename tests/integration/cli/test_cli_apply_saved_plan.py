@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model.plan import seal
+from reconciler.model.plan import document_orders, seal
 
 pytestmark = pytest.mark.integration
 
@@ -53,25 +53,38 @@ def _assert_nothing_sent(sim, workdir: Path) -> None:
     assert _intents(workdir) == []
 
 
+def _order(d: dict, account: int, row: int) -> dict:
+    """One order of the file (a row of its account's orders table) by field name."""
+    table = d["accounts"][account]["orders"]
+    return dict(zip(table["columns"], table["rows"][row], strict=True))
+
+
+def _set(d: dict, account: int, row: int, **values) -> None:
+    table = d["accounts"][account]["orders"]
+    for field, value in values.items():
+        table["rows"][row][table["columns"].index(field)] = value
+
+
 def _edit_quantity(d: dict) -> None:
-    d["accounts"][0]["orders"][0]["quantity"] = 2000.0
+    _set(d, 0, 0, quantity=2000.0)
 
 
 def _edit_limit_price_and_type(d: dict) -> None:
-    d["accounts"][0]["orders"][0].update(order_type="LMT", limit_price=300.0)
+    _set(d, 0, 0, order_type="LMT", limit_price=300.0)
 
 
 def _edit_account(d: dict) -> None:
-    d["accounts"][0]["orders"][1]["account"] = "DU0000001"
+    d["accounts"][0]["account"] = "DU0000001"
 
 
 def _add_order(d: dict) -> None:
-    orders = d["accounts"][1]["orders"]
-    orders.append({**orders[0], "leg": 8, "quantity": 10.0})
+    rows = d["accounts"][1]["orders"]["rows"]
+    rows.append(list(rows[0]))
+    _set(d, 1, len(rows) - 1, leg=8, quantity=10.0)
 
 
-def _edit_flat_orders(d: dict) -> None:
-    d["orders"][2]["quantity"] = 1.0
+def _drop_drift_row(d: dict) -> None:
+    d["accounts"][1]["drift"]["rows"].pop(0)
 
 
 def _edit_desired_hash(d: dict) -> None:
@@ -84,11 +97,11 @@ EDITS = {
         _edit_limit_price_and_type,
         "accounts[0].orders[0].order_type, accounts[0].orders[0].limit_price",
     ),
-    "account": (_edit_account, "accounts[0].orders[1].account (leg 2, DU0000001 BUY TLT)"),
+    "account": (_edit_account, "edited: accounts[0].account (DU0000001)"),
     "added order": (_add_order, "accounts[1].orders[3] (leg 8, DU0000001 BUY BND): added"),
-    "top-level orders": (
-        _edit_flat_orders,
-        "orders[2].quantity (differs from accounts[0].orders[2]",
+    "dropped drift row": (
+        _drop_drift_row,
+        "accounts[1].drift (DU0000001): 1 drift row(s) removed (were drift[0])",
     ),
     "desired hash": (_edit_desired_hash, "edited: desired_hash"),
 }
@@ -109,17 +122,17 @@ def test_apply_of_an_edited_plan_is_refused_naming_the_edit_and_sends_nothing(
     _assert_nothing_sent(sim, tmp_path)
 
 
-def test_apply_of_a_plan_whose_two_order_lists_disagree_under_a_valid_digest_is_refused(
+def test_apply_of_a_plan_given_a_second_order_list_under_a_valid_digest_is_refused(
     cli, sim, desired_dir, tmp_path
 ):
     _, document = _plan(cli, desired_dir, tmp_path)
-    document["orders"][0]["quantity"] = 1.0  # the derived copy edited, then the file resealed
+    document["orders"] = [{**_order(document, 0, 0), "quantity": 1.0}]  # then resealed
     del document["integrity"]
     document["integrity"] = seal(document)
     resealed = _write(tmp_path / "resealed.json", document)
     result = cli("apply", str(resealed), "--dir", str(desired_dir), env=ENABLED)
     assert result.returncode == 3, (result.stdout, result.stderr)
-    assert "orders[0].quantity" in result.stderr and "must equal accounts[].orders" in result.stderr
+    assert "a version 4 plan has no top-level orders" in result.stderr
     _assert_nothing_sent(sim, tmp_path)
 
 
@@ -138,8 +151,13 @@ UNREADABLE = {
     "not a plan": (lambda text: '{"hello": 1}', "not an ib-reconciler plan file"),
     "a JSON list": (lambda text: "[1, 2]", "not an ib-reconciler plan file"),
     "format version 1": (
-        lambda text: text.replace('"version": 3', '"version": 1'),
+        lambda text: text.replace('"version": 4', '"version": 1'),
         "plan format version 1 is not supported",
+    ),
+    "format version 3": (
+        lambda text: text.replace('"version": 4', '"version": 3'),
+        "plan format version 3 is not supported (this reconciler reads version 4); make a new "
+        "plan with `reconcile plan --out FILE`",
     ),
     "empty": (lambda text: "", "not valid JSON"),
 }
@@ -163,11 +181,7 @@ def test_apply_clips_a_saved_plan_to_a_limit_tightened_at_apply_time(
     cli, sim, desired_dir, tmp_path
 ):
     out, document = _plan(cli, desired_dir, tmp_path)
-    planned = {
-        f"rc-{document['plan_id']}-{o['leg']:03d}": o
-        for a in document["accounts"]
-        for o in a["orders"]
-    }
+    planned = {f"rc-{document['plan_id']}-{o['leg']:03d}": o for o in document_orders(document)}
     tightened = {**ENABLED, "EXEC_RISK_ENABLED": "true", "EXEC_RISK_MAX_ORDER_NOTIONAL": "20000"}
     result = cli("apply", str(out), "--dir", str(desired_dir), "--format", "json", env=tightened)
     assert result.returncode == 0, result.stderr
@@ -207,7 +221,7 @@ def test_apply_denies_every_order_of_a_saved_plan_that_no_longer_fits_and_sends_
         rows = db.execute("select code, action, detail from risk_denials").fetchall()
     finally:
         db.close()
-    assert len([o for a in document["accounts"] for o in a["orders"]]) == 7
+    assert len(document_orders(document)) == 7
     assert [(code, action) for code, action, _ in rows] == [
         ("NOTIONAL_EXCEEDS_MAX_PER_ORDER", "deny")
     ] * 7
@@ -218,10 +232,9 @@ def test_a_forged_plan_with_a_recomputed_digest_is_still_held_to_the_risk_limits
     cli, sim, desired_dir, tmp_path
 ):
     _, document = _plan(cli, desired_dir, tmp_path)
-    gld = document["accounts"][0]["orders"][0]
+    gld = _order(document, 0, 0)
     assert gld["symbol"] == "GLD" and gld["quantity"] == 20
-    for order in (gld, document["orders"][0]):
-        order["quantity"] = 2000.0
+    _set(document, 0, 0, quantity=2000.0)
     del document["integrity"]
     document["integrity"] = seal(document)
     forged = _write(tmp_path / "forged.json", document)

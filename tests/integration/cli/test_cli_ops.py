@@ -8,6 +8,7 @@ import socket
 from e2e import Cli, base_env, placed_order_refs
 from waiting import wait_until
 
+from reconciler.model.plan import document_decisions, document_orders
 from reconciler.sim import run_in_thread
 
 ENABLED = {"ORDERS_ENABLED": "true"}
@@ -131,13 +132,9 @@ def test_show_risk_prints_effective_limits_and_their_source(cli, desired_dir):
 def test_env_override_tightens_the_plan(cli, desired_dir):
     env = {"EXEC_RISK_ENABLED": "true", "EXEC_RISK_MAX_ORDER_NOTIONAL": "5000"}
     plan = json.loads(cli("plan", str(desired_dir), "--format", "json", env=env).stdout)
-    orders = [o for a in plan["accounts"] for o in a["orders"]]
+    orders = document_orders(plan)
     assert orders and all(o["est_notional"] <= 5000 for o in orders)
-    assert any(
-        d["code"] == "NOTIONAL_EXCEEDS_MAX_PER_ORDER"
-        for a in plan["accounts"]
-        for d in a["decisions"]
-    )
+    assert any(d["code"] == "NOTIONAL_EXCEEDS_MAX_PER_ORDER" for d in document_decisions(plan))
 
 
 def test_invalid_environment_value_is_a_clear_error(cli, desired_dir):

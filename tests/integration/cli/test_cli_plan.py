@@ -7,6 +7,7 @@ import socket
 
 from e2e import Cli, base_env, placed_order_refs
 
+from reconciler.model.plan import document_decisions, document_orders
 from reconciler.sim import run_in_thread
 
 # The demo book (DU0000001: 100,000 USD, 100 VTI, 20 AAPL; DU0000002: 80,000 USD, 200 VXUS)
@@ -25,8 +26,7 @@ EXPECTED_ORDERS = {
 def orders_of(plan: dict) -> set[tuple]:
     return {
         (o["account"], o["side"], o["key"], o["quantity"], o["order_type"])
-        for a in plan["accounts"]
-        for o in a["orders"]
+        for o in document_orders(plan)
     }
 
 
@@ -35,11 +35,13 @@ def test_plan_json_lists_exactly_the_expected_orders_and_sends_none(cli, sim, de
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert orders_of(plan) == EXPECTED_ORDERS
-    assert len(plan["orders"]) == len(EXPECTED_ORDERS) and plan["decisions"] == []
-    assert all(o["con_id"] and o["est_notional"] > 0 and o["reason"] for o in plan["orders"])
+    orders = document_orders(plan)
+    assert len(orders) == len(EXPECTED_ORDERS) and document_decisions(plan) == []
+    assert "orders" not in plan and "decisions" not in plan  # format 4: only per account
+    assert all(o["con_id"] and o["est_notional"] > 0 and o["reason"] for o in orders)
     assert plan["totals"]["denials"] == 0
     assert placed_order_refs(sim) == []
-    legs = [o["leg"] for a in plan["accounts"] for o in a["orders"]]
+    legs = [o["leg"] for o in orders]
     assert sorted(legs) == list(range(1, len(EXPECTED_ORDERS) + 1))
 
 

@@ -10,6 +10,8 @@ import json
 import pytest
 from e2e import Cli, base_env, placed_order_refs
 
+from reconciler.model.plan import document_orders
+
 OVERRIDE = {"EXEC_RISK_MAX_ORDER_NOTIONAL": "5000"}
 NOT_APPLIED = "EXEC_RISK_MAX_ORDER_NOTIONAL=5000 is set but NOT applied: EXEC_RISK_ENABLED"
 TYPO_HINT = "ORDER_ENABLED ({where}) is not a variable ib-reconciler reads"
@@ -21,7 +23,7 @@ def cli(tmp_path) -> Cli:
 
 
 def orders(plan: dict) -> list[dict]:
-    return [o for a in plan["accounts"] for o in a["orders"]]
+    return document_orders(plan)
 
 
 def test_an_override_left_off_is_a_warning_in_the_json_plan_and_the_plan_file(

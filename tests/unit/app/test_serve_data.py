@@ -4,12 +4,18 @@ drift over time, cumulative commission and slippage, cash and NAV, risk codes in
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import pytest
+from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 
 from reconciler.app.mcp_server import RISK_CODES, explain_code
 from reconciler.app.serve import data
+from reconciler.decide.planner import build_plan
+from reconciler.model.clock import FixedClock
+from reconciler.model.plan import document_orders, to_dict
+from reconciler.store import open_store
 
 T0 = dt.datetime(2026, 1, 7, 17, 0, tzinfo=dt.UTC)
 
@@ -122,6 +128,108 @@ def test_plan_summary_keeps_one_account_s_orders_and_decisions():
     summary = data.plan_summary(body, "DU1")
     assert [o["symbol"] for o in summary["orders"]] == ["VTI"]
     assert summary["decisions"] == [] and summary["created_at"] == T0
+
+
+def stored_plan() -> dict:
+    """A plan document as the store keeps it (format 4), of two accounts."""
+    one = Book("DU0000001", cash=50_000.0).instrument("VTI", 290.0).instrument("BND", 73.0)
+    two = Book("DU0000002", cash=40_000.0).hold("GLD", 10, price=240.0).instrument("TLT", 92.0)
+    desired = desired_of(
+        portfolio(target("VTI", weight=0.5), target("BND", weight=0.3), name="core"),
+        portfolio(target("GLD", weight=0.1), target("TLT", weight=0.5), name="b",
+                  account="DU0000002"),
+    )
+    plan = build_plan(
+        desired, actual_of(one, two), {**one.resolved(), **two.resolved()},
+        {"default": limits(max_order_notional=15_000)}, now=NOW, plan_id="p4",
+    )
+    return json.loads(json.dumps(to_dict(plan)))
+
+
+def test_plan_summary_of_a_stored_format_4_plan_reads_its_tables():
+    body = stored_plan()
+    summary = data.plan_summary(body, "DU0000002")
+    assert {o["symbol"] for o in summary["orders"]} == {"GLD", "TLT"}
+    assert all(o["account"] == "DU0000002" and o["leg"] >= 1 for o in summary["orders"])
+    everyone = data.plan_summary(body)
+    assert len(everyone["orders"]) == len(document_orders(body)) == 4
+    assert {d["code"] for d in everyone["decisions"]} == {"NOTIONAL_EXCEEDS_MAX_PER_ORDER"}
+    assert all(isinstance(d["detail"], dict) for d in everyone["decisions"])
+
+
+def test_cash_of_a_stored_format_4_plan_is_nav_minus_its_drift_table_s_market_value():
+    body = stored_plan()
+    series = data.cash_nav_series([body], "DU0000002")
+    assert series["nav"] == [pytest.approx(42_400.0)]
+    assert series["cash"] == [pytest.approx(40_000.0)]  # 10 GLD at 240 held
+
+
+def test_a_stored_format_3_plan_still_reads_for_display():
+    order = {"leg": 1, "account": "DU1", "symbol": "VTI", "side": "BUY", "quantity": 3.0}
+    old = {
+        "format": "ib-reconciler/plan",
+        "version": 3,
+        "plan_id": "old",
+        "created_at": T0.isoformat(),
+        "accounts": [
+            {
+                "account": "DU1",
+                "net_liquidation": 100.0,
+                "orders": [order],
+                "decisions": [],
+                "drift": [{"account": "DU1", "key": "VTI", "market_value": 40.0}],
+            }
+        ],
+        "orders": [order],
+        "decisions": [],
+    }
+    assert [o["symbol"] for o in data.plan_summary(old, "DU1")["orders"]] == ["VTI"]
+    assert data.cash_nav_series([old], "DU1")["cash"] == [60.0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"accounts": "x"},
+        {"accounts": [None, {"orders": {"columns": "x", "rows": [1]}}]},
+        {"accounts": [{"orders": {"columns": ["leg"], "rows": [[1, 2], "x"]}, "drift": 7}]},
+    ],
+)
+def test_a_malformed_stored_plan_reads_as_no_orders_rather_than_failing(body):
+    summary = data.plan_summary(body, "DU1")
+    assert summary["orders"] == [] and summary["decisions"] == []
+    assert data.cash_nav_series([body], "DU1") == {"t": [], "nav": [], "cash": []}
+
+
+def test_a_store_holding_a_format_3_plan_and_a_format_4_plan_shows_each(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'reconciler.db'}", clock=FixedClock(NOW))
+    try:
+        order = {"leg": 1, "account": "DU0000009", "symbol": "VTI", "side": "BUY", "quantity": 3.0}
+        store.record_plan(
+            {
+                "format": "ib-reconciler/plan",
+                "version": 3,
+                "plan_id": "old",
+                "created_at": T0.isoformat(),
+                "accounts": [{"account": "DU0000009", "orders": [order], "decisions": [],
+                              "drift": [{"key": "VTI", "status": "managed",
+                                         "target_weight": 0.5}]}],
+                "orders": [order],
+                "decisions": [],
+            }
+        )
+        store.record_plan(stored_plan())
+        new = data.account_detail(store, "DU0000002")
+        old = data.account_detail(store, "DU0000009")
+    finally:
+        store.close()
+    assert new["last_plan"]["plan_id"] == "p4"
+    assert {o["symbol"] for o in new["last_plan"]["orders"]} == {"GLD", "TLT"}
+    assert {t["key"] for t in new["targets"]} == {"GLD", "TLT"}
+    assert old["last_plan"]["plan_id"] == "old"
+    assert [o["symbol"] for o in old["last_plan"]["orders"]] == ["VTI"]
+    assert old["targets"] == [{"key": "VTI", "target_weight": 0.5, "target_quantity": None}]
 
 
 def test_a_risk_code_is_explained_with_its_numbers():

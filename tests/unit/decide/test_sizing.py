@@ -222,7 +222,10 @@ def test_planned_orders_carry_the_min_trade_notional_and_removing_it_is_an_edit(
     assert [o.min_trade_notional for o in loads(dumps(plan)).orders] == [250.0]
     data = json.loads(dumps(plan))
     for account in data["accounts"]:
-        for order in account["orders"]:
-            del order["min_trade_notional"]
+        table = account["orders"]
+        column = table["columns"].index("min_trade_notional")
+        del table["columns"][column]
+        for row in table["rows"]:
+            del row[column]
     with pytest.raises(PlanIntegrityError, match="min_trade_notional"):
         loads(json.dumps(data))

@@ -42,7 +42,7 @@ def test_loading_a_file_that_is_not_a_plan_is_refused():
 
 def test_loading_a_plan_of_another_format_version_is_refused():
     _, plan = a_plan()
-    text = dumps(plan).replace('"version": 3', '"version": 99')
+    text = dumps(plan).replace('"version": 4', '"version": 99')
     assert '"version": 99' in text
     with pytest.raises(PlanFileError, match="version 99"):
         loads(text)

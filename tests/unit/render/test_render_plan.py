@@ -5,6 +5,7 @@ import json
 from builders import NOW, Book, actual_of, desired_of, limits, portfolio, target
 
 from reconciler.decide.planner import build_plan
+from reconciler.model.plan import document_orders
 from reconciler.render.comment import CommentContext
 from reconciler.render.plan import plan_summary, render_plan, unresolved_drift
 
@@ -55,7 +56,7 @@ def test_json_is_the_plan_artifact():
     assert body["format"] == "ib-reconciler/plan" and body["plan_id"] == "p1"
     assert len(plan.orders) == 1
     assert body["totals"]["orders"] == 1
-    assert [o["symbol"] for o in body["orders"]] == ["VTI"]
+    assert [o["symbol"] for o in document_orders(body)] == ["VTI"]
 
 
 def test_summary_of_a_book_in_band_says_no_changes():
