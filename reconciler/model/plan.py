@@ -10,22 +10,22 @@ compute plans (that is `planner` and `risk`), talk to a broker, read files or pr
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime as dt
 import difflib
 import functools
-import gc
 import hashlib
 import math
 import operator
 import struct
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
+
+from reconciler.util.collector import collector_paused
 
 _T = TypeVar("_T")
 
@@ -321,20 +321,6 @@ class PlanIntegrityError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-@contextlib.contextmanager
-def _bulk() -> Iterator[None]:
-    """Pause the cyclic garbage collector while ~10^5 small acyclic objects are made: each
-    of its passes walks every live object, which at this size costs more than the building.
-    They are freed by reference counting as usual."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _flat(value: Any) -> dict[str, Any]:
     """A flat frozen dataclass as a dict, in field order; faster than dataclasses.asdict's
     deep copy."""
@@ -378,7 +364,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
 
 
 def _document(plan: Plan, *, as_lists: bool) -> dict[str, Any]:
-    with _bulk():
+    with collector_paused():
         accounts = []
         for a in plan.accounts:
             body = dict(zip(_ACCOUNT_MEMBERS, _account_members(a), strict=True))
@@ -414,7 +400,7 @@ def to_document(plan: Plan) -> dict[str, Any]:
 def dumps(plan: Plan) -> str:
     """The plan file's text: indented for review in a PR; very large plans compactly (the
     canonical bytes the digest is taken over, with the seal appended: serialised once)."""
-    with _bulk():
+    with collector_paused():
         document = _document(plan, as_lists=False)
         canonical, parts = _canonical(document, locate=True)
         integrity = _integrity(hashlib.sha256(canonical).hexdigest(), parts)
@@ -428,7 +414,7 @@ def dumps(plan: Plan) -> str:
 
 def loads(text: str | bytes) -> Plan:
     """Parse, verify and build a plan file; `PlanFileError` or `PlanIntegrityError`."""
-    with _bulk():
+    with collector_paused():
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
@@ -471,7 +457,7 @@ def _from_dict(data: Any, verified: bool) -> Plan:
             f"(this reconciler reads version {PLAN_FORMAT_VERSION}); make a new plan with "
             "`reconcile plan --out FILE`"
         )
-    with _bulk():
+    with collector_paused():
         if not verified:
             verify(data)
         plan = _build(data)
