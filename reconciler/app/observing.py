@@ -20,12 +20,16 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.model.clock import Clock
 from reconciler.model.settings import Settings
 from reconciler.model.status import CycleStatus
-from reconciler.observe.facts import CycleFacts, GatewayFacts
+
+if TYPE_CHECKING:
+    # Imported where used: commands build their Observer before connecting, and the facts
+    # (with the plan and report models they read) are needed only once a cycle ended.
+    from reconciler.observe.facts import CycleFacts, GatewayFacts
 
 log = logging.getLogger("reconciler.app.observing")
 
@@ -87,6 +91,7 @@ class Observer:
         if not self.metrics_on:
             return
         try:
+            from reconciler.observe.facts import GatewayFacts
             from reconciler.observe.metrics import Update, gateway_gauges
 
             self._publish([Update(gauges=tuple(gateway_gauges(GatewayFacts(up=False))))])
@@ -95,6 +100,7 @@ class Observer:
 
     def _gateway_since_last(self) -> GatewayFacts:
         from reconciler.broker.stats import STATS, GatewayCounts
+        from reconciler.observe.facts import GatewayFacts
 
         with self._lock:
             now, before = STATS.snapshot(), self._seen or GatewayCounts()
@@ -254,6 +260,8 @@ def facts_of(
 ) -> CycleFacts:
     """The facts of a cycle: its outcome (ApplyOutcome, PlanOutcome), or the `Refused` or
     error that ended it (with its report when the store had recorded the cycle)."""
+    from reconciler.observe.facts import CycleFacts
+
     ended = refused if refused is not None else error
     report = getattr(outcome, "report", None) or getattr(ended, "report", None)
     if report is not None:

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 
 
 
+# At most this long `apply` waits for its handshake to leave before it reads the desired
+# state and the store: a local gateway accepts within milliseconds.
+HANDSHAKE_HEAD_START = 0.2
+
+
 def _run(coroutine):
     import asyncio  # imported here: `validate` shares this module list and must stay fast
 
@@ -335,14 +340,18 @@ def apply_command(
         # the cycle's gates and lock, as before). The client library is imported here, not
         # on the thread, so the first message does not wait for the loading.
         library.load(None)
+        handshake = asyncio.Event()
         connecting = asyncio.ensure_future(
-            Broker.connect(gw, readonly=not gw.orders_enabled, clock=clock)
+            Broker.connect(
+                gw, readonly=not gw.orders_enabled, clock=clock, handshake_sent=handshake.set
+            )
         )
-        # A few turns of the loop first: against a local gateway they are enough for the
-        # socket to connect and the handshake to leave before the loading thread competes
-        # for the interpreter (its imports take ~0.3 s of CPU); a remote one costs nothing.
-        for _ in range(5):
-            await asyncio.sleep(0)
+        # The loading thread starts once the handshake left: started earlier, it competes
+        # for the interpreter (its imports take ~0.3 s of CPU) with the few turns of the
+        # loop that connect the socket. A gateway slow to accept holds it back briefly only.
+        told = asyncio.ensure_future(handshake.wait())
+        await asyncio.wait({connecting, told}, timeout=HANDSHAKE_HEAD_START)
+        told.cancel()
         try:
             cycle, desired, plan_file, store = await asyncio.to_thread(load)
             from reconciler.decide.staleness import StalenessTolerance

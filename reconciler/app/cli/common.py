@@ -124,8 +124,10 @@ def stop_sending_on_sigterm() -> None:
     with its outcome's code, instead of dying with the cycle left open."""
     import signal
 
-    from reconciler.app.scheduler import Resilience, SchedulerError
-    from reconciler.apply.executor import SHUTDOWN
+    # Light modules only: this runs before apply connects (the scheduler and the executor
+    # are loaded by the cycle, after the handshake left).
+    from reconciler.app.resilience import Resilience, SchedulerError
+    from reconciler.apply.shutdown import SHUTDOWN
     from reconciler.model.settings import read_dotenv
     from reconciler.util.logs import get_logger
 
