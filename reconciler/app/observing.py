@@ -45,7 +45,10 @@ class Observer:
         *,
         store: Any = None,
         echo: Callable[[str], None] | None = None,
+        since: Any = None,
     ) -> None:
+        """`since`: the gateway counters (`gateway_counts`) from which this observer's
+        cycles count, when they were taken before the settings were read; else now."""
         self.settings = settings
         self.clock = clock
         self.store = store
@@ -55,9 +58,7 @@ class Observer:
         if settings.metrics_file or settings.metrics_port:
             # The baseline: sessions counted from here on are this observer's cycles'. Only
             # then: the broker package is not worth importing for a halt's notification.
-            from reconciler.broker.stats import STATS
-
-            self._seen = STATS.snapshot()
+            self._seen = since if since is not None else gateway_counts()
         self._state: Any = None  # the daemon's MetricsState, served over HTTP
         self._server: Any = None
 
@@ -231,6 +232,14 @@ class Observer:
                     self.echo(f"notification {event.kind} not delivered: {problem}")
             updates.append(notification_update(event.kind, problem is None))
         return delivered, updates
+
+
+def gateway_counts() -> Any:
+    """The process's gateway counters now (`reconciler.broker.stats`): an `Observer`'s
+    baseline, taken before a command connects."""
+    from reconciler.broker.stats import STATS
+
+    return STATS.snapshot()
 
 
 def _with_ledger_check(facts: CycleFacts, store: Any) -> CycleFacts:
