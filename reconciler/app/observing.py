@@ -20,12 +20,16 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.model.clock import Clock
 from reconciler.model.settings import Settings
 from reconciler.model.status import CycleStatus
-from reconciler.observe.facts import CycleFacts, GatewayFacts
+
+if TYPE_CHECKING:
+    # Imported where used: commands build their Observer before connecting, and the facts
+    # (with the plan and report models they read) are needed only once a cycle ended.
+    from reconciler.observe.facts import CycleFacts, GatewayFacts
 
 log = logging.getLogger("reconciler.app.observing")
 
@@ -41,7 +45,10 @@ class Observer:
         *,
         store: Any = None,
         echo: Callable[[str], None] | None = None,
+        since: Any = None,
     ) -> None:
+        """`since`: the gateway counters (`gateway_counts`) from which this observer's
+        cycles count, when they were taken before the settings were read; else now."""
         self.settings = settings
         self.clock = clock
         self.store = store
@@ -51,9 +58,7 @@ class Observer:
         if settings.metrics_file or settings.metrics_port:
             # The baseline: sessions counted from here on are this observer's cycles'. Only
             # then: the broker package is not worth importing for a halt's notification.
-            from reconciler.broker.stats import STATS
-
-            self._seen = STATS.snapshot()
+            self._seen = since if since is not None else gateway_counts()
         self._state: Any = None  # the daemon's MetricsState, served over HTTP
         self._server: Any = None
 
@@ -87,6 +92,7 @@ class Observer:
         if not self.metrics_on:
             return
         try:
+            from reconciler.observe.facts import GatewayFacts
             from reconciler.observe.metrics import Update, gateway_gauges
 
             self._publish([Update(gauges=tuple(gateway_gauges(GatewayFacts(up=False))))])
@@ -95,6 +101,7 @@ class Observer:
 
     def _gateway_since_last(self) -> GatewayFacts:
         from reconciler.broker.stats import STATS, GatewayCounts
+        from reconciler.observe.facts import GatewayFacts
 
         with self._lock:
             now, before = STATS.snapshot(), self._seen or GatewayCounts()
@@ -227,6 +234,14 @@ class Observer:
         return delivered, updates
 
 
+def gateway_counts() -> Any:
+    """The process's gateway counters now (`reconciler.broker.stats`): an `Observer`'s
+    baseline, taken before a command connects."""
+    from reconciler.broker.stats import STATS
+
+    return STATS.snapshot()
+
+
 def _with_ledger_check(facts: CycleFacts, store: Any) -> CycleFacts:
     from dataclasses import replace
 
@@ -254,6 +269,8 @@ def facts_of(
 ) -> CycleFacts:
     """The facts of a cycle: its outcome (ApplyOutcome, PlanOutcome), or the `Refused` or
     error that ended it (with its report when the store had recorded the cycle)."""
+    from reconciler.observe.facts import CycleFacts
+
     ended = refused if refused is not None else error
     report = getattr(outcome, "report", None) or getattr(ended, "report", None)
     if report is not None:

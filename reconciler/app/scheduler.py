@@ -36,7 +36,7 @@ import datetime as dt
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,7 @@ from reconciler.app.exit_codes import (
     EXIT_REFUSED,
     exit_code_for_status,
 )
+from reconciler.app.resilience import Resilience, SchedulerError
 from reconciler.model.clock import Clock, SystemClock
 from reconciler.model.desired import Schedule
 from reconciler.model.settings import Settings
@@ -59,49 +60,6 @@ log = get_logger("reconciler.app.scheduler")
 def log_progress(line: str) -> None:
     """A cycle's progress lines in the daemon: detail, the structured events say the rest."""
     log.debug("progress", line=line)
-
-
-class SchedulerError(Exception):
-    """The scheduler cannot start (no Schedule, invalid desired state at start)."""
-
-
-@dataclass(frozen=True)
-class Resilience:
-    """How the daemon waits for the gateway and how long it lets in-flight orders answer."""
-
-    initial_seconds: float = 1.0
-    max_seconds: float = 60.0
-    jitter_seconds: float = 1.0
-    shutdown_grace_seconds: float = 10.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Resilience:
-        env = os.environ if env is None else env
-        names = {
-            "initial_seconds": "RECONCILER_RECONNECT_INITIAL_SECONDS",
-            "max_seconds": "RECONCILER_RECONNECT_MAX_SECONDS",
-            "jitter_seconds": "RECONCILER_RECONNECT_JITTER_SECONDS",
-            "shutdown_grace_seconds": "RECONCILER_SHUTDOWN_GRACE_SECONDS",
-        }
-        values: dict[str, float] = {}
-        for field_name, var in names.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SchedulerError(f"{var}={raw!r}: expected a number of seconds") from None
-            if not value >= 0 or value == float("inf"):
-                raise SchedulerError(f"{var}={raw!r}: expected a finite number >= 0")
-            values[field_name] = value
-        made = cls(**values)
-        if made.max_seconds < made.initial_seconds:
-            raise SchedulerError(
-                f"RECONCILER_RECONNECT_MAX_SECONDS ({made.max_seconds:g}) is below "
-                f"RECONCILER_RECONNECT_INITIAL_SECONDS ({made.initial_seconds:g})"
-            )
-        return made
 
 
 def wait_for_gateway(
@@ -544,7 +502,7 @@ def _run_scheduler(
         import contextlib
         import signal
 
-        from reconciler.apply.executor import SHUTDOWN
+        from reconciler.apply.shutdown import SHUTDOWN
 
         received: list[str] = []
 

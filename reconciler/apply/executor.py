@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Generic, Protocol, runtime_checkable
@@ -39,6 +37,7 @@ from reconciler.apply.outcome import (
     classify,
 )
 from reconciler.apply.recovery import CANCEL_GRACE_SECONDS, recover
+from reconciler.apply.shutdown import SHUTDOWN, Shutdown
 from reconciler.model.actual import Execution, OrderTrail
 from reconciler.model.clock import Clock
 from reconciler.model.plan import Plan, PlannedOrder, order_ref
@@ -46,9 +45,11 @@ from reconciler.model.ports import HandleT, OrderHandlePort, OrderLedgerPort, Tr
 from reconciler.util.logs import get_logger
 
 __all__ = [
+    "SHUTDOWN",
     "Executor",
     "OrderOutcome",
     "ProgressBar",
+    "Shutdown",
     "live_evidence",
     "not_sent_outcome",
     "recover",
@@ -76,37 +77,6 @@ _OUTCOME_EVENTS = {
 }
 
 
-class Shutdown:
-    """A process-wide request to stop sending (the daemon sets it on SIGTERM).
-
-    Thread-safe: the signal arrives on the main thread while a cycle runs on a worker.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason = ""
-        self._deadline = 0.0
-
-    def request(self, reason: str, grace_seconds: float) -> None:
-        if not self._event.is_set():
-            self.reason = reason
-            self._deadline = time.monotonic() + max(0.0, grace_seconds)
-            self._event.set()
-
-    @property
-    def requested(self) -> bool:
-        return self._event.is_set()
-
-    def grace_left(self) -> float:
-        """Seconds still allowed for in-flight acknowledgements (0 when not requested)."""
-        return max(0.0, self._deadline - time.monotonic()) if self.requested else 0.0
-
-    def clear(self) -> None:
-        self._event.clear()
-        self.reason = ""
-
-
-SHUTDOWN = Shutdown()
 
 
 class _Stopped(Exception):

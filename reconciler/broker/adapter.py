@@ -92,6 +92,7 @@ class Broker:
         clock: Clock | None = None,
         library: str | None = None,
         timeout: float | None = None,
+        handshake_sent: Callable[[], None] | None = None,
     ) -> Broker:
         lib = client_library.load(library)
         limit = timeout if timeout is not None else settings.connect_timeout
@@ -107,6 +108,7 @@ class Broker:
                 timeout=limit,
                 readonly=readonly,
                 message_rate=settings.max_msg_rate,
+                handshake_sent=handshake_sent,
             )
         except BrokerError:
             STATS.connect_failed()

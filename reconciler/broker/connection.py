@@ -91,6 +91,23 @@ class Connectivity:
         return problems
 
 
+def _tell_when_first_sent(client: Any, told: Callable[[], None]) -> None:
+    """Call `told` right after the client's socket writes its first message (the API
+    handshake, written straight to the socket by both libraries' `connectAsync`)."""
+    conn = getattr(client, "conn", None)
+    if conn is None or not callable(getattr(conn, "sendMsg", None)):
+        told()  # a library that does not say when: at once, as if sent
+        return
+    write = conn.sendMsg
+
+    def write_then_tell(msg: Any) -> None:
+        write(msg)
+        del conn.sendMsg  # the library's own method again, for every later message
+        told()
+
+    conn.sendMsg = write_then_tell
+
+
 async def open_ib(
     lib: ModuleType,
     *,
@@ -101,13 +118,18 @@ async def open_ib(
     readonly: bool,
     connectivity: Connectivity | None = None,
     message_rate: float = DEFAULT_MESSAGE_RATE,
+    handshake_sent: Callable[[], None] | None = None,
 ) -> tuple[Any, float, PacedSender]:
     """Connect a new client; returns (IB, seconds it took). Raises a BrokerError.
 
     A gateway without its link to IBKR says 1100 during the handshake, before any session
-    listens: `connectivity` hears it so the session starts out knowing.
+    listens: `connectivity` hears it so the session starts out knowing. `handshake_sent` is
+    called once the socket is open and the handshake's first bytes were written (a caller
+    that has other work to do starts it then, not before: it would delay them).
     """
     ib = lib.IB()
+    if handshake_sent is not None:
+        _tell_when_first_sent(ib.client, handshake_sent)
     ib.TimezoneTWS = library.gateway_timezone()
     loop = asyncio.get_running_loop()
     sender = PacedSender(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
+import threading
 from types import ModuleType
 
 from reconciler.broker.errors import BrokerError
@@ -62,8 +64,39 @@ def choose(requested: str | None) -> str:
 
 
 def load(requested: str | None = None) -> ModuleType:
-    """Import and return the chosen client module (`ib_async` or `ib_insync`)."""
-    return importlib.import_module(choose(requested))
+    """Import and return the chosen client module (`ib_async` or `ib_insync`).
+
+    Both import eventkit, whose array operators (which the reconciler never uses) import
+    numpy at once: numpy is stood in for until something reads from it (`_NumpyOnFirstUse`),
+    so that connecting does not wait for it (about 0.1 s of CPU, and its BLAS threads)."""
+    name = choose(requested)
+    if name not in sys.modules and "numpy" not in sys.modules:
+        _NumpyOnFirstUse.install()
+    return importlib.import_module(name)
+
+
+class _NumpyOnFirstUse(ModuleType):
+    """Stands in for numpy in `sys.modules` until an attribute is read from it: then numpy
+    is imported for real, takes its place in `sys.modules`, and answers from then on (also
+    through this object, which modules imported meanwhile hold as `np`)."""
+
+    _lock = threading.Lock()
+
+    @classmethod
+    def install(cls) -> None:
+        spec = importlib.util.find_spec("numpy")
+        if spec is None:
+            return  # not installed: the import fails where it would have failed
+        stand_in = cls("numpy")
+        stand_in.__spec__ = spec
+        sys.modules.setdefault("numpy", stand_in)
+
+    def __getattr__(self, name: str) -> object:
+        with _NumpyOnFirstUse._lock:
+            if sys.modules.get("numpy") is self:
+                del sys.modules["numpy"]
+            real = importlib.import_module("numpy")
+        return getattr(real, name)
 
 
 def version(module: ModuleType) -> str:

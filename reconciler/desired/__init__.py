@@ -5,9 +5,32 @@ problem), `validate_directory(directory)` (state or None, plus diagnostics inclu
 warnings) and `snapshot_of(portfolio, policy)` (plain data for deepdiff). The lockfile API
 lives in `reconciler.desired.lockfile`. This package must stay import-light: it never
 imports the IB client library, and `jsonschema`/`apscheduler` only when validation runs.
+The entry points are imported on first use, so that a light submodule (`units`, read by
+`apply` for its flags before it connects) does not pull in the loader.
 """
 
-from reconciler.desired.loader import load_desired_state, validate_directory
-from reconciler.desired.snapshot import snapshot_of
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.desired.loader import load_desired_state, validate_directory
+    from reconciler.desired.snapshot import snapshot_of
 
 __all__ = ["load_desired_state", "snapshot_of", "validate_directory"]
+
+_ENTRY_POINTS = {
+    "load_desired_state": "reconciler.desired.loader",
+    "validate_directory": "reconciler.desired.loader",
+    "snapshot_of": "reconciler.desired.snapshot",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ENTRY_POINTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

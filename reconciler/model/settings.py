@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 ENV_VARS: dict[str, str] = {
     "IB_GATEWAY_HOST": "Gateway host (default 127.0.0.1).",
@@ -334,6 +335,68 @@ def read_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
     from dotenv import dotenv_values
 
     return {k: v for k, v in dotenv_values(p).items() if v is not None}
+
+
+# What a connection to the gateway needs: `apply` reads these first (`connection_fields`)
+# and connects while the rest is read, then checks them against the full read.
+CONNECTION_FIELDS = (
+    "gateway_host",
+    "gateway_port",
+    "client_id",
+    "connect_timeout",
+    "max_msg_rate",
+    "orders_enabled",
+)
+
+
+def connection_fields(
+    environ: Mapping[str, str], dotenv: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The `CONNECTION_FIELDS` of `Settings` from `environ` over `dotenv`, with the parsers
+    and defaults `load_settings` applies to them, but without loading pydantic (about 0.15 s
+    of start-up). None when a value is not plainly valid: `load_settings` then says why.
+    Callers check the result against `load_settings` (`connection_mismatch`)."""
+
+    def raw(name: str) -> str | None:
+        # As the full read: a variable in the environment, even empty, beats `.env`.
+        return environ[name] if name in environ else dotenv.get(name)
+
+    host = raw("IB_GATEWAY_HOST")
+    try:
+        port = parse_int("IB_GATEWAY_PORT", raw("IB_GATEWAY_PORT"), 4002)
+        client_id = parse_int("IB_CLIENT_ID", raw("IB_CLIENT_ID"), 17)
+        timeout = parse_float("IB_CONNECT_TIMEOUT", raw("IB_CONNECT_TIMEOUT")) or 10.0
+        rate = parse_float("RECONCILER_MAX_MSG_RATE", raw("RECONCILER_MAX_MSG_RATE")) or 45.0
+        orders_enabled = parse_bool("ORDERS_ENABLED", raw("ORDERS_ENABLED"), False)
+    except SettingsError:
+        return None
+    if not 1 <= port <= 65535 or rate > 50:
+        return None
+    return {
+        "gateway_host": host.strip() if host and host.strip() else "127.0.0.1",
+        "gateway_port": port,
+        "client_id": client_id,
+        "connect_timeout": timeout,
+        "max_msg_rate": rate,
+        "orders_enabled": orders_enabled,
+    }
+
+
+def connection_mismatch(connected: Settings, full: Settings) -> str | None:
+    """Which connection setting the full read gives differently (the environment or `.env`
+    changed between the two reads), or None."""
+    changed = [
+        f"{name} {getattr(connected, name)!r} -> {getattr(full, name)!r}"
+        for name in CONNECTION_FIELDS
+        if getattr(connected, name) != getattr(full, name)
+    ]
+    if not changed:
+        return None
+    return (
+        "the gateway settings changed while apply was starting ("
+        + "; ".join(changed)
+        + "); run it again"
+    )
 
 
 def load_settings(

@@ -13,9 +13,9 @@ import atexit
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reconciler.model.clock import Clock, SystemClock
@@ -79,6 +79,11 @@ def _order_body(order: Mapping[str, Any] | Any, order_ref: str) -> dict[str, Any
     return body
 
 
+# Built once and executed with a parameter dict: a statement built per order with its values
+# inlined costs SQLAlchemy more CPU (coercing and cache-keying every value) than the insert.
+_INSERT_ORDER = insert(cast(Table, OrderRow.__table__))
+
+
 def _insert_intent(
     conn: Connection,
     body: dict[str, Any],
@@ -89,23 +94,24 @@ def _insert_intent(
 ) -> None:
     """The order row and its INTENT event, inside the caller's write transaction."""
     conn.execute(
-        insert(OrderRow).values(
-            order_ref=order_ref,
-            plan_id=plan_id,
-            cycle_id=cycle_id,
-            leg=body.get("leg"),
-            account=body["account"],
-            con_id=body.get("con_id"),
-            symbol=body["symbol"],
-            side=body["side"],
-            quantity=float(body["quantity"]),
-            order_type=body.get("order_type"),
-            limit_price=body.get("limit_price"),
-            arrival_price=body.get("arrival_price"),
-            est_notional=body.get("est_notional"),
-            created_at=now,
-            body=body,
-        )
+        _INSERT_ORDER,
+        {
+            "order_ref": order_ref,
+            "plan_id": plan_id,
+            "cycle_id": cycle_id,
+            "leg": body.get("leg"),
+            "account": body["account"],
+            "con_id": body.get("con_id"),
+            "symbol": body["symbol"],
+            "side": body["side"],
+            "quantity": float(body["quantity"]),
+            "order_type": body.get("order_type"),
+            "limit_price": body.get("limit_price"),
+            "arrival_price": body.get("arrival_price"),
+            "est_notional": body.get("est_notional"),
+            "created_at": now,
+            "body": body,
+        },
     )
     ledger.append_event(
         conn,
@@ -128,6 +134,8 @@ class Store:
         # Started by the first deferred write (an apply's order events); see store/writer.py.
         self._writer: LedgerWriter | None = None
         self._deferred_error: BaseException | None = None
+        self._fill_insert: Any = None
+        self._commission_insert: Any = None
 
     # ------------------------------------------------------------------ the writer
 
@@ -217,6 +225,29 @@ class Store:
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         return dialect_insert
+
+    # Statements run once per fill or commission are built once per store and executed with
+    # a parameter dict (see `_INSERT_ORDER`).
+
+    def _insert_new_fill(self) -> Any:
+        if self._fill_insert is None:
+            table = cast(Table, Fill.__table__)
+            self._fill_insert = (
+                self._dialect_insert()(table)
+                .on_conflict_do_nothing(index_elements=["exec_id"])
+                .returning(table.c.id)
+            )
+        return self._fill_insert
+
+    def _insert_new_commission(self) -> Any:
+        if self._commission_insert is None:
+            table = cast(Table, FillCommission.__table__)
+            self._commission_insert = (
+                self._dialect_insert()(table)
+                .on_conflict_do_nothing(index_elements=["exec_id"])
+                .returning(table.c.exec_id)
+            )
+        return self._commission_insert
 
     def _now(self) -> dt.datetime:
         return self.clock.now().astimezone(UTC)
@@ -401,14 +432,8 @@ class Store:
                 )
                 values["symbol"] = values["symbol"] or order.symbol
                 values["side"] = values["side"] or order.side
-        statement = (
-            self._dialect_insert()(Fill)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["exec_id"])
-            .returning(Fill.id)
-        )
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT that returns rows.
-        return conn.execute(statement).first() is not None
+        return conn.execute(self._insert_new_fill(), values).first() is not None
 
     def record_fill_later(
         self, *, partial_event: Mapping[str, Any] | None = None, **fill: Any
@@ -490,18 +515,13 @@ class Store:
     def _insert_commission(
         self, conn: Connection, exec_id: str, commission: float, currency: str | None
     ) -> bool:
-        statement = (
-            self._dialect_insert()(FillCommission)
-            .values(
-                exec_id=exec_id,
-                commission=float(commission),
-                currency=currency,
-                recorded_at=self._now(),
-            )
-            .on_conflict_do_nothing(index_elements=["exec_id"])
-            .returning(FillCommission.exec_id)
-        )
-        return conn.execute(statement).first() is not None
+        values = {
+            "exec_id": exec_id,
+            "commission": float(commission),
+            "currency": currency,
+            "recorded_at": self._now(),
+        }
+        return conn.execute(self._insert_new_commission(), values).first() is not None
 
     def filled_quantity(self, order_ref: str) -> float:
         with self._read() as conn:

@@ -24,9 +24,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from reconciler.model.status import FINAL_EVENT_KINDS, EventKind
 from reconciler.store.models import GENESIS_HASH, LedgerHead, OrderEvent, to_jsonable
@@ -52,6 +52,15 @@ KNOWN_KINDS = frozenset(EventKind)
 HEAD_CACHE = "reconciler_ledger_head"
 # An order with one of these after its INTENT has a known, final outcome.
 FINAL_KINDS = tuple(str(kind) for kind in sorted(FINAL_EVENT_KINDS))
+
+
+# Built once and executed with a parameter dict: a statement built per event with its values
+# inlined costs SQLAlchemy more CPU (coercing and cache-keying every value) than the insert.
+_EVENTS = cast(Table, OrderEvent.__table__)
+_HEAD = cast(Table, LedgerHead.__table__)
+_INSERT_EVENT = insert(_EVENTS)
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.row_hash).where(_HEAD.c.id == 1).with_for_update()
+_UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
 
 
 @dataclass(frozen=True)
@@ -144,9 +153,7 @@ def append_event(
     if cache is not None and "head" in cache:
         head_seq, head_hash = cache["head"]
     else:
-        head = conn.execute(
-            select(LedgerHead.seq, LedgerHead.row_hash).where(LedgerHead.id == 1).with_for_update()
-        ).one()
+        head = conn.execute(_LOCK_HEAD).one()
         head_seq, head_hash = head.seq, head.row_hash
     seq = head_seq + 1
     row_hash = compute_row_hash(
@@ -159,21 +166,20 @@ def append_event(
         payload=plain,
     )
     conn.execute(
-        insert(OrderEvent).values(
-            seq=seq,
-            at=at,
-            kind=kind,
-            order_ref=order_ref,
-            account=account,
-            payload=payload_text,
-            prev_hash=head_hash,
-            row_hash=row_hash,
-        )
+        _INSERT_EVENT,
+        {
+            "seq": seq,
+            "at": at,
+            "kind": kind,
+            "order_ref": order_ref,
+            "account": account,
+            "payload": payload_text,
+            "prev_hash": head_hash,
+            "row_hash": row_hash,
+        },
     )
     if cache is None:
-        conn.execute(
-            update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash)
-        )
+        conn.execute(_UPDATE_HEAD, {"seq": seq, "row_hash": row_hash})
     else:
         cache["head"] = (seq, row_hash)  # written once, by `write_cached_head`, at the end
     return EventRow(seq, at, kind, order_ref, account, plain, head_hash, row_hash)
@@ -184,9 +190,7 @@ def write_cached_head(conn: Connection) -> None:
     cache = conn.info.get(HEAD_CACHE)
     if cache and "head" in cache:
         seq, row_hash = cache["head"]
-        conn.execute(
-            update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, row_hash=row_hash)
-        )
+        conn.execute(_UPDATE_HEAD, {"seq": seq, "row_hash": row_hash})
 
 
 def row_to_event(row: Any) -> EventRow:

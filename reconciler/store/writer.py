@@ -58,7 +58,11 @@ class LedgerWriter:
             self._jobs.append((job, future, urgent))
             if urgent:
                 self._urgent += 1
-            self._ready.notify()
+            # Woken only when it must act: a job after an empty queue (it may be idle), an
+            # urgent one, or a full group. While it lingers the others just join the group;
+            # waking it for each would cost a thread switch per event.
+            if urgent or len(self._jobs) in (1, MAX_JOBS_PER_TRANSACTION):
+                self._ready.notify()
         return future
 
     def run(self, job: Job) -> Any:

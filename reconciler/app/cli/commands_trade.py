@@ -6,6 +6,7 @@ No logic here; heavy modules (the IB client, SQLAlchemy) are imported inside the
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from reconciler.app.cli.common import (
     FORMATS,
     READONLY_CLIENT_ID_HELP,
     account_option,
+    connection_settings_or_none,
     directory_argument,
     echo_settings_warnings,
     exit_code_for_status,
@@ -39,6 +41,11 @@ from reconciler.util.files import atomic_write
 if TYPE_CHECKING:
     from reconciler.model.report import CycleReport
 
+
+
+# At most this long `apply` waits for its handshake to leave before it reads the desired
+# state and the store: a local gateway accepts within milliseconds.
+HANDSHAKE_HEAD_START = 0.2
 
 
 def _run(coroutine):
@@ -274,17 +281,26 @@ def apply_command(
     from reconciler.model.clock import SystemClock
     from reconciler.model.settings import SettingsError
 
-    settings = load_settings_or_fail()
+    # The connection's settings are read first, without pydantic, so that the handshake
+    # leaves before the rest is read (on the loading thread, then checked against them);
+    # when they cannot be read that way (the embedded simulator, a value to report), all
+    # settings are read first.
+    early = connection_settings_or_none(gateway)
+    settings = load_settings_or_fail() if early is None else None
     stop_sending_on_sigterm()
     clock = SystemClock()
     progress = _progress_printer()
     interactive = sys.stdin.isatty()
-    from reconciler.app.observing import Observer
+    from reconciler.app.observing import Observer, gateway_counts
 
     # Before connecting: the gateway counters from here on are this cycle's.
-    observer = Observer(settings, clock)
+    since = gateway_counts()
     started = clock.now()
-    loaded: dict = {}  # the desired state and the store, once read (on a worker thread)
+    # The settings, their Observer, the desired state and the store, once read (on a worker
+    # thread when the settings are read while connecting).
+    loaded: dict = {}
+    if settings is not None:
+        loaded.update(settings=settings, observer=Observer(settings, clock, since=since))
 
     def approve(plan) -> bool:
         from reconciler.render.plan import plan_header, plan_summary, render_plan_text
@@ -308,21 +324,36 @@ def apply_command(
             )
             return False
         # Again where a person decides: progress lines may have scrolled them away.
-        echo_settings_warnings(settings)
+        echo_settings_warnings(loaded["settings"])
         answer = click.prompt(
             "Apply these orders? Only 'yes' will be accepted", default="", show_default=False
         )
         return answer.strip() == "yes"
 
-    def load():
+    def load_settings(connected):
+        """The settings read in full, and the gateway settings of the cycle: as connected."""
+        from reconciler.model.settings import connection_mismatch
+
+        full = load_settings_or_fail(flags=early[1])
+        with gateway_settings(gateway, full) as cycle_gw:  # HOST:PORT or env: no simulator
+            problem = connection_mismatch(connected, cycle_gw)
+        if problem:
+            fail(problem)
+        loaded.update(settings=full, observer=Observer(full, clock, since=since))
+        return cycle_gw
+
+    def load(gw):
         """Everything but the gateway: read while the connection is being made."""
         from reconciler import cycle
 
+        if "settings" not in loaded:
+            gw = load_settings(gw)
         desired = load_desired_or_fail(directory)
         plan_file = load_plan_file_or_fail(planfile) if planfile else None
         loaded["desired"] = desired
-        loaded["store"] = observer.store = open_store_or_fail(settings, clock)
-        return cycle, desired, plan_file, loaded["store"]
+        store = loaded["observer"].store = open_store_or_fail(loaded["settings"], clock)
+        loaded["store"] = store
+        return cycle, gw, desired, plan_file, store
 
     async def connect_then_apply(gw):
         import asyncio
@@ -335,16 +366,20 @@ def apply_command(
         # the cycle's gates and lock, as before). The client library is imported here, not
         # on the thread, so the first message does not wait for the loading.
         library.load(None)
+        handshake = asyncio.Event()
         connecting = asyncio.ensure_future(
-            Broker.connect(gw, readonly=not gw.orders_enabled, clock=clock)
+            Broker.connect(
+                gw, readonly=not gw.orders_enabled, clock=clock, handshake_sent=handshake.set
+            )
         )
-        # A few turns of the loop first: against a local gateway they are enough for the
-        # socket to connect and the handshake to leave before the loading thread competes
-        # for the interpreter (its imports take ~0.3 s of CPU); a remote one costs nothing.
-        for _ in range(5):
-            await asyncio.sleep(0)
+        # The loading thread starts once the handshake left: started earlier, it competes
+        # for the interpreter (its imports take ~0.3 s of CPU) with the few turns of the
+        # loop that connect the socket. A gateway slow to accept holds it back briefly only.
+        told = asyncio.ensure_future(handshake.wait())
+        await asyncio.wait({connecting, told}, timeout=HANDSHAKE_HEAD_START)
+        told.cancel()
         try:
-            cycle, desired, plan_file, store = await asyncio.to_thread(load)
+            cycle, gw, desired, plan_file, store = await asyncio.to_thread(load, gw)
             from reconciler.decide.staleness import StalenessTolerance
 
             return await cycle.apply_cycle(
@@ -357,7 +392,7 @@ def apply_command(
                 progress=progress,
                 accounts=accounts,
                 tolerance=StalenessTolerance(max_age_seconds=max_plan_age),
-                reports_dir=settings.effective_reports_dir,
+                reports_dir=loaded["settings"].effective_reports_dir,
                 lock_timeout=wait,
                 connecting=connecting,
             )
@@ -368,7 +403,7 @@ def apply_command(
             with contextlib.suppress(BaseException):
                 await (await connecting).disconnect()
 
-    if not settings.orders_enabled:
+    if not (settings or early[0]).orders_enabled:
         click.echo(
             "ORDERS_ENABLED is false: DRY RUN. The plan is checked and recorded; nothing is sent.",
             err=True,
@@ -378,6 +413,9 @@ def apply_command(
         from reconciler.app.observing import facts_of
 
         desired = loaded.get("desired")
+        observer = loaded.get("observer")
+        if observer is None:  # ended before the settings were read: nothing to publish to
+            return
         # For a cycle that fails early: the accounts it was meant for.
         mine = accounts or ([p.account for p in desired.portfolios] if desired else [])
         observer.cycle(
@@ -385,7 +423,11 @@ def apply_command(
         )
 
     try:
-        with gateway_settings(gateway, settings) as gw:
+        with (
+            contextlib.nullcontext(early[0])
+            if settings is None
+            else gateway_settings(gateway, settings)
+        ) as gw:
             outcome = _run(connect_then_apply(gw))
     except SettingsError as exc:
         fail(str(exc))

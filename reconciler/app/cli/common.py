@@ -33,16 +33,21 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-def load_settings_or_fail(*, readonly: bool = False, **overrides):
+def _settings_flags() -> dict:
+    ctx = click.get_current_context(silent=True)
+    return dict(ctx.meta.get("settings_flags", {})) if ctx is not None else {}
+
+
+def load_settings_or_fail(*, readonly: bool = False, flags: dict | None = None, **overrides):
     """Settings from the environment and `.env`, with this command's flags on top; every
     configuration warning (unknown variable, risk override not applied) on stderr.
 
     `readonly`: the command only reads the gateway, so it connects with IB_READONLY_CLIENT_ID
-    (default 18) unless --client-id says otherwise, never with the daemon's or apply's id."""
+    (default 18) unless --client-id says otherwise, never with the daemon's or apply's id.
+    `flags`: the command's (`connection_settings_or_none`), when called off its thread."""
     from reconciler.model.settings import SettingsError, load_settings
 
-    ctx = click.get_current_context(silent=True)
-    flags = dict(ctx.meta.get("settings_flags", {})) if ctx is not None else {}
+    flags = _settings_flags() if flags is None else flags
     try:
         settings = load_settings()
         if readonly and "client_id" not in flags:
@@ -52,6 +57,36 @@ def load_settings_or_fail(*, readonly: bool = False, **overrides):
         fail(str(exc))
     echo_settings_warnings(settings)
     return settings
+
+
+def connection_settings_or_none(gateway: str | None):
+    """(settings to connect with, the command's flags), read without loading pydantic
+    (`settings.connection_fields`), this command's flags and `--gateway HOST:PORT` on top;
+    only the connection's fields are set. None when they cannot be read that way (the
+    embedded simulator, a value `load_settings_or_fail` must report): load them all first.
+    The caller loads the full settings while it connects and checks them against these."""
+    from reconciler.app.gateway import parse_gateway
+    from reconciler.model.settings import (
+        Settings,
+        SettingsError,
+        connection_fields,
+        read_dotenv,
+    )
+
+    try:
+        kind, value = parse_gateway(gateway)
+        dotenv = read_dotenv()
+    except (SettingsError, OSError, UnicodeDecodeError):
+        return None
+    fields = connection_fields(os.environ, dotenv) if kind != "sim" else None
+    if fields is None:
+        return None
+    flags = _settings_flags()
+    settings = Settings(**fields).with_overrides(**flags)
+    if kind == "hostport":
+        host, _, port = str(value).rpartition(":")
+        settings = settings.with_overrides(gateway_host=host, gateway_port=int(port))
+    return settings, flags
 
 
 def use_color(stream=None) -> bool:
@@ -124,8 +159,10 @@ def stop_sending_on_sigterm() -> None:
     with its outcome's code, instead of dying with the cycle left open."""
     import signal
 
-    from reconciler.app.scheduler import Resilience, SchedulerError
-    from reconciler.apply.executor import SHUTDOWN
+    # Light modules only: this runs before apply connects (the scheduler and the executor
+    # are loaded by the cycle, after the handshake left).
+    from reconciler.app.resilience import Resilience, SchedulerError
+    from reconciler.apply.shutdown import SHUTDOWN
     from reconciler.model.settings import read_dotenv
     from reconciler.util.logs import get_logger
 

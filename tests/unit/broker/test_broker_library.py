@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -41,3 +42,30 @@ def test_importing_the_broker_package_does_not_import_a_client_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["ib_async", "ib_insync"])
+def test_loading_a_library_defers_numpy_until_something_reads_from_it(name):
+    code = f"""
+import json, sys
+from reconciler.broker import library
+library.load({name!r})
+before = "numpy._core" in sys.modules
+import eventkit
+source = eventkit.Event()
+arrays = []
+source.array(3).connect(arrays.append)
+for value in (1.0, 2.0, 4.0):
+    source.emit(value)
+import numpy
+print(json.dumps({{
+    "before": before,
+    "after": "numpy._core" in sys.modules,
+    "same": sys.modules["numpy"] is numpy and type(numpy).__name__ == "module",
+    "mean": float(arrays[-1].mean()),
+}}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == {"before": False, "after": True, "same": True, "mean": 7 / 3}
