@@ -7,7 +7,9 @@ For each size N (200 and 1,000 instruments; `--quick`: 200 only) and each latenc
 ack 50 ms / fill 300 ms), a fresh simulator (in a thread of this process, IB's pacing rule
 on: over 50 messages in a second is error 100 and a disconnect) starts with one flat paper
 account; the desired state buys a fixed quantity of each instrument at market, and its
-lockfile (`reconcile lock`) is committed. Then
+lockfile (`reconcile lock`) is committed; `reconcile plan` runs once, as it would on the pull
+request, so the store exists and is current (the first cycle ever on a machine also creates
+the store's schema, once). Then
 - `reconcile apply --auto-approve` runs as a subprocess (tests/bench/timed_cli.py: the CLI
   with the store's time measured), timed from spawn to exit; its messages by kind come from
   the simulator's journal, its start-up is spawn to its first message at the gateway;
@@ -245,6 +247,13 @@ def run_apply(size: int, latency: bool, rate: float | None = None) -> Run:
             if locked.returncode != 0:
                 return Run(note=f"reconcile lock failed: {locked.stderr[-300:]}")
             git_commit(desired)
+            planned = subprocess.run(
+                [sys.executable, "-m", "reconciler", "plan", str(desired), "--gateway", gateway],
+                capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                env=environment(work, CHECK_CLIENT_ID), cwd=work,
+            )
+            if planned.returncode not in (0, 2):
+                return Run(note=f"reconcile plan failed: {planned.stderr[-300:]}")
             mark = len(sim.journal)
             env = environment(work, APPLY_CLIENT_ID)
             env["BENCH_STORE_TIMES"] = str(times_file)
