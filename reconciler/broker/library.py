@@ -96,6 +96,9 @@ class _NumpyOnFirstUse(ModuleType):
             if sys.modules.get("numpy") is self:
                 del sys.modules["numpy"]
             real = importlib.import_module("numpy")
+            # From now on a holder of this object reads numpy's names directly, not through
+            # this method.
+            self.__dict__.update(real.__dict__)
         return getattr(real, name)
 
 
