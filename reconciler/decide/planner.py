@@ -588,6 +588,7 @@ def _fit_to_cash(
 # ---------------------------------------------------------------- the whole plan
 
 
+@collector_paused()
 def build_plan(
     desired: DesiredState,
     actual: ActualState,
@@ -598,26 +599,10 @@ def build_plan(
     plan_id: str,
     accounts: Sequence[str] | None = None,
 ) -> Plan:
-    """Plan every portfolio (or those of `accounts`), legs numbered across the plan from 1."""
-    # A plan is ~10^5 acyclic values: the cyclic collector would only rescan them as they
-    # are built (a quarter of a 100-account plan's time); reference counting frees as usual.
-    with collector_paused():
-        return _build_plan(
-            desired, actual, resolved, limits_by_policy, now=now, plan_id=plan_id,
-            accounts=accounts,
-        )
+    """Plan every portfolio (or those of `accounts`), legs numbered across the plan from 1.
 
-
-def _build_plan(
-    desired: DesiredState,
-    actual: ActualState,
-    resolved: Mapping[str, ContractInfo],
-    limits_by_policy: Mapping[str, EffectiveLimits],
-    *,
-    now: dt.datetime,
-    plan_id: str,
-    accounts: Sequence[str] | None,
-) -> Plan:
+    A plan is ~10^5 acyclic values: the cyclic collector is paused while they are built (it
+    would only rescan them as they grow); reference counting frees as usual."""
     try:
         portfolios = desired.portfolios_for(accounts)
     except UnknownAccountError as exc:

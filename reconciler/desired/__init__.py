@@ -11,8 +11,9 @@ The entry points are imported on first use, so that a light submodule (`units`, 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reconciler.util.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from reconciler.desired.loader import load_desired_state, validate_directory
@@ -27,10 +28,4 @@ _ENTRY_POINTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ENTRY_POINTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _ENTRY_POINTS, globals())
