@@ -135,6 +135,8 @@ async def open_ib(
     sender = PacedSender(
         ib.client, SlidingWindowPacer(message_rate), now=loop.time, call_later=loop.call_later
     )
+    # Any data from the gateway is its sign of life for the sender's stall guard.
+    ib.client.conn.hasData += sender.received
     clash = asyncio.Event()
     seen: list[tuple[int, str]] = []
     api_started = False

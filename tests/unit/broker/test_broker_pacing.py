@@ -85,7 +85,8 @@ class ManualTimers:
 def test_paced_sender_queues_beyond_the_window_and_counts_by_kind():
     client, timers = FakeClient(), ManualTimers()
     sender = PacedSender(
-        client, SlidingWindowPacer(45), now=lambda: timers.now, call_later=timers.call_later
+        client, SlidingWindowPacer(45), now=lambda: timers.now, call_later=timers.call_later,
+        unanswered_limit=None,  # the window alone here; the stall guard has its own tests
     )
     assert client.MaxRequests == 0  # the library's own throttle is off
     for i in range(8):
@@ -98,6 +99,78 @@ def test_paced_sender_queues_beyond_the_window_and_counts_by_kind():
     assert sender.message_counts == {"placeOrder": 8, "reqMktData": 1}
     assert sender.pacing_waits == 1
     assert [m.split("\0")[1] for m in client.sent] == [*map(str, range(8)), "x"]  # in order
+
+
+def _guarded(client: FakeClient, timers: ManualTimers) -> PacedSender:
+    return PacedSender(
+        client, SlidingWindowPacer(45), now=lambda: timers.now, call_later=timers.call_later
+    )
+
+
+def test_paced_sender_when_gateway_is_silent_then_holds_after_four_unanswered_messages():
+    client, timers = FakeClient(), ManualTimers()
+    sender = _guarded(client, timers)
+    for i in range(6):
+        client.sendMsg(f"3\0{i}\0")
+    assert len(client.sent) == 4 and sender.queued == 2
+    assert sender.capacity() == 0
+    assert sender.stall_waits == 1
+
+
+def test_paced_sender_when_gateway_answers_then_what_was_held_leaves():
+    client, timers = FakeClient(), ManualTimers()
+    sender = _guarded(client, timers)
+    for i in range(6):
+        client.sendMsg(f"3\0{i}\0")
+    timers.now = 0.01
+    sender.received(b"\x00\x00\x00\x05hello")
+    timers.advance_to_next()  # the flush the answer scheduled
+    assert len(client.sent) == 6 and sender.queued == 0
+
+
+def test_paced_sender_when_held_then_callers_are_told_to_ask_again_soon():
+    client, timers = FakeClient(), ManualTimers()
+    sender = _guarded(client, timers)
+    for i in range(4):
+        client.sendMsg(f"3\0{i}\0")
+    timers.now = 0.2  # the pacer's window allows more; the guard does not
+    assert sender.capacity() == 0
+    assert 0 < sender.delay() <= 0.005
+    sender.received(b"answer")
+    assert sender.capacity() > 0 and sender.delay() == 0.0
+
+
+def test_paced_sender_when_gateway_stays_silent_then_the_hold_ends_after_stall_hold():
+    client, timers = FakeClient(), ManualTimers()
+    sender = _guarded(client, timers)
+    for i in range(6):
+        client.sendMsg(f"3\0{i}\0")
+    timers.advance_to_next()
+    assert timers.now == pytest.approx(0.25)
+    assert sender.queued == 0
+    assert len(client.sent) == 6  # requests that get no answer still go, slowly
+
+
+class AnsweringClient(FakeClient):
+    """A gateway that answers every message as soon as it is written."""
+
+    sender: PacedSender | None = None
+
+    def sendMsg(self, msg):
+        super().sendMsg(msg)
+        if self.sender is not None:
+            self.sender.received(b"answer")
+
+
+def test_paced_sender_when_every_message_is_answered_then_only_the_window_paces():
+    client, timers = AnsweringClient(), ManualTimers()
+    sender = client.sender = _guarded(client, timers)
+    for i in range(100):
+        client.sendMsg(f"1\0{i}\0")
+    while sender.queued:
+        timers.advance_to_next()
+    assert sender.stall_waits == 0
+    assert len(client.sent) == 100
 
 
 def test_message_kind_names_known_ids_and_keeps_unknown_ones():
