@@ -361,19 +361,29 @@ def connection_fields(
         # As the full read: a variable in the environment, even empty, beats `.env`.
         return environ[name] if name in environ else dotenv.get(name)
 
+    # The defaults are the `Settings` dataclass's own, so the two reads cannot disagree on them.
+    default = Settings
     host = raw("IB_GATEWAY_HOST")
     try:
-        port = parse_int("IB_GATEWAY_PORT", raw("IB_GATEWAY_PORT"), 4002)
-        client_id = parse_int("IB_CLIENT_ID", raw("IB_CLIENT_ID"), 17)
-        timeout = parse_float("IB_CONNECT_TIMEOUT", raw("IB_CONNECT_TIMEOUT")) or 10.0
-        rate = parse_float("RECONCILER_MAX_MSG_RATE", raw("RECONCILER_MAX_MSG_RATE")) or 45.0
-        orders_enabled = parse_bool("ORDERS_ENABLED", raw("ORDERS_ENABLED"), False)
+        port = parse_int("IB_GATEWAY_PORT", raw("IB_GATEWAY_PORT"), default.gateway_port)
+        client_id = parse_int("IB_CLIENT_ID", raw("IB_CLIENT_ID"), default.client_id)
+        timeout = (
+            parse_float("IB_CONNECT_TIMEOUT", raw("IB_CONNECT_TIMEOUT"))
+            or default.connect_timeout
+        )
+        rate = (
+            parse_float("RECONCILER_MAX_MSG_RATE", raw("RECONCILER_MAX_MSG_RATE"))
+            or default.max_msg_rate
+        )
+        orders_enabled = parse_bool(
+            "ORDERS_ENABLED", raw("ORDERS_ENABLED"), default.orders_enabled
+        )
     except SettingsError:
         return None
     if not 1 <= port <= 65535 or rate > 50:
         return None
     return {
-        "gateway_host": host.strip() if host and host.strip() else "127.0.0.1",
+        "gateway_host": host.strip() if host and host.strip() else default.gateway_host,
         "gateway_port": port,
         "client_id": client_id,
         "connect_timeout": timeout,
