@@ -110,14 +110,10 @@ def drift_table(
     contracts = actual.contracts
     fx_rate = account.fx_rate
     new_row = _new_row
-    # weight_in_band's bound, split so that a row computes only its relative part
-    absolute, relative = band.absolute, band.relative
 
     for target in portfolio.targets:
         instrument = target.instrument
-        contract = resolved.get(instrument.key) or resolved.get(instrument.symbol)
-        if contract is None and instrument.con_id is not None:
-            contract = contracts.get(instrument.con_id)
+        contract = contract_for(target, resolved, contracts)
         if contract is None:
             rows.append(new_row(
                 name, instrument.key, instrument.symbol, None, "unresolved", 0.0, None, None,
@@ -152,17 +148,13 @@ def drift_table(
             status = "no-capital"
         else:
             status = "managed"
-            weight_target = target.weight
-            if weight_target is not None:
-                target_quantity = weight_target * capital / unit  # type: ignore[operator]
-                if relative is None:
-                    bound = 0.0 if absolute is None else absolute
-                else:
-                    bound = relative * abs(weight_target)
-                    if absolute is not None and absolute < bound:
-                        bound = absolute
-                current = (quantity + flying) * unit / capital  # type: ignore[operator]
-                in_band = abs(current - weight_target) <= bound + BAND_EPS
+            if target.weight is not None:
+                target_quantity = target.weight * capital / unit  # type: ignore[operator]
+                in_band = weight_in_band(
+                    (quantity + flying) * unit / capital,  # type: ignore[operator]
+                    target.weight,
+                    band,
+                )
         rows.append(new_row(
             name,
             instrument.key,
