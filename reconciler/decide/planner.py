@@ -59,6 +59,7 @@ from reconciler.decide.risk import (
     Checker,
     EffectiveLimits,
     RiskContext,
+    merged_contracts,
     open_order_unit,
 )
 from reconciler.decide.sizing import (
@@ -130,9 +131,7 @@ class PlanShared:
     __slots__ = ("contracts", "increments", "prices", "quote_ok")
 
     def __init__(self, actual: ActualState, resolved: Mapping[str, ContractInfo]) -> None:
-        self.contracts = RiskContext.combined_contracts(
-            actual, {c.con_id: c for c in resolved.values()}
-        )
+        self.contracts = merged_contracts(actual, resolved.values())
         self.increments: dict[int, float] = {}
         self.prices: dict[tuple[int, str, str, float], tuple[float | None, float]] = {}
         self.quote_ok: dict[int, set[int]] = {}
@@ -159,8 +158,8 @@ def plan_account(
         account.account,
         now=now,
         min_trade_notional=portfolio.min_trade_notional,
-        increments=shared.increments,
         contracts=shared.contracts,
+        increment_memo=shared.increments,
     )
     held = account.held_by_con_id()
     open_sells: dict[int, float] = {}
@@ -374,7 +373,7 @@ def _liquidation(
     if row.price is None:
         decisions.append(_refuse(PRICE_MISSING, row, {"con_id": row.con_id}))
         return None
-    contract = ctx.contract(row.con_id) or _contract_from_position(ctx.account, row)
+    contract = ctx.contracts.get(row.con_id) or _contract_from_position(ctx.account, row)
     fx = ctx.account.fx_rate(contract.currency)
     if fx is None:
         detail = {"currency": contract.currency, "base": ctx.account.base_currency}

@@ -48,9 +48,8 @@ import dataclasses
 import datetime as dt
 import functools
 import math
-from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.decide.sizing import floor_to_increment, resize, size_increment
@@ -240,6 +239,10 @@ class RiskContext:
     executions: tuple[Execution, ...] = ()
     min_trade_notional: float = 0.0
 
+    # Memo of `size_increment` (every order of a cycle asks several times); the accounts of one
+    # snapshot may share it, as they share their contracts.
+    increment_memo: dict[int, float] = field(default_factory=dict, compare=False, repr=False)
+
     @classmethod
     def for_account(
         cls,
@@ -247,70 +250,33 @@ class RiskContext:
         account: str,
         *,
         now: dt.datetime,
-        extra_contracts: Iterable[ContractInfo] | Mapping[int, ContractInfo] = (),
+        extra_contracts: Iterable[ContractInfo] = (),
         min_trade_notional: float = 0.0,
-        increments: dict[int, float] | None = None,
         contracts: Mapping[int, ContractInfo] | None = None,
+        increment_memo: dict[int, float] | None = None,
     ) -> RiskContext:
         """The context of one account of a snapshot, as the planner and the apply-time
-        re-check both build it (`extra_contracts`: resolved targets not yet held, as
-        contracts or by conId). The accounts of one snapshot may share the size-increment
-        memo (`increments`) and the contracts, already merged (`contracts`: the snapshot's
-        over the resolved ones, as `combined_contracts` makes them)."""
-        if contracts is None:
-            extra = (
-                extra_contracts
-                if isinstance(extra_contracts, Mapping)
-                else {c.con_id: c for c in extra_contracts}
-            )
-            # A view, not a copy: many accounts must not each copy the whole contract universe.
-            contracts = ChainMap(actual.contracts, extra)  # type: ignore[arg-type]
-        context = cls(
+        re-check both build it (`extra_contracts`: resolved targets not yet held). The
+        accounts of one plan pass what they share instead: `contracts` (made once by
+        `merged_contracts`) and the `increment_memo`."""
+        return cls(
             now=now,
             account=actual.accounts[account],
             quotes=actual.quotes,
-            contracts=contracts,
+            contracts=merged_contracts(actual, extra_contracts) if contracts is None else contracts,
             open_orders=actual.open_orders_for(account),
             executions=actual.executions_for(account),
             min_trade_notional=min_trade_notional,
+            increment_memo={} if increment_memo is None else increment_memo,
         )
-        if increments is not None:
-            context.__dict__["_increments"] = increments
-        return context
-
-    @staticmethod
-    def combined_contracts(
-        actual: ActualState, extra_contracts: Mapping[int, ContractInfo]
-    ) -> dict[int, ContractInfo]:
-        """The snapshot's contracts over `extra_contracts` in one dict: what `for_account`'s
-        chained view answers, made once for every account of a plan."""
-        return {**extra_contracts, **actual.contracts}
-
-    def contract(self, con_id: int) -> ContractInfo | None:
-        """The contract of `con_id` (the snapshot's first, then the resolved targets'): what
-        `contracts.get` returns, without a chained map's per-call overhead."""
-        contracts = self.contracts
-        if isinstance(contracts, ChainMap):
-            for mapping in contracts.maps:
-                found = mapping.get(con_id)
-                if found is not None:
-                    return found
-            return None
-        return contracts.get(con_id)
 
     def size_increment(self, con_id: int) -> float:
-        found = self._increments.get(con_id)
+        found = self.increment_memo.get(con_id)
         if found is None:
-            contract = self.contract(con_id)
+            contract = self.contracts.get(con_id)
             found = size_increment(contract.size_increment if contract is not None else None)
-            self._increments[con_id] = found
+            self.increment_memo[con_id] = found
         return found
-
-    @functools.cached_property
-    def _increments(self) -> dict[int, float]:
-        # Memo of `size_increment`: a contract view chains two maps, and every order of a
-        # cycle asks several times.
-        return {}
 
     def fx_of(self, con_id: int) -> float | None:
         """Base-currency units per unit of the instrument's currency (its contract's, else its
@@ -324,6 +290,13 @@ class RiskContext:
     @functools.cached_property
     def _position_currencies(self) -> dict[int, str]:
         return {p.con_id: p.currency for p in self.account.positions}
+
+
+def merged_contracts(
+    actual: ActualState, extra_contracts: Iterable[ContractInfo]
+) -> dict[int, ContractInfo]:
+    """The snapshot's contracts, over the resolved targets' (`extra_contracts`) by conId."""
+    return {**{c.con_id: c for c in extra_contracts}, **actual.contracts}
 
 
 # ---------------------------------------------------------------- valuation
@@ -906,6 +879,7 @@ __all__ = [
     "RiskContext",
     "check_orders",
     "effective_limits",
+    "merged_contracts",
     "open_order_unit",
     "recheck_plan",
     "risk_price",
