@@ -252,7 +252,7 @@ def run_apply(size: int, latency: bool, rate: float | None = None) -> Run:
                 capture_output=True, text=True, timeout=RUN_TIMEOUT,
                 env=environment(work, CHECK_CLIENT_ID), cwd=work,
             )
-            if planned.returncode not in (0, 2):
+            if planned.returncode != 0:
                 return Run(note=f"reconcile plan failed: {planned.stderr[-300:]}")
             mark = len(sim.journal)
             env = environment(work, APPLY_CLIENT_ID)
