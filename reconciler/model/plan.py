@@ -1084,6 +1084,9 @@ def _account(a: Any, path: str) -> AccountPlan:
     if not _orders_look_valid(columns, rows):
         for j, row in enumerate(rows):  # find and name the first invalid order
             _order({"account": name, **dict(zip(columns, row, strict=True))}, f"{path}.orders[{j}]")
+        # The two checks are one rule written twice (per column for speed, per order to name
+        # the culprit): should they ever disagree, the stricter one refuses the file.
+        raise PlanFileError(f"{path}.orders: an order fails the plan's order checks")
     orders = _records(PlannedOrder, columns, rows, name)
     columns, rows = _read_table(a, "decisions", path)
     details = list(map(operator.itemgetter(columns.index("detail")), rows))
